@@ -1,0 +1,93 @@
+"""One error hierarchy.  Every error carries a hint the operator can act on and
+the exit code the CLI returns for it (see README "Exit codes")."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NodewallError(Exception):
+    """Base of every error nodewall raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        text = self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in an input file, 1-based line and column."""
+
+    file: str
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class InputError(NodewallError):
+    """Bad input: a profile, a nets_file, a selector.  Exit 2, kernel untouched."""
+
+    exit_code = 2
+
+    def __init__(self, loc: Loc, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.loc = loc
+
+    def render(self) -> str:
+        text = f"{self.loc}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class InputErrors(NodewallError):
+    """Several InputErrors collected in one pass (validate reports them all)."""
+
+    exit_code = 2
+
+    def __init__(self, errors: list[InputError]):
+        super().__init__(f"{len(errors)} error(s) in the input")
+        self.errors = errors
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
+
+
+class EnvironmentProblem(NodewallError):
+    """The machine lacks something: not root, no ipset binary, no bpffs, ..."""
+
+    exit_code = 1
+
+
+class KernelError(NodewallError):
+    """The kernel refused an operation (the transaction rolls back)."""
+
+    exit_code = 1
+
+
+class OwnershipError(NodewallError):
+    """Something nodewall does not own is in the way (a foreign XDP program, ...)."""
+
+    exit_code = 1
+
+
+class LockBusy(NodewallError):
+    """Another nodewall transaction holds the lock and --no-wait was given."""
+
+    exit_code = 1
+
+
+class NothingToDo(NodewallError):
+    """`apply --check` found the kernel already matches (exit 3)."""
+
+    exit_code = 3

@@ -1,0 +1,1 @@
+"""nodewall's Textual TUI.  Talks to the kernel only through nodewall.engine."""
