@@ -14,9 +14,10 @@ share the id and their counters are summed.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from .errors import Loc
 from .model import Failsafe, PortRange

@@ -6,9 +6,10 @@ semantic error (and the TUI's "jump to rule") can point at file:line:col.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from .errors import Loc
 

@@ -9,8 +9,9 @@ import ctypes
 import os
 import pickle
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EnvironmentProblem, NodewallError
 
