@@ -1,0 +1,70 @@
+"""Small pure formatting helpers: sizes, rates, sparklines, gauges.
+
+Everything here is plain text so that it reads the same with NO_COLOR, in a
+16-colour terminal and in a tmux capture."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def human(n: float, unit: str = "", base: int = 1000) -> str:
+    """1234 -> '1.2k', 5_000_000 -> '5.0M' (base 1024 for bytes)."""
+    n = float(n)
+    for suffix in ("", "k", "M", "G", "T"):
+        if abs(n) < base or suffix == "T":
+            if suffix == "":
+                text = f"{n:.0f}" if n == int(n) else f"{n:.1f}"
+            else:
+                text = f"{n:.1f}{suffix}"
+            return text + unit
+        n /= base
+    raise AssertionError("unreachable")
+
+
+def human_bytes(n: float) -> str:
+    return human(n, "B", 1024)
+
+
+def rate(per_second: float | None, unit: str = "/s") -> str:
+    if per_second is None:
+        return "-"
+    return human(per_second) + unit
+
+
+def byte_rate(per_second: float | None) -> str:
+    if per_second is None:
+        return "-"
+    return human(per_second, "B", 1024) + "/s"
+
+
+def sparkline(values: Sequence[float], width: int = 12) -> str:
+    """The last `width` values as block characters, scaled to their own maximum."""
+    vals = list(values)[-width:]
+    if not vals:
+        return ""
+    top = max(vals)
+    if top <= 0:
+        return BLOCKS[0] * len(vals)
+    steps = len(BLOCKS) - 1
+    return "".join(BLOCKS[min(steps, round(v / top * steps))] if v > 0 else BLOCKS[0]
+                   for v in vals)
+
+
+def gauge(fraction: float, width: int = 20) -> str:
+    """'[#########-----------]' with the fill clamped to 0..1."""
+    fraction = max(0.0, min(1.0, fraction))
+    filled = round(fraction * width)
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def parse_loc(loc: str) -> tuple[str, int, int] | None:
+    """'path/to/f.toml:12:5' -> ('path/to/f.toml', 12, 5); None when malformed."""
+    parts = loc.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], int(parts[1]), int(parts[2])
+    except ValueError:
+        return None

@@ -1,0 +1,90 @@
+"""What the screens show, kept between ticks: the latest StatusReport plus rates
+computed between consecutive reports and short histories for sparklines.
+
+Pure (no Textual): the app feeds it one report per tick from a worker's message."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from nodewall.engine.status_model import RuleStats, StatusReport
+
+HISTORY = 60  # samples kept per series (sparklines show the tail)
+
+
+@dataclass(frozen=True)
+class IfaceRate:
+    rx_bps: float | None  # bytes per second; None until two samples exist
+    tx_bps: float | None
+
+
+@dataclass(frozen=True)
+class RuleRate:
+    pps: float | None  # packets per second
+    bps: float | None  # bytes per second
+
+
+def _delta_rate(now: int, before: int | None, dt: float) -> float | None:
+    if before is None or dt <= 0:
+        return None
+    if now < before:  # counter reset (rule re-created, new generation): restart
+        return None
+    return (now - before) / dt
+
+
+class LiveState:
+    def __init__(self, history: int = HISTORY):
+        self.history = history
+        self.report: StatusReport | None = None
+        self.time: float | None = None
+        self.iface_rates: dict[str, IfaceRate] = {}
+        self.rule_rates: dict[str, RuleRate] = {}
+        self.rule_history: dict[str, deque[float]] = {}
+        self.ct_history: deque[float] = deque(maxlen=history)
+        self.ticks = 0
+
+    def update(self, report: StatusReport, now: float) -> None:
+        """Take the next report; `now` is used when the report has no timestamp."""
+        t = report.timestamp or now
+        prev, prev_t = self.report, self.time
+        dt = (t - prev_t) if prev_t is not None else 0.0
+        self._interfaces(report, prev, dt)
+        self._rules(report, prev, dt)
+        self.ct_history.append(float(report.conntrack.count))
+        self.report, self.time = report, t
+        self.ticks += 1
+
+    def _interfaces(self, report: StatusReport, prev: StatusReport | None, dt: float) -> None:
+        before = {i.name: i for i in prev.interfaces} if prev else {}
+        rates = {}
+        for iface in report.interfaces:
+            old = before.get(iface.name)
+            rates[iface.name] = IfaceRate(
+                _delta_rate(iface.rx_bytes, old.rx_bytes if old else None, dt),
+                _delta_rate(iface.tx_bytes, old.tx_bytes if old else None, dt))
+        self.iface_rates = rates
+
+    def _rules(self, report: StatusReport, prev: StatusReport | None, dt: float) -> None:
+        before = {r.id: r for r in prev.rules} if prev else {}
+        rates, history = {}, {}
+        for rule in report.rules:
+            old = before.get(rule.id)
+            rr = RuleRate(_delta_rate(rule.packets, old.packets if old else None, dt),
+                          _delta_rate(rule.bytes, old.bytes if old else None, dt))
+            rates[rule.id] = rr
+            series = self.rule_history.get(rule.id) or deque(maxlen=self.history)
+            if rr.pps is not None:
+                series.append(rr.pps)
+            history[rule.id] = series
+        self.rule_rates, self.rule_history = rates, history  # gone rules are dropped
+
+    def pps(self, rule_id: str) -> float:
+        rr = self.rule_rates.get(rule_id)
+        return rr.pps if rr and rr.pps is not None else 0.0
+
+    def busiest(self, n: int = 5) -> list[RuleStats]:
+        """Rules with the highest hit rate now (ties: most packets overall)."""
+        if self.report is None:
+            return []
+        ranked = sorted(self.report.rules, key=lambda r: (-self.pps(r.id), -r.packets, r.id))
+        return ranked[:n]
