@@ -7,10 +7,11 @@ import os
 import platform
 
 import pytest
-from conftest import in_ns, needs_root, sh
 from nodewall.engine import links, netns
 from nodewall.engine.status_model import InterfaceInfo
 from pyroute2 import IPRoute
+
+from tests.conftest import in_ns, needs_root, sh
 
 pytestmark = [needs_root, pytest.mark.kernel]
 
