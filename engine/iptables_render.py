@@ -8,8 +8,9 @@ in a kernel chain carries `nw:hook`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .desired import COMMENT_PREFIX, HOOK_RULE_ID, Family, Match, Rule, Target
 from .model import PortRange
@@ -184,9 +185,13 @@ def spec_text(spec: RuleSpec) -> str:
     return " ".join(spec_words(spec))
 
 
-def render_text(rule: Rule, family: Family) -> str:
-    """`-i eth0 -p tcp -m multiport --dports 22 -m comment --comment nw:abc -j ACCEPT`"""
-    return spec_text(rule_spec(rule, family))
+def render_text(rule: Rule, family: Family, comment: bool = True) -> str:
+    """`-i eth0 -p tcp -m multiport --dports 22 -m comment --comment "nw:abc" -j ACCEPT`
+    (without the comment module when `comment` is false)."""
+    spec = rule_spec(rule, family)
+    if not comment:
+        spec = replace(spec, matches=tuple(m for m in spec.matches if m.name != "comment"))
+    return spec_text(spec)
 
 
 def render_line(chain: str, rule: Rule, family: Family) -> str:
@@ -212,7 +217,7 @@ def _rule_classes() -> tuple[type, type]:
     We know which targets are chains, so that lookup is switched off."""
     global _RULE_CLASSES
     if _RULE_CLASSES is None:
-        import iptc  # noqa: PLC0415 - keeps text rendering importable without libiptc
+        import iptc
 
         class _Rule(iptc.Rule):
             tables = property(lambda self: [])
@@ -231,7 +236,7 @@ def to_iptc(spec: RuleSpec) -> Any:
     """Build an iptc.Rule / iptc.Rule6 (its entry buffer is `.rule`).  Parameters are
     parsed and checked by the xtables extensions themselves, so a bad value fails here,
     before anything is committed.  No kernel table is opened."""
-    import iptc  # noqa: PLC0415
+    import iptc
 
     rule_v4, rule_v6 = _rule_classes()
     rule = rule_v4() if spec.family == 4 else rule_v6()
