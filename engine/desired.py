@@ -156,6 +156,9 @@ class XdpInterface:
     iface: str
     rules: tuple[XdpRule, ...]  # in evaluation order; first match wins
     failsafe: tuple[Failsafe, ...]  # inbound failsafe, checked before the rules
+    # Outbound failsafe entries whose RETURN traffic must pass before the rules, as the
+    # raw chain accepts it first (match: protocol, SOURCE port == port, source in net).
+    failsafe_return: tuple[Failsafe, ...] = ()
 
 
 @dataclass(frozen=True)
