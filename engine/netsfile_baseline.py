@@ -1,0 +1,266 @@
+"""Incremental nets_file applies.
+
+A BaselineStore keeps, per nets_file (by absolute path), a byte copy of the file as
+last applied and its member counts:
+
+    <root>/<sha1(abs path)>.nets     the copy (shutil.copyfile: sendfile, no Python loop)
+    <root>/<sha1(abs path)>.json     {"path": ..., "count_v4": n, "count_v6": n}
+
+file_delta() compares the copy with the current file at memcmp speed (common prefix,
+then common suffix, both cut at line boundaries) and returns only the differing
+region, so a one-line edit of a 1M-line file is validated and applied without
+parsing the unchanged bulk.
+
+Multiset rule (duplicates are legal in a nets_file, the kernel set holds each member
+once): a member is *added* when the new region holds it more often than the old
+region; it is *removed* only when the old region held it more often than the new
+region AND no line of the unchanged part of the new file (prefix + suffix) denotes
+the same member (same network after normalization, any spelling).  That last check
+is a C-speed literal search of the unchanged bytes for the member's fixed leading
+octets (v4) or for ':' (v6 lines), each hit being normalized with ipaddress; only a
+v4 member shorter than /8 (no fixed octet) falls back to normalizing every v4 line.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import mmap
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .netsfile import clean_chunk
+
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Baseline:
+    copy_path: Path
+    count_v4: int
+    count_v6: int
+
+
+@dataclass(frozen=True)
+class FileDelta:
+    """old[start:old_end] was replaced by new[start:new_end]; both are whole lines."""
+
+    old_region: bytes
+    new_region: bytes
+    start: int
+    old_end: int
+    new_end: int
+    new_path: Path
+    new_size: int
+
+    @property
+    def unchanged(self) -> bool:
+        return self.old_region == self.new_region
+
+
+class BaselineStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _stem(self, path: Path) -> Path:
+        key = hashlib.sha1(str(Path(path).absolute()).encode()).hexdigest()
+        return self.root / key
+
+    def get(self, path: Path) -> Baseline | None:
+        stem = self._stem(path)
+        copy, meta = stem.with_suffix(".nets"), stem.with_suffix(".json")
+        try:
+            data = json.loads(meta.read_text())
+            v4, v6 = int(data["count_v4"]), int(data["count_v6"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not copy.is_file():
+            return None
+        return Baseline(copy, v4, v6)
+
+    def put(self, path: Path, counts: tuple[int, int]) -> Baseline:
+        """Record `path` as applied with (count_v4, count_v6).  Atomic per file."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stem = self._stem(path)
+        copy, meta = stem.with_suffix(".nets"), stem.with_suffix(".json")
+        tmp_copy, tmp_meta = stem.with_suffix(".nets.tmp"), stem.with_suffix(".json.tmp")
+        meta.unlink(missing_ok=True)  # no stale counts beside a new copy
+        shutil.copyfile(path, tmp_copy)
+        os.replace(tmp_copy, copy)
+        tmp_meta.write_text(json.dumps({"path": str(Path(path).absolute()),
+                                        "count_v4": counts[0], "count_v6": counts[1]}))
+        os.replace(tmp_meta, meta)
+        return Baseline(copy, counts[0], counts[1])
+
+    def drop(self, path: Path) -> None:
+        stem = self._stem(path)
+        for suffix in (".nets", ".json"):
+            stem.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def _common_prefix(a: mmap.mmap | bytes, b: mmap.mmap | bytes, limit: int) -> int:
+    n = 0
+    while n < limit:
+        step = min(_BLOCK, limit - n)
+        if a[n:n + step] == b[n:n + step]:
+            n += step
+            continue
+        while step > 64:  # bisect inside the block
+            half = step // 2
+            if a[n:n + half] == b[n:n + half]:
+                n += half
+                step -= half
+            else:
+                step = half
+        while n < limit and a[n] == b[n]:
+            n += 1
+        return n
+    return n
+
+
+def _common_suffix(a: mmap.mmap | bytes, b: mmap.mmap | bytes, limit: int) -> int:
+    la, lb = len(a), len(b)
+    n = 0
+    while n < limit:
+        step = min(_BLOCK, limit - n)
+        if a[la - n - step:la - n] == b[lb - n - step:lb - n]:
+            n += step
+            continue
+        while step > 64:
+            half = step // 2
+            if a[la - n - half:la - n] == b[lb - n - half:lb - n]:
+                n += half
+                step -= half
+            else:
+                step = half
+        while n < limit and a[la - n - 1] == b[lb - n - 1]:
+            n += 1
+        return n
+    return n
+
+
+def _map(path: Path) -> tuple[mmap.mmap | bytes, int]:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b"", 0
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
+
+
+def _line_start(buf: mmap.mmap | bytes, pos: int, region_start: int) -> bool:
+    return pos == region_start or buf[pos - 1:pos] == b"\n"
+
+
+def file_delta(old: Path, new: Path, max_region: int = 16 << 20) -> FileDelta | None:
+    """The differing line region of `new` against `old` (the baseline copy), or None
+    when there is no baseline or the region is larger than `max_region` bytes."""
+    try:
+        a, la = _map(old)
+        b, lb = _map(new)
+    except OSError:
+        return None
+    try:
+        p = _common_prefix(a, b, min(la, lb))
+        if p < min(la, lb) or la != lb:  # align to the start of the differing line
+            p = b.rfind(b"\n", 0, p) + 1 if p else 0
+        s = _common_suffix(a, b, min(la, lb) - p)
+        if s and not (_line_start(a, la - s, p) and _line_start(b, lb - s, p)):
+            nl = b.find(b"\n", lb - s, lb)  # the next line start is common to both
+            s = lb - nl - 1 if nl >= 0 else 0
+        old_end, new_end = la - s, lb - s
+        if old_end - p > max_region or new_end - p > max_region:
+            return None
+        return FileDelta(bytes(a[p:old_end]), bytes(b[p:new_end]), p, old_end, new_end,
+                         Path(new).absolute(), lb)
+    finally:
+        for m in (a, b):
+            if isinstance(m, mmap.mmap):
+                m.close()
+
+
+def _normalized(region: bytes, family: int) -> Counter[str]:
+    members: Counter[str] = Counter()
+    if not region:
+        return members
+    chunk = region if region.endswith(b"\n") else region + b"\n"
+    for raw in clean_chunk(chunk, family).split():
+        members[str(ipaddress.ip_network(raw.decode(), strict=False))] += 1
+    return members
+
+
+def _line_at(buf: mmap.mmap | bytes, pos: int) -> bytes:
+    start = buf.rfind(b"\n", 0, pos) + 1
+    end = buf.find(b"\n", pos)
+    return buf[start:end if end >= 0 else len(buf)]
+
+
+def _line_member(line: bytes, family: int) -> list[str]:
+    """Normalized members written on one line (0, 1, or 2 for a split /0)."""
+    out = clean_chunk(line + b"\n", family)
+    return [str(ipaddress.ip_network(r.decode(), strict=False)) for r in out.split()]
+
+
+def _blocks(buf: mmap.mmap | bytes, lo: int, hi: int) -> list[bytes]:
+    """buf[lo:hi] in blocks of whole lines (lo is a line start)."""
+    out, pos = [], lo
+    while pos < hi:
+        end = min(hi, pos + _BLOCK)
+        if end < hi:
+            nl = buf.rfind(b"\n", pos, end)
+            end = nl + 1 if nl >= 0 else hi
+        out.append(buf[pos:end])
+        pos = end
+    return out
+
+
+def _still_present(buf: mmap.mmap | bytes, ranges: list[tuple[int, int]],
+                   member: str, family: int) -> bool:
+    """Does a line inside `ranges` of `buf` denote `member`?"""
+    net = ipaddress.ip_network(member)
+    if family == 6:
+        needle = b":"
+    else:
+        fixed = net.prefixlen // 8
+        needle = (".".join(str(net.network_address).split(".")[:fixed]) + ".").encode() \
+            if fixed else b""
+    for lo, hi in ranges:
+        if not needle:  # shorter than /8: normalize every line of the range
+            if any(member in _normalized(block, family) for block in _blocks(buf, lo, hi)):
+                return True
+            continue
+        pos = buf.find(needle, lo, hi)
+        seen_line = -1
+        while pos >= 0:
+            line_start = buf.rfind(b"\n", 0, pos) + 1
+            if line_start != seen_line:
+                seen_line = line_start
+                line = _line_at(buf, pos)
+                if member in _line_member(line, family):
+                    return True
+            nl = buf.find(b"\n", pos, hi)
+            if nl < 0:
+                break
+            pos = buf.find(needle, nl, hi)
+    return False
+
+
+def delta_members(delta: FileDelta, family: int) -> tuple[list[str], list[str]]:
+    """(added, removed) normalized members of `family` for the kernel set (see the
+    module docstring for the multiset rule).  /0 appears as its two /1 halves."""
+    new = _normalized(delta.new_region, family)
+    old = _normalized(delta.old_region, family)
+    added = sorted((new - old).keys())
+    candidates = sorted((old - new).keys())
+    if not candidates:
+        return added, []
+    buf, size = _map(delta.new_path)
+    try:
+        ranges = [(0, delta.start), (delta.new_end, size)]
+        removed = [m for m in candidates if not _still_present(buf, ranges, m, family)]
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+    return added, removed
