@@ -92,26 +92,27 @@ def netns_pids(ns: str) -> list[int]:
 
 def kill_pids(pids: Sequence[int], grace_s: float = 3.0) -> None:
     """SIGTERM, wait up to GRACE_S, then SIGKILL whatever is left."""
-    alive = []
+    running = []
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
-            alive.append(pid)
+            running.append(pid)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace_s
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        if alive:
+    while running and time.monotonic() < deadline:
+        running = [p for p in running if alive(p)]
+        if running:
             time.sleep(0.05)
-    for pid in alive:
+    for pid in running:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether PID runs (a zombie does not; our own dead children get reaped)."""
     try:  # reap it if it is our child, so it does not linger as a zombie
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
