@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import lab_net
+from . import lab_net, lab_traffic
 from .errors import EnvironmentProblem, KernelError
 from .lab_net import LabNames
 from .netns import exists as netns_exists
@@ -116,13 +116,13 @@ def _redis_answers(host: str, port: int, deadline: float) -> bool:
     return False
 
 
-def _start_traffic(names: LabNames, rdir: Path, duration: int) -> int:
+def _start_traffic(names: LabNames, rdir: Path, duration: int, rate: float) -> int:
     log = open(rdir / "traffic.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", names.client, sys.executable, "-m",
              "nodewall.engine.lab_traffic", "--duration", str(duration),
-             "--rate", str(DEFAULT_RATE), "--port", str(REDIS_PORT),
+             "--rate", str(rate), "--port", str(REDIS_PORT),
              "--pidfile", str(rdir / "traffic.pid")],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     finally:
@@ -132,10 +132,16 @@ def _start_traffic(names: LabNames, rdir: Path, duration: int) -> int:
     return proc.pid
 
 
-def lab_up(prefix: str = "nwlab", duration: int = 1800) -> LabInfo:
-    """Build the lab (tearing an existing one with this prefix down first)."""
+def lab_up(prefix: str = "nwlab", duration: int = 1800, *, traffic: bool = True,
+           rate: float = DEFAULT_RATE) -> LabInfo:
+    """Build the lab (tearing an existing one with this prefix down first).  The
+    traffic generator runs DURATION seconds at RATE ops/s; traffic=False leaves the
+    client quiet (tests that send their own packets)."""
     if duration <= 0:
         raise EnvironmentProblem("lab duration must be positive", hint="--duration 1800")
+    if not 0 < rate <= lab_traffic.MAX_RATE:
+        raise EnvironmentProblem(f"lab traffic rate must be in (0, {lab_traffic.MAX_RATE:g}]",
+                                 hint=f"the default is {DEFAULT_RATE:g} ops/s")
     names = _names(prefix)
     lab_down(prefix)
     rdir = run_dir(prefix)
@@ -149,7 +155,8 @@ def lab_up(prefix: str = "nwlab", duration: int = 1800) -> LabInfo:
             raise KernelError(f"redis in {names.server} did not answer within "
                               f"{READY_TIMEOUT_S:g}s", hint=f"see {rdir / 'redis.log'}")
         deadline = time.time() + duration
-        _start_traffic(names, rdir, duration)
+        if traffic:
+            _start_traffic(names, rdir, duration, rate)
         (rdir / "lab.json").write_text(json.dumps({"deadline": deadline,
                                                    "duration": duration}))
     except BaseException:

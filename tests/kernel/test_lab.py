@@ -162,12 +162,13 @@ def test_lab_down_removes_everything():
 
 
 @needs_root
-def test_lab_up_again_rebuilds_cleanly():
+def test_lab_up_again_rebuilds_cleanly_and_can_stay_quiet():
     prefix = _prefix()
     try:
         first = lab.lab_up(prefix, duration=300)
-        second = lab.lab_up(prefix, duration=300)
+        second = lab.lab_up(prefix, duration=300, traffic=False)
         assert not lab_net.alive(first.redis_pid) and not lab_net.alive(first.traffic_pid)
+        assert second.traffic_pid is None  # a quiet lab for tests that send their own
         assert second.redis_pid != first.redis_pid
         inside = lab_net.netns_pids(second.server_ns)
         assert second.redis_pid in inside and first.redis_pid not in inside
