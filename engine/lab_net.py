@@ -84,10 +84,12 @@ def enable_conntrack(ns: str) -> None:
 
 
 def netns_pids(ns: str) -> list[int]:
+    """Processes inside namespace NS, never the calling one (`nodewall demo` enters
+    the lab's server namespace and tears the lab down from there)."""
     if not netns_exists(ns):
         return []
     res = run("ip", "netns", "pids", ns, check=False)
-    return [int(p) for p in res.stdout.split() if p.isdigit()]
+    return [int(p) for p in res.stdout.split() if p.isdigit() and int(p) != os.getpid()]
 
 
 def kill_pids(pids: Sequence[int], grace_s: float = 3.0) -> None:

@@ -191,3 +191,15 @@ def test_traffic_generator_stops_by_itself():
         assert lab.lab_status(prefix).redis_pid  # Redis stays until lab down
     finally:
         lab.lab_down(prefix)
+
+
+@needs_root
+def test_lab_down_from_inside_the_lab_spares_the_caller():
+    """`nodewall demo` runs inside the server namespace and tears the lab down there."""
+    prefix = _prefix()
+    try:
+        info = lab.lab_up(prefix, duration=300, traffic=False)
+        netns.run_in_netns(info.server_ns, lab.lab_down, prefix)  # the child survives it
+        assert lab.lab_status(prefix) is None
+    finally:
+        lab.lab_down(prefix)
