@@ -1,0 +1,397 @@
+"""The nodewall TUI.  `run()` is what `nodewall tui` calls (after entering --netns);
+`make_app()` builds the app for tests with an injected service factory.
+
+All engine work runs in thread workers (EngineClient serializes the calls) and
+comes back as messages; the UI thread never calls the Service."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .client import EngineClient
+from .files import Buffer
+from .guard import Guard, mutating
+from .live import LiveState
+from .messages import Applied, Connected, Decided, EngineFailed, SampleArrived, StatusArrived
+from .screens.apply import ApplyScreen
+from .screens.base import NwScreen
+from .screens.conntrack import ConntrackScreen
+from .screens.dashboard import DashboardScreen
+from .screens.dialogs import HelpScreen, QuitDialog
+from .screens.profiles import ProfilesScreen
+from .screens.rules import RulesScreen
+from .status_text import state_parts
+
+MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
+SAMPLE_EVERY = 5.0  # seconds between conntrack samples (on the conntrack screen only)
+GLOBAL_HELP = """Global keys
+  1 2 3 4 5   dashboard, rules, conntrack, profiles, apply
+  q           quit (asks while changes wait for keep/revert or edits are unsaved)
+  ?           this help            ctrl+p  command palette
+  p           pause / resume       + / -   refresh faster / slower
+  k / r       keep / revert a pending apply while its countdown runs
+"""
+
+
+def render_error(exc: BaseException) -> str:
+    render = getattr(exc, "render", None)
+    return render() if callable(render) else f"{type(exc).__name__}: {exc}"
+
+
+class NodewallApp(App):
+    CSS_PATH = "nodewall.tcss"
+    TITLE = "nodewall"
+    MODES: ClassVar[dict] = {"dashboard": DashboardScreen, "rules": RulesScreen,
+             "conntrack": ConntrackScreen, "profiles": ProfilesScreen, "apply": ApplyScreen}
+    DEFAULT_MODE = "dashboard"
+    BINDINGS: ClassVar[list] = [
+        *(Binding(str(i), f"switch_mode('{m}')", m.title(), show=False)
+          for i, m in enumerate(MODES, start=1)),
+        Binding("q", "quit_app", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("p", "pause", "Pause", show=False),
+        Binding("plus", "faster", "Faster", show=False),
+        Binding("minus", "slower", "Slower", show=False),
+        Binding("k", "keep", "Keep"),
+        Binding("r", "revert", "Revert"),
+    ]
+
+    def __init__(self, service_factory: Callable[[], Any], profiles: Iterable[Path] = (), *,
+                 interval: float = 1.0, readonly: bool = False, confirm_timeout: float = 30.0,
+                 clock: Callable[[], float] = time.time, sample_every: float = SAMPLE_EVERY):
+        super().__init__()
+        self.guard = Guard(readonly, "--readonly" if readonly else "")
+        self.client = EngineClient(service_factory, self.guard)
+        self.client_ready = False
+        self.profiles = [Path(p) for p in profiles]
+        self.buffers: dict[Path, Buffer] = {p: Buffer.load(p) for p in self.profiles}
+        self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, interval))
+        self.confirm_timeout = confirm_timeout
+        self.clock = clock
+        self.sample_every = sample_every
+        self.state = LiveState()
+        self.sample = None
+        self.sample_error = ""
+        self.paused = False
+        self.pending = None  # PendingConfirm while an apply waits for keep/revert
+        self.outcome = ""  # what became of the last apply ("kept ...", "reverted ...")
+        self.error = ""  # the last failed status/connect call
+        self.skipped_ticks = 0
+        self._status_busy = self._sample_busy = self._connecting = self._deciding = False
+        self._sample_at: float | None = None
+        self._mut_seq = 0
+        self._timer = None
+        self.screens_by_mode: dict[str, NwScreen] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(self.interval, self.tick)
+        self.set_interval(1.0, self.second)
+        self.tick()
+
+    def tick(self) -> None:
+        """One refresh: at most one status call in flight; a busy tick is skipped."""
+        if not self.client_ready:
+            if not self._connecting:
+                self._connecting = True
+                self._connect()
+            return
+        if self.paused:
+            return
+        self.request_status()
+
+    def request_status(self) -> bool:
+        if self._status_busy or not self.client_ready:
+            self.skipped_ticks += 1
+            return False
+        self._status_busy = True
+        self._fetch_status()
+        return True
+
+    def second(self) -> None:
+        """Once a second: countdown, overdue reverts, the conntrack sample cadence."""
+        if self.pending is not None and self.clock() >= self.pending.deadline:
+            self.request_status()  # show the watcher's revert as soon as it happens
+        if (isinstance(self.screen, ConntrackScreen) and not self.paused
+                and (self._sample_at is None
+                     or self.clock() - self._sample_at >= self.sample_every)):
+            self.request_sample()
+        self.update_bars()
+
+    def request_sample(self) -> None:
+        if self._sample_busy or not self.client_ready:
+            return
+        self._sample_busy = True
+        self._sample_at = self.clock()
+        self._fetch_sample()
+
+    # -- workers (thread) ------------------------------------------------------------------
+    @work(thread=True, group="connect", exit_on_error=False)
+    def _connect(self) -> None:
+        try:
+            self.post_message(Connected(self.client.connect()))
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, retried next tick
+            self.post_message(EngineFailed("connect", render_error(exc)))
+
+    @work(thread=True, group="status", exit_on_error=False)
+    def _fetch_status(self) -> None:
+        try:
+            seq, report = self.client.status()
+            self.post_message(StatusArrived(report, self.clock(), seq))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(EngineFailed("status", render_error(exc)))
+
+    @work(thread=True, group="sample", exit_on_error=False)
+    def _fetch_sample(self) -> None:
+        try:
+            self.post_message(SampleArrived(self.client.conntrack_sample()))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(EngineFailed("conntrack sample", render_error(exc)))
+
+    @work(thread=True, group="apply", exit_on_error=False)
+    def _apply(self, paths: list[Path], timeout: float | None) -> None:
+        try:
+            seq, result = self.client.apply(paths, timeout)
+            self.post_message(Applied(result, seq))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(EngineFailed("apply", render_error(exc)))
+
+    @work(thread=True, group="decide", exit_on_error=False)
+    def _decide(self, keep: bool) -> None:
+        try:
+            seq = self.client.confirm() if keep else self.client.rollback()
+            self.post_message(Decided(keep, seq))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(EngineFailed("keep" if keep else "revert", render_error(exc)))
+
+    # -- results (UI thread) -----------------------------------------------------------------
+    def on_connected(self, msg: Connected) -> None:
+        self._connecting = False
+        self.client_ready = True
+        self.error = ""
+        if not msg.is_root:
+            self.guard.make_readonly("not root: showing what can be read")
+            self.readonly_changed()
+        self.request_status()
+
+    def on_status_arrived(self, msg: StatusArrived) -> None:
+        self._status_busy = False
+        self.error = ""
+        self.state.update(msg.report, msg.received)
+        if msg.seq > self._mut_seq:
+            self._reconcile_pending(msg.report)
+        if isinstance(self.screen, NwScreen):
+            self.screen.show(self.state)
+        self.update_bars()
+
+    def _reconcile_pending(self, report) -> None:
+        """The report is newer than our last keep/revert/apply: it is the truth."""
+        mine, now = self.pending, report.pending_confirm
+        if mine is not None and now is None:
+            if report.generation == mine.generation:
+                self.outcome = f"generation {mine.generation} kept"
+            else:
+                why = "confirm timeout" if self.clock() >= mine.deadline else "rolled back"
+                self.outcome = (f"reverted to generation {report.generation} ({why})")
+                self.notify(f"changes {self.outcome}", severity="warning", timeout=10)
+        self.pending = now
+        if (mine is None) != (now is None):
+            self.refresh_bindings()
+
+    def on_sample_arrived(self, msg: SampleArrived) -> None:
+        self._sample_busy = False
+        self.sample = msg.sample
+        if isinstance(self.screen, ConntrackScreen):
+            self.screen.show_sample(msg.sample)
+
+    def on_engine_failed(self, msg: EngineFailed) -> None:
+        if msg.what == "connect":
+            self._connecting = False
+            self.error = f"cannot start the engine: {msg.text}"
+        elif msg.what == "status":
+            self._status_busy = False
+            self.error = f"status: {msg.text}"
+        elif msg.what == "conntrack sample":
+            self._sample_busy = False
+            self.sample_error = msg.text
+        else:
+            self._deciding = False
+            self.notify(f"{msg.what} failed: {msg.text}", severity="error", timeout=15)
+            screen = self.screens_by_mode.get("apply")
+            if screen is not None and msg.what == "apply":
+                screen.show_result(f"apply failed: {msg.text}")
+        self.update_bars()
+
+    def on_applied(self, msg: Applied) -> None:
+        r = msg.result
+        self._mut_seq = max(self._mut_seq, msg.seq)
+        self.pending = r.pending_confirm
+        self.outcome = (f"applied generation {r.generation} in {r.duration_s:.2f}s"
+                        if r.changed else f"nothing changed (generation {r.generation})")
+        screen = self.screens_by_mode.get("apply")
+        if screen is not None:
+            warn = "".join(f"\nwarning: {w}" for w in r.warnings)
+            screen.show_result(self.outcome + warn)
+        self.refresh_bindings()
+        self.update_bars()
+        self.request_status()
+
+    def on_decided(self, msg: Decided) -> None:
+        self._deciding = False
+        self._mut_seq = max(self._mut_seq, msg.seq)
+        gen = self.pending.generation if self.pending else "?"
+        self.outcome = f"generation {gen} kept" if msg.kept else "changes reverted (r)"
+        self.pending = None
+        self.refresh_bindings()
+        self.update_bars()
+        self.request_status()
+
+    # -- screens -----------------------------------------------------------------------------
+    def register_screen(self, screen: NwScreen) -> None:
+        self.screens_by_mode[screen.MODE] = screen
+
+    def screen_resumed(self, screen: NwScreen) -> None:
+        screen.show(self.state)
+        self.update_bars(screen)
+        if isinstance(screen, ConntrackScreen) and self.sample is None:
+            self.request_sample()
+
+    def update_bars(self, screen: Screen | None = None) -> None:
+        screen = screen or self.screen
+        if isinstance(screen, NwScreen) and screen.is_mounted:
+            screen.update_bars(self.interval, self.paused, state_parts(self))
+
+    def readonly_changed(self) -> None:
+        prof = self.screens_by_mode.get("profiles")
+        if prof is not None:
+            prof.readonly_changed()
+        self.refresh_bindings()
+        self.update_bars()
+
+    def buffer_for(self, path: Path) -> Buffer:
+        for key, buf in self.buffers.items():
+            if key == path or key.resolve() == Path(path).resolve():
+                return buf
+        buf = self.buffers[Path(path)] = Buffer.load(Path(path))
+        return buf
+
+    def open_rule_source(self, rule) -> None:
+        from .fmt import parse_loc
+        loc = parse_loc(rule.loc) if rule.loc else None
+        if loc is None:
+            self.notify(f"rule {rule.id} has no source location", severity="warning")
+            return
+        self.run_worker(self._open_source(*loc), group="open-source")
+
+    async def _open_source(self, file: str, line: int, col: int) -> None:
+        await self.switch_mode("profiles")
+        self.screens_by_mode["profiles"].open_at(Path(file), line, col)
+
+    def render_error(self, exc: BaseException) -> str:
+        return render_error(exc)
+
+    # -- actions -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("keep", "revert") and self.pending is None:
+            return False
+        return self.guard.check_action(action)
+
+    def start_apply(self) -> None:
+        if self.guard.permit("apply", self.notify):
+            self._apply(list(self.profiles), self.confirm_timeout)
+
+    @mutating
+    def action_keep(self) -> None:
+        if self.pending is None or self._deciding:
+            return
+        self._deciding = True
+        self._decide(True)
+
+    @mutating
+    def action_revert(self) -> None:
+        if self.pending is None or self._deciding:
+            return
+        self._deciding = True
+        self._decide(False)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.update_bars()
+
+    def set_interval_seconds(self, seconds: float) -> None:
+        self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, seconds))
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_interval(self.interval, self.tick)
+        self.update_bars()
+
+    def action_faster(self) -> None:
+        self.set_interval_seconds(self.interval / 2)
+
+    def action_slower(self) -> None:
+        self.set_interval_seconds(self.interval * 2)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        text = GLOBAL_HELP
+        if isinstance(screen, NwScreen):
+            keys = "\n".join(f"  {b.key:<11} {b.description}" for b in screen.BINDINGS)
+            text += f"\nThis screen ({screen.MODE})\n{keys}\n\n{screen.HELP}"
+        self.push_screen(HelpScreen(text))
+
+    def action_quit_app(self) -> None:
+        reasons = []
+        if self.pending is not None:
+            left = max(0, round(self.pending.deadline - self.clock()))
+            reasons.append(f"generation {self.pending.generation} waits for keep: the engine "
+                           f"reverts it in {left}s unless kept (k)")
+        dirty = [b.path.name for b in self.buffers.values() if b.dirty]
+        if dirty:
+            reasons.append(f"unsaved edits in {', '.join(dirty)}")
+        if not reasons:
+            self.exit(0)
+            return
+        self.push_screen(QuitDialog("\n".join(reasons) + "\n\nQuit anyway?"),
+                         lambda yes: self.exit(0) if yes else None)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode in self.MODES:
+            yield SystemCommand(f"Go to {mode}", f"show the {mode} screen",
+                                partial(self.switch_mode, mode))
+        yield SystemCommand("Pause / resume refresh", "stop or restart the ticks",
+                            self.action_pause)
+        yield SystemCommand("Refresh faster", "halve the interval", self.action_faster)
+        yield SystemCommand("Refresh slower", "double the interval", self.action_slower)
+        if self.pending is not None:
+            yield SystemCommand("Keep pending changes", "confirm the apply", self.action_keep)
+            yield SystemCommand("Revert pending changes", "roll back now", self.action_revert)
+        yield SystemCommand("Diff profiles", "show the plan (apply screen)",
+                            partial(self._on_apply_screen, "diff"))
+        yield SystemCommand("Apply profiles", "apply with a confirm timeout",
+                            partial(self._on_apply_screen, "apply"))
+
+    async def _on_apply_screen(self, action: str) -> None:
+        await self.switch_mode("apply")
+        await self.screens_by_mode["apply"].run_action(action)
+
+
+def make_app(service_factory: Callable[[], Any], profiles: Iterable[Path] = (), *,
+             interval: float = 1.0, readonly: bool = False, **kwargs) -> NodewallApp:
+    return NodewallApp(service_factory, profiles, interval=interval, readonly=readonly, **kwargs)
+
+
+def run(service_factory: Callable[[], Any], profiles: list[Path], *, interval: float,
+        readonly: bool, confirm_timeout: float = 30.0) -> int:
+    app = make_app(service_factory, profiles, interval=interval, readonly=readonly,
+                   confirm_timeout=confirm_timeout)
+    code = app.run()
+    return int(code or 0)

@@ -1,0 +1,71 @@
+"""The TUI's only way to the engine: wraps the injected Service factory.
+
+Called from thread workers only (never the UI thread).  One lock serializes every
+call (the Service is safe from one thread at a time); the mutating calls check the
+read-only guard again, so a binding that slipped through still cannot change the
+kernel."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .guard import Guard
+
+
+class EngineClient:
+    def __init__(self, factory: Callable[[], Any], guard: Guard):
+        self._factory = factory
+        self._guard = guard
+        self._service: Any = None
+        self._lock = threading.Lock()
+        self._seq = 0  # numbers every call in the order the engine saw them
+
+    def connect(self) -> bool:
+        """Build the Service (may touch the kernel); returns whether it runs as root."""
+        with self._lock:
+            if self._service is None:
+                self._service = self._factory()
+            return bool(getattr(self._service, "is_root", False))
+
+    @property
+    def connected(self) -> bool:
+        return self._service is not None
+
+    def _call(self, name: str, *args, **kwargs):
+        return self._seq_call(name, *args, **kwargs)[1]
+
+    def _seq_call(self, name: str, *args, **kwargs) -> tuple[int, Any]:
+        with self._lock:
+            if self._service is None:
+                self._service = self._factory()
+            self._seq += 1
+            return self._seq, getattr(self._service, name)(*args, **kwargs)
+
+    # -- read-only ------------------------------------------------------------------
+    def status(self) -> tuple[int, Any]:
+        """(sequence number, StatusReport)."""
+        return self._seq_call("status")
+
+    def conntrack_sample(self, limit: int = 2000):
+        return self._call("conntrack_sample", limit)
+
+    def validate(self, paths: Sequence[Path]):
+        return self._call("validate", list(paths))
+
+    def diff(self, paths: Sequence[Path]):
+        return self._call("diff", list(paths))
+
+    # -- mutating: through the guard ------------------------------------------------
+    def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
+        self._guard.require("apply")
+        return self._seq_call("apply", list(paths), confirm_timeout=confirm_timeout)
+
+    def confirm(self) -> int:
+        self._guard.require("keep")
+        return self._seq_call("confirm")[0]
+
+    def rollback(self) -> int:
+        self._guard.require("revert")
+        return self._seq_call("rollback")[0]

@@ -1,0 +1,1 @@
+"""The TUI's screens (one Textual mode each) and its modal dialogs."""

@@ -1,0 +1,89 @@
+"""Dashboard: interfaces, conntrack gauge/history/per-CPU, busiest rules."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, Static
+
+from .. import fmt
+from .base import NwScreen
+
+CT_WARN = 0.8  # warn above 80 % full
+CPU_FIELDS = ("insert_failed", "drop", "early_drop")
+
+
+def conntrack_lines(state, width: int = 20) -> tuple[str, str | None]:
+    """('count/max gauge' + newline + 'history' text, warning line or None)."""
+    ct = state.report.conntrack
+    line = (f"{ct.count}/{ct.max or '?'} {fmt.gauge(ct.fill, width)} {ct.fill:.1%}\n"
+            f"history {fmt.sparkline(state.ct_history, 30)}")
+    warn = None
+    if ct.max and ct.fill > CT_WARN:
+        warn = (f"! conntrack {ct.fill:.0%} full: new flows drop when it fills; "
+                "untrack busy flows (do_not_track)")
+    return line, warn
+
+
+class DashboardScreen(NwScreen):
+    MODE = "dashboard"
+    HELP = ("Interfaces with rx/tx rates between ticks, XDP program and the host\n"
+            "endpoint covering each; conntrack fill, history and per-CPU errors;\n"
+            "the rules with the highest hit rate right now.")
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="dash"):
+            yield Label("Interfaces", classes="section")
+            yield DataTable(id="ifaces", cursor_type="row", show_cursor=False)
+            yield Label("Conntrack", classes="section")
+            with Horizontal(id="ct-row"):
+                with Vertical(id="ct-left"):
+                    yield Static("waiting for the first report...", id="ct-gauge")
+                    yield Static("", id="ct-warn")
+                yield DataTable(id="ct-cpus", show_cursor=False)
+            yield Label("Busiest rules", classes="section")
+            yield DataTable(id="top-rules", cursor_type="row", show_cursor=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#ifaces", DataTable).add_columns(
+            "iface", "state", "addresses", "rx/s", "tx/s", "XDP", "endpoint")
+        self.query_one("#ct-cpus", DataTable).add_columns("cpu", "ins_fail", "drop", "e_drop")
+        self.query_one("#top-rules", DataTable).add_columns(
+            "policy", "rule", "action", "backend", "rate", "history")
+
+    def show(self, state) -> None:
+        report = state.report
+        if report is None:
+            return
+        self._interfaces(state)
+        line, warn = conntrack_lines(state)
+        self.query_one("#ct-gauge", Static).update(line)
+        warn_w = self.query_one("#ct-warn", Static)
+        warn_w.update(warn or "")
+        warn_w.set_class(warn is not None, "alert")
+        cpus = self.query_one("#ct-cpus", DataTable)
+        cpus.clear()
+        for c in report.conntrack.per_cpu:
+            cpus.add_row(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))
+        top = self.query_one("#top-rules", DataTable)
+        top.clear()
+        for r in state.busiest(5):
+            top.add_row(r.policy, f"{r.direction[:2]}[{r.index}]", r.action, r.backend,
+                        fmt.rate(state.rule_rates[r.id].pps, "p/s"),
+                        fmt.sparkline(state.rule_history.get(r.id, ()), 10))
+
+    def _interfaces(self, state) -> None:
+        table = self.query_one("#ifaces", DataTable)
+        table.clear()
+        for i in state.report.interfaces:
+            rate = state.iface_rates.get(i.name)
+            addrs = i.addresses[0] if i.addresses else "-"
+            if len(i.addresses) > 1:
+                addrs += f" +{len(i.addresses) - 1}"
+            xdp = "-"
+            if i.xdp_mode:
+                owner = "" if i.xdp_owned else " (foreign)"
+                xdp = f"{i.xdp_mode} {i.xdp_prog_name or i.xdp_prog_id or ''}{owner}".strip()
+            table.add_row(i.name, i.state, addrs,
+                          fmt.byte_rate(rate.rx_bps if rate else None),
+                          fmt.byte_rate(rate.tx_bps if rate else None),
+                          xdp, i.host_endpoint or "-")

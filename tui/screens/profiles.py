@@ -1,0 +1,332 @@
+"""Profiles: host endpoints, network sets and untracked policies as forms, and the
+raw TOML in an editor; live validation through the engine (the CLI's messages);
+saving writes the tomlkit text atomically (comments and formatting kept)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextArea, Tree
+from tomlkit.exceptions import ParseError
+
+from ..files import Buffer, validate_text
+from ..guard import mutating
+from ..messages import Validated
+from ..tomldoc import FIELDS, FormError, Node, ProfileDoc
+from .base import NwScreen
+
+VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
+
+
+class ProfilesScreen(NwScreen):
+    MODE = "profiles"
+    HELP = ("Forms: pick a host endpoint, network set or untracked rule in the tree;\n"
+            "edit fields and press enter to write them into the TOML (comments kept).\n"
+            "i / e add an ingress / egress rule to the selected untracked policy,\n"
+            "x deletes the selected rule.  TOML: edit freely; it is validated as you\n"
+            "type with the CLI's messages.  f8 validates now and jumps to the first\n"
+            "error, ctrl+s saves (atomic), ctrl+r reloads from disk, f2 next file.")
+    BINDINGS: ClassVar[list] = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("f8", "goto_error", "Check"),
+        Binding("f2", "next_file", "Next file"),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("i", "add_rule('ingress')", "+ingress", show=False),
+        Binding("e", "add_rule('egress')", "+egress", show=False),
+        Binding("x", "delete_rule", "Del rule", show=False),
+    ]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.current: Buffer | None = None
+        self.node: Node | None = None
+        self._timer = None
+        self._loading = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="prof-file")
+        with TabbedContent(initial="tab-toml", id="prof-tabs"):
+            with TabPane("Forms", id="tab-forms"), Horizontal():
+                yield Tree("profile", id="prof-tree")
+                yield VerticalScroll(id="prof-form")
+            with TabPane("TOML", id="tab-toml"):
+                yield TextArea.code_editor("", id="prof-editor", soft_wrap=False)
+        yield Static("", id="prof-check")
+
+    def on_mount(self) -> None:
+        editor = self.query_one("#prof-editor", TextArea)
+        if "toml" in editor.available_languages:
+            editor.language = "toml"
+        editor.read_only = self.app.guard.readonly
+        self.query_one("#prof-tree", Tree).show_root = False
+        if self.app.buffers:
+            self.select_buffer(next(iter(self.app.buffers.values())))
+        else:
+            self.query_one("#prof-file", Static).update(
+                "no profiles given: start with `nodewall tui PROFILE.toml`")
+
+    def readonly_changed(self) -> None:
+        self.query_one("#prof-editor", TextArea).read_only = self.app.guard.readonly
+        for box in self.query("#prof-form Input").results(Input):
+            box.disabled = self.app.guard.readonly
+
+    # -- buffers ---------------------------------------------------------------------
+    def select_buffer(self, buf: Buffer) -> None:
+        self.current = buf
+        editor = self.query_one("#prof-editor", TextArea)
+        self._loading = True
+        editor.load_text(buf.text)
+        self._loading = False
+        self.node = None
+        self._header()
+        self._rebuild_tree()
+        self._show_problems()
+        if buf.checked != buf.edits:
+            self._schedule_validation(0)
+
+    def open_at(self, path: Path, line: int, col: int) -> None:
+        buf = self.app.buffer_for(path)
+        if buf is not self.current:
+            self.select_buffer(buf)
+        self.query_one("#prof-tabs", TabbedContent).active = "tab-toml"
+        editor = self.query_one("#prof-editor", TextArea)
+        editor.move_cursor((max(0, line - 1), max(0, col - 1)), center=True)
+        editor.focus()
+
+    def _header(self) -> None:
+        buf = self.current
+        if buf is None:
+            return
+        n = len(self.app.buffers)
+        more = f"  (f2: next of {n})" if n > 1 else ""
+        state = "modified" if buf.dirty else "saved"
+        self.query_one("#prof-file", Static).update(f"{buf.path}  [{state}]{more}")
+
+    # -- the editor --------------------------------------------------------------------
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self._loading or self.current is None:
+            return
+        self.current.set_text(event.text_area.text)
+        self._header()
+        self._schedule_validation(VALIDATE_DELAY)
+
+    def set_editor_text(self, text: str) -> None:
+        """Replace the whole text as one undoable edit."""
+        editor = self.query_one("#prof-editor", TextArea)
+        editor.replace(text, (0, 0), editor.document.end)
+        if self.current is not None:
+            self.current.set_text(text)
+        self._header()
+        self._schedule_validation(0)
+
+    # -- validation --------------------------------------------------------------------
+    def _schedule_validation(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(max(delay, 0.01), self._start_validation)
+
+    def _start_validation(self, jump: bool = False) -> None:
+        buf = self.current
+        if buf is None or not self.app.client_ready:
+            return
+        others = [b.path for b in self.app.buffers.values() if b is not buf]
+        self._validate(buf.path, buf.text, buf.edits, others, jump)
+
+    @work(thread=True, group="validate", exit_on_error=False)
+    def _validate(self, path: Path, text: str, edits: int, others: list, jump: bool) -> None:
+        try:
+            problems, warnings = validate_text(self.app.client.validate, path, text, others)
+        except Exception as exc:  # noqa: BLE001 - shown to the operator
+            problems, warnings = [_plain_problem(exc)], []
+        self.post_message(Validated(str(path), edits, problems, warnings, jump))
+
+    def on_validated(self, msg: Validated) -> None:
+        buf = self.app.buffers.get(Path(msg.path))
+        if buf is None or msg.generation != buf.edits:
+            return  # the text changed since; a newer validation is on its way
+        buf.problems, buf.warnings, buf.checked = tuple(msg.problems), tuple(msg.warnings), \
+            msg.generation
+        if buf is self.current:
+            self._show_problems()
+            if msg.jump:
+                self._jump_to_problem()
+
+    def _show_problems(self) -> None:
+        buf, box = self.current, self.query_one("#prof-check", Static)
+        if buf is None:
+            return
+        if buf.checked != buf.edits:
+            box.update("checking...")
+            box.set_class(False, "alert")
+        elif buf.problems:
+            more = f" (+{len(buf.problems) - 1} more)" if len(buf.problems) > 1 else ""
+            box.update(f"{buf.problems[0].text}{more}  [f8: go there]")
+            box.set_class(True, "alert")
+        else:
+            warn = f"; {len(buf.warnings)} warning(s): {buf.warnings[0]}" if buf.warnings else ""
+            box.update(f"valid{warn}")
+            box.set_class(False, "alert")
+
+    def _jump_to_problem(self) -> None:
+        buf = self.current
+        located = [p for p in (buf.problems if buf else ()) if p.line]
+        if not located:
+            return
+        self.query_one("#prof-tabs", TabbedContent).active = "tab-toml"
+        editor = self.query_one("#prof-editor", TextArea)
+        editor.move_cursor((located[0].line - 1, max(0, (located[0].col or 1) - 1)),
+                           center=True)
+        editor.focus()
+
+    def action_goto_error(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._start_validation(jump=True)
+
+    # -- files ---------------------------------------------------------------------------
+    @mutating
+    def action_save(self) -> None:
+        buf = self.current
+        if buf is None:
+            return
+        try:
+            buf.save()
+        except OSError as exc:
+            self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
+            return
+        self._header()
+        if buf.problems:
+            self.app.notify(f"saved {buf.path.name} with {len(buf.problems)} error(s)",
+                            severity="warning")
+            self._jump_to_problem()
+        else:
+            self.app.notify(f"saved {buf.path.name}")
+
+    def action_reload(self) -> None:
+        if self.current is not None:
+            fresh = Buffer.load(self.current.path)
+            self.app.buffers[self.current.path] = fresh
+            self.select_buffer(fresh)
+
+    def action_next_file(self) -> None:
+        bufs = list(self.app.buffers.values())
+        if self.current in bufs and len(bufs) > 1:
+            self.select_buffer(bufs[(bufs.index(self.current) + 1) % len(bufs)])
+
+    # -- forms -----------------------------------------------------------------------------
+    def _doc(self) -> ProfileDoc | None:
+        try:
+            return ProfileDoc(self.current.text) if self.current else None
+        except ParseError as exc:
+            self.app.notify(f"fix the TOML syntax first: {exc}", severity="error")
+            return None
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-forms":
+            self._rebuild_tree()
+
+    def _rebuild_tree(self, select: tuple | None = None) -> None:
+        tree = self.query_one("#prof-tree", Tree)
+        tree.clear()
+        try:
+            nodes = ProfileDoc(self.current.text).nodes() if self.current else []
+        except ParseError:
+            tree.root.add_leaf("(TOML has a syntax error: see the TOML tab)")
+            return
+        groups = {}
+        for title, kind in (("Host endpoints", "host_endpoint"), ("Network sets", "network_set"),
+                            ("Untracked policies", "policy")):
+            groups[kind] = tree.root.add(title, expand=True)
+        policy_nodes = {}
+        target = None
+        for node in nodes:
+            if node.kind == "rule":
+                parent = policy_nodes[node.path[:2]]
+                item = parent.add_leaf(node.label, data=node)
+            elif node.kind == "policy":
+                item = policy_nodes[node.path] = groups["policy"].add(
+                    node.label, data=node, expand=True)
+            else:
+                item = groups[node.kind].add_leaf(node.label, data=node)
+            if select is not None and node.path == select:
+                target = item
+        if target is not None:
+            tree.move_cursor(target)
+
+    async def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        node = event.node.data
+        if node is self.node:
+            return
+        self.node = node
+        form = self.query_one("#prof-form", VerticalScroll)
+        await form.remove_children()
+        if node is None:
+            return
+        if node.kind == "policy":
+            await form.mount(Label(f"policy {node.label}\ni: add ingress rule, "
+                                   "e: add egress rule"))
+            return
+        doc = self._doc()
+        if doc is None:
+            return
+        values = doc.form_values(node.kind, node.path)
+        rows = [Horizontal(Label(key, classes="field-label"),
+                           Input(values[key], id=f"field-{i}", name=key, compact=True,
+                                 disabled=self.app.guard.readonly),
+                           classes="field-row")
+                for i, (key, _) in enumerate(FIELDS[node.kind])]
+        hint = "enter: write to TOML" + ("  x: delete rule" if node.kind == "rule" else "")
+        await form.mount(*rows, Label(hint, classes="field-hint"))
+
+    def form_values(self) -> dict[str, str]:
+        return {w.name: w.value for w in self.query("#prof-form Input").results(Input)}
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id and event.input.id.startswith("field-"):
+            self.action_edit_profile()
+
+    @mutating
+    def action_edit_profile(self) -> None:
+        node, doc = self.node, self._doc()
+        if node is None or doc is None or node.kind not in FIELDS:
+            return
+        try:
+            changed = doc.apply_form(node.kind, node.path, self.form_values())
+        except FormError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        if changed:
+            self.set_editor_text(doc.text())
+            self._rebuild_tree(select=node.path)
+
+    @mutating
+    def action_add_rule(self, direction: str) -> None:
+        node, doc = self.node, self._doc()
+        if node is None or doc is None or node.kind not in ("policy", "rule"):
+            self.app.notify("select an untracked policy or one of its rules first")
+            return
+        path = doc.add_rule(node.path[1], direction)
+        self.set_editor_text(doc.text())
+        self.node = None
+        self._rebuild_tree(select=path)
+
+    @mutating
+    def action_delete_rule(self) -> None:
+        node, doc = self.node, self._doc()
+        if node is None or doc is None or node.kind != "rule":
+            self.app.notify("select a rule first")
+            return
+        doc.delete_rule(node.path)
+        self.set_editor_text(doc.text())
+        self.node = None
+        self._rebuild_tree(select=node.path[:2])
+
+
+def _plain_problem(exc: Exception):
+    from ..files import Problem
+    render = getattr(exc, "render", None)
+    return Problem(render() if render else f"{type(exc).__name__}: {exc}", None, None)

@@ -1,0 +1,41 @@
+"""The state line under the navigation bar: most urgent first, so that the
+countdown and the read-only banner survive at 80 columns."""
+from __future__ import annotations
+
+from typing import Any
+
+GRACE = 5.0  # seconds past the deadline before we say the watcher is late
+
+
+def state_parts(app: Any) -> list[tuple[str, str]]:
+    parts: list[tuple[str, str]] = []
+    pending = app.pending
+    if pending is not None:
+        left = pending.deadline - app.clock()
+        if left > 0:
+            text = f"KEEP generation {pending.generation}? [k]eep / [r]evert {left:3.0f}s"
+            parts.append((text, "alert"))
+        elif left > -GRACE:
+            parts.append(("confirm timed out: the engine is reverting...", "alert"))
+        else:
+            parts.append(("confirm timed out but not reverted yet: press r", "alert"))
+    if app.guard.readonly:
+        parts.append((app.guard.banner(), "warn"))
+    if app.error:
+        parts.append((app.error, "alert"))
+    report = app.state.report
+    if report is None:
+        if not app.error:
+            parts.append(("connecting to the engine...", ""))
+    else:
+        if report.panic:
+            parts.append(("PANIC MODE: only failsafe traffic passes", "alert"))
+        parts.append((f"netns {report.netns or 'host'}", ""))
+        gen = "none" if report.generation is None else str(report.generation)
+        parts.append((f"gen {gen}", ""))
+        if report.drift:
+            parts.append((f"drift: {len(report.drift)}", "warn"))
+        parts.append((f"iptables {report.iptables_mode}", ""))
+    if app.outcome and pending is None:
+        parts.append((app.outcome, "warn" if "reverted" in app.outcome else ""))
+    return parts
