@@ -171,6 +171,8 @@ def conntrack_info() -> ConntrackInfo:
 # --- the bounded sample --------------------------------------------------------------
 
 def _addr(text: str) -> str:
+    if ":" not in text:
+        return text
     try:
         return ipaddress.ip_address(text).compressed  # procfs prints IPv6 uncompressed
     except ValueError:

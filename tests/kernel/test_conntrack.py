@@ -2,8 +2,10 @@
 real TCP connections from the client namespace to a listener in the server one."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from nodewall.engine import conntrack, lab_net, netns
@@ -156,6 +158,25 @@ def test_sample_shows_client_and_port(tracked_pair):
     assert dict(s.by_protocol)["tcp"] >= 30
     assert dict(s.tcp_states).get("ESTABLISHED", 0) >= 30
     assert ("tcp", PORT) in [(h.protocol, h.port) for h in s.untracked_hints]
+
+
+def _sample_without_procfs(limit: int):
+    conntrack.PROC_TABLE = Path("/nonexistent/nf_conntrack")  # forked child only
+    return conntrack.conntrack_sample(limit)
+
+
+@needs_root
+def test_sample_falls_back_to_the_conntrack_tool(tracked_pair):
+    pair, procs = tracked_pair
+    if shutil.which("conntrack") is None:
+        pytest.skip("conntrack-tools not installed")
+    _connect(pair, procs, 12)
+    s = netns.run_in_netns(pair.server, _sample_without_procfs, 2000)
+    assert s.source == "conntrack-tool"
+    assert s.sampled >= 12 and s.top_dports[0][:2] == ("tcp", PORT)
+    assert s.top_sources[0][0] == pair.client_ip
+    bounded = netns.run_in_netns(pair.server, _sample_without_procfs, 4)
+    assert (bounded.source, bounded.sampled, bounded.truncated) == ("conntrack-tool", 4, True)
 
 
 @needs_root
