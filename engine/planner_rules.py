@@ -3,7 +3,8 @@
 The target is not chosen here: it depends on the table (engine.planner_chains).
 A rule renders in a family only when every positive address constraint it has
 (nets, selector, ip_version, icmp vs icmpv6) can be met in that family.  More than
-15 multiport slots (a range takes 2) split a rule into several matches sharing its id.
+15 multiport slots (a range takes 2) split a rule into several matches sharing its id;
+a negated port list longer than that is rendered as its complement (positive ranges).
 """
 from __future__ import annotations
 
@@ -110,6 +111,39 @@ def split_ports(ports: Sequence[PortRange]) -> list[tuple[PortRange, ...]]:
     return chunks
 
 
+def subtract_ports(ports: Sequence[PortRange],
+                   minus: Sequence[PortRange]) -> tuple[PortRange, ...]:
+    """`ports` (all ports when empty) without `minus`, as sorted disjoint ranges."""
+    cur = sorted((p.first, p.last) for p in (ports or (PortRange(0, 65535),)))
+    for m in minus:
+        nxt: list[tuple[int, int]] = []
+        for a, b in cur:
+            if m.last < a or m.first > b:
+                nxt.append((a, b))
+                continue
+            if a < m.first:
+                nxt.append((a, m.first - 1))
+            if m.last < b:
+                nxt.append((m.last + 1, b))
+        cur = nxt
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(cur):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(PortRange(a, b) for a, b in merged)
+
+
+def effective_ports(e: EntityMatch) -> tuple[tuple[PortRange, ...], tuple[PortRange, ...]]:
+    """(ports, not_ports) to render.  A negated list needs one multiport match, so one
+    longer than MULTIPORT_SLOTS becomes its complement (positive ranges, which split
+    into several rules)."""
+    if sum(_slots(p) for p in e.not_ports) <= MULTIPORT_SLOTS:
+        return e.ports, e.not_ports
+    return subtract_ports(e.ports, e.not_ports), ()
+
+
 # ---------------------------------------------------------------- per family
 
 class _Unrenderable(Exception):
@@ -158,7 +192,10 @@ def _side(e: EntityMatch, rule_id: str, family: Family, resolver: SetResolver, s
             not_sets.append(res.set_name)
     out[f"{pre}_sets"] = tuple(sets)
     out[f"not_{pre}_sets"] = tuple(not_sets)
-    out[f"not_{pre}_ports"] = e.not_ports
+    pos, neg = effective_ports(e)
+    if e.not_ports and not pos and not neg:
+        raise _Unrenderable  # every port excluded
+    out[f"not_{pre}_ports"] = neg
     return out
 
 
@@ -196,8 +233,8 @@ def render_family(rule: Rule, rule_id: str, family: Family,
         return (), ()
     base = Match(**fields)
     matches = tuple(replace(base, src_ports=sp, dst_ports=dp)
-                    for sp in split_ports(rule.source.ports)
-                    for dp in split_ports(rule.destination.ports))
+                    for sp in split_ports(effective_ports(rule.source)[0])
+                    for dp in split_ports(effective_ports(rule.destination)[0]))
     unique: dict[str, IpSetSpec] = {}
     for s in specs:
         unique.setdefault(s.name, s)
@@ -208,6 +245,10 @@ def _note(rule: Rule, resolver: SetResolver) -> str:
     for what, e in (("source", rule.source), ("destination", rule.destination)):
         if e.selector is not None and resolver.select(e.selector).is_empty():
             return f"{what} selector matches nothing"
+        if e.not_ports and effective_ports(e) == ((), ()):
+            return f"{what} not_ports exclude every port"
+    if rule.protocol is not None and rule.protocol == rule.not_protocol:
+        return "protocol equals not_protocol"
     return "can match in no address family"
 
 

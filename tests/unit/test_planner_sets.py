@@ -174,3 +174,42 @@ def test_network_set_names_are_stable_readable_unique_and_short():
     long2 = netset_set("x" * 100 + "2", 6)
     assert long1 != long2 and len(long1) <= 31 and len(long2) <= 31
     assert len(rule_nets_set("A" * 16, "dx", 6)) <= 31
+
+
+def test_subtract_ports():
+    from nodewall.engine.planner_rules import subtract_ports
+    assert subtract_ports((), ports(0)) == ports("1:65535")
+    assert subtract_ports(ports("10:20", 30), ports("15:16", 30, 99)) == ports(
+        "10:14", "17:20")
+    assert subtract_ports(ports(5), ports("1:10")) == ()
+    assert subtract_ports(ports("1:5", "6:8"), ()) == ports("1:8")
+
+
+def test_long_negated_port_list_becomes_its_complement():
+    excluded = ports(*range(1000, 1020))  # 20 slots: too many for one ! --dports
+    d = _plan(rule("allow", protocol="tcp", dst=EntityMatch(not_ports=excluded)))
+    body = _body(d, 4)
+    assert len(body) == 1 and body[0].match.not_dst_ports == ()
+    assert body[0].match.dst_ports == ports("0:999", "1020:65535")
+    short = _plan(rule("allow", protocol="tcp", dst=EntityMatch(not_ports=ports(22, 80))))
+    assert _body(short, 4)[0].match.not_dst_ports == ports(22, 80)
+    assert _body(short, 4)[0].match.dst_ports == ()
+
+
+def test_long_negated_list_within_positive_ports_and_excluding_all():
+    excluded = ports(*range(1000, 1020))
+    d = _plan(rule("allow", protocol="tcp",
+                   dst=EntityMatch(ports=ports("990:1005"), not_ports=excluded)))
+    assert _body(d, 4)[0].match.dst_ports == ports("990:999")
+    d2 = _plan(rule("allow", protocol="tcp",
+                    dst=EntityMatch(ports=ports(1001), not_ports=excluded)))
+    assert _body(d2, 4) == ()
+    assert "not_ports exclude every port" in d2.rules[policy_ids(d2, "p")[0]].summary
+
+
+def test_nets_of_one_family_and_selector_of_the_other_render_nowhere():
+    peer = hep("peer", "eth1", ("2001:db8::7",), role="peer")
+    d = _plan(rule("allow", src=EntityMatch(nets=("10.0.0.0/8",), selector='role == "peer"')),
+              heps=[hep(), peer])
+    assert _body(d, 4) == () and _body(d, 6) == ()
+    assert "no address family" in d.rules[policy_ids(d, "p")[0]].summary
