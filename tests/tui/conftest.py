@@ -1,0 +1,72 @@
+"""Fixtures for the TUI tests: a profile copied into a temp dir (the tests chdir
+there so paths on screen are stable), the fake service, and pilot helpers."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nodewall.tui.app import make_app
+
+from .fakes import FakeClock, FakeService
+
+DATA = Path(__file__).parent / "data"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+@pytest.fixture
+def profile(tmp_path, monkeypatch) -> Path:
+    shutil.copy(DATA / "redis-host.toml", tmp_path / "redis-host.toml")
+    monkeypatch.chdir(tmp_path)
+    return Path("redis-host.toml")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock, profile) -> FakeService:
+    return FakeService(clock=clock, profile_path=str(profile))
+
+
+@pytest.fixture
+def new_app(fake, profile, clock):
+    """new_app(**kwargs) -> NodewallApp on the fake; ticks only when a test says so."""
+    def build(**kwargs):
+        kwargs.setdefault("interval", 60)
+        kwargs.setdefault("clock", clock)
+        return make_app(lambda: fake, [profile], **kwargs)
+    return build
+
+
+async def settle(pilot) -> None:
+    """Let workers finish and their messages be handled."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def tick(pilot, clock: FakeClock | None = None, dt: float = 1.0) -> None:
+    """One refresh, as the interval timer would do it."""
+    if clock is not None:
+        clock.advance(dt)
+    await settle(pilot)
+    pilot.app.tick()
+    await settle(pilot)
+
+
+def screen_text(app) -> str:
+    """The screen as plain text (what a tmux capture-pane shows)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      color_system=None, force_terminal=False, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    lines = console.export_text().splitlines()
+    return "\n".join(line.rstrip() for line in lines) + "\n"
