@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomlkit
-from tomlkit.exceptions import ParseError, TOMLKitError
+from tomlkit.exceptions import TOMLKitError
 
 from .errors import InputError, InputErrors, Loc
 from .loader_checks import check_network_set_sizes, check_untracked
@@ -58,23 +58,28 @@ def _read(path: str, errors: list[InputError]) -> Ctx | None:
                                  "TOML files are UTF-8 text"))
         return None
     try:
-        doc = tomlkit.parse(text)
-        data = doc.unwrap()
-    except ParseError as e:
-        message = _TK_SUFFIX.sub("", str(e))
-        loc = Loc(path, max(e.line, 1), e.col + 1)
-        if "already exists" in message:
-            locs = scan_locations(text, path)
-            if locs.duplicate_at is not None:
-                loc = Loc(path, *locs.duplicate_at)
-        errors.append(InputError(loc, f"TOML syntax error: {message}",
-                                 "see https://toml.io for the syntax"))
-        return None
+        data = tomlkit.parse(text).unwrap()
     except (TOMLKitError, ValueError, TypeError, KeyError, IndexError, RecursionError) as e:
-        # tomlkit raises a few non-ParseErrors on odd input (e.g. KeyAlreadyPresent)
-        errors.append(InputError(Loc(path, 1, 1), f"TOML syntax error: {e}"))
+        # ParseError carries line/col (col 0-based); KeyAlreadyPresent and a few
+        # others carry nothing, so the scanner finds the place where it can.
+        errors.append(_syntax_error(path, text, e))
         return None
     return Ctx(path, text, scan_locations(text, path), errors, data)
+
+
+def _syntax_error(path: str, text: str, e: Exception) -> InputError:
+    message = _TK_SUFFIX.sub("", str(e))
+    line, col = getattr(e, "line", None), getattr(e, "col", None)
+    loc = Loc(path, max(line or 1, 1), max(col or 0, 0) + 1)
+    if "already exists" in message:
+        found = scan_locations(text, path).duplicate_at
+        if found is not None:
+            loc = Loc(path, *found)
+    elif "\\x00" in message:  # tomlkit reads a NUL at the end of the input
+        lines = text.split("\n")
+        loc = Loc(path, len(lines), len(lines[-1]) + 1)
+        message = "unexpected end of file"
+    return InputError(loc, f"TOML syntax error: {message}", "see https://toml.io for the syntax")
 
 
 def _tables(ctx: Ctx, key: str) -> list[tuple[int, dict[str, Any]]]:
