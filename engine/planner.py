@@ -41,6 +41,8 @@ a named one.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .desired import DesiredState, IpSetSpec, TableState
 from .model import Profile
 from .planner_chains import LayoutBuilder, endpoints, policy_selects
@@ -91,9 +93,15 @@ def plan(profile: Profile) -> DesiredState:
     named, star, warnings = endpoints(profile)
     all_eps = named + ([star] if star is not None else [])
     builder = LayoutBuilder(profile, rendered)
-    for rules in rendered.values():
-        for rr in rules:
-            builder.metas[rr.rule_id] = rr.meta()
+    for p in profile.policies:
+        idle = not any(policy_selects(p, e) for e in all_eps)
+        for direction in ("ingress", "egress"):
+            for rr in rendered[(p.name, direction)]:
+                meta = rr.meta()
+                if idle:
+                    meta = replace(meta, summary=f"{meta.summary} (policy selects no host "
+                                                 "endpoint)")
+                builder.metas[rr.rule_id] = meta
     tables: list[TableState] = []
     for family in FAMILIES:
         for table in (builder.raw(family, named), builder.mangle(family, all_eps),
@@ -112,6 +120,5 @@ def plan(profile: Profile) -> DesiredState:
 
 def _sorted(profile: Profile) -> Profile:
     """Policies in evaluation order (order, then name), whatever the caller passed."""
-    from dataclasses import replace
     return replace(profile, policies=tuple(sorted(profile.policies,
                                                   key=lambda p: (p.order, p.name))))

@@ -289,3 +289,11 @@ def test_policy_rule_meta():
 def test_profile_warnings_pass_through():
     d = plan(profile(warnings=("a.toml:1:1: warning: x",)))
     assert d.warnings == ("a.toml:1:1: warning: x",)
+
+
+def test_rules_of_a_policy_selecting_nothing_keep_meta_with_a_note():
+    pol = policy("idle", ingress=(rule("deny"),), selector='role == "none"')
+    d = plan(profile(heps=[hep()], policies=[pol]))
+    (rid,) = policy_ids(d, "idle")
+    assert d.rules[rid].summary == "deny all (policy selects no host endpoint)"
+    assert all(r.rule_id != rid for t in d.tables for c in t.chains for r in c.rules)
