@@ -223,9 +223,9 @@ def _still_present(buf: mmap.mmap | bytes, ranges: list[tuple[int, int]],
     if family == 6:
         needle = b":"
     else:
-        fixed = net.prefixlen // 8
-        needle = (".".join(str(net.network_address).split(".")[:fixed]) + ".").encode() \
-            if fixed else b""
+        fixed = net.prefixlen // 8  # leading octets every spelling of `member` shares
+        text = ".".join(str(net.network_address).split(".")[:fixed])
+        needle = (text + ("." if fixed < 4 else "")).encode() if fixed else b""
     for lo, hi in ranges:
         if not needle:  # shorter than /8: normalize every line of the range
             if any(member in _normalized(block, family) for block in _blocks(buf, lo, hi)):
