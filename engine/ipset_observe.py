@@ -87,6 +87,12 @@ def observe() -> dict[str, ObservedSet]:
     return {n: s for n, s in observe_all().items() if n.startswith(PREFIX)}
 
 
+def observe_one(name: str) -> ObservedSet | None:
+    """One set's header, or None when it does not exist."""
+    proc = run_ipset("list", "-t", name, check=False)
+    return parse_terse(proc.stdout).get(name) if proc.returncode == 0 else None
+
+
 def list_members(name: str) -> list[str]:
     """Members of one set: only for small sets (list:set, tests)."""
     text = run_ipset("list", name, what=f"list {name}").stdout

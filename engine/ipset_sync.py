@@ -29,7 +29,7 @@ from typing import Literal
 from . import netns
 from .desired import IpSetSpec
 from .ipset_load import apply_delta, full_load
-from .ipset_observe import ObservedSet, observe
+from .ipset_observe import ObservedSet, observe, observe_one
 from .netsfile_baseline import BaselineStore, delta_members, file_delta
 
 Action = Literal["create", "replace", "delta", "none"]
@@ -151,7 +151,7 @@ def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
         f_add, f_rem = delta_members(delta, spec.family)
         if f_rem and len(man.files) > 1:
             return full("members removed from one of several nets_files")
-        add.update(f_add)
+        add.update(m for m in f_add if m not in man.inline)  # inline ones are in already
         rem.update(m for m in f_rem if m not in new_inline)
     both = add & rem
     add, rem = add - both, rem - both
@@ -217,14 +217,19 @@ def sync(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
         if ch.action == "none":
             continue
         drop_manifest(spec.name, manifests)  # unknown content until this succeeds
-        if ch.action == "delta":
+        live = observed.get(spec.name)
+        if ch.action == "delta" and live is not None:
             apply_delta(spec.name, ch.added, ch.removed)
+            # Exact unless another source already held an added member; a wrong count
+            # only makes the next sync reload in full.  (Listing even the header of a
+            # 1M-member set costs the kernel a walk over it.)
+            count = live.entries + len(ch.added) - len(ch.removed)
         else:
-            lines += full_load(spec, observed.get(spec.name)).lines
-        entries = observe().get(spec.name)
+            lines += full_load(spec, live).lines
+            after = observe_one(spec.name)
+            count = after.entries if after else 0
         save_manifest(spec.name, Manifest(
             spec.kind, spec.family, _norm(spec.inline) if spec.kind == "hash:net" else (),
             tuple(spec.members),
-            tuple((f, os.stat(f).st_size) for f in _files(spec)),
-            entries.entries if entries else 0), manifests)
+            tuple((f, os.stat(f).st_size) for f in _files(spec)), count), manifests)
     return SyncReport(p, lines)
