@@ -75,11 +75,18 @@ def _syntax_error(path: str, text: str, e: Exception) -> InputError:
         found = scan_locations(text, path).duplicate_at
         if found is not None:
             loc = Loc(path, *found)
+    elif message.startswith("Control characters") and _at_line_end(text, loc):
+        message = "unterminated string (a \"...\" or '...' string ends on its own line)"
     elif "\\x00" in message:  # tomlkit reads a NUL at the end of the input
         lines = text.split("\n")
         loc = Loc(path, len(lines), len(lines[-1]) + 1)
         message = "unexpected end of file"
     return InputError(loc, f"TOML syntax error: {message}", "see https://toml.io for the syntax")
+
+
+def _at_line_end(text: str, loc: Loc) -> bool:
+    lines = text.split("\n")
+    return 0 < loc.line <= len(lines) and loc.col > len(lines[loc.line - 1].rstrip("\r"))
 
 
 def _tables(ctx: Ctx, key: str) -> list[tuple[int, dict[str, Any]]]:
