@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-
 from nodewall.tui.app import make_app
+from rich.console import Console
 
 from .fakes import FakeClock, FakeService
 

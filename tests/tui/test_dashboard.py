@@ -4,9 +4,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from textual.widgets import DataTable
-
 from nodewall.tui.screens.dashboard import DashboardScreen
+from textual.widgets import DataTable
 
 from .conftest import screen_text, settle, tick
 
@@ -24,7 +23,7 @@ async def test_dashboard_shows_interfaces_rates_conntrack_and_busiest(new_app, f
         assert "24.4kB/s" in text  # 50,000 bytes over 2 s, between two ticks
         assert "1200/65536" in text and "conntrack 80%" not in text
         top = app.screen.query_one("#top-rules", DataTable)
-        assert [top.get_row_at(i)[0] for i in range(2)] == ["redis-untracked"] * 2
+        assert [str(top.get_row_at(i)[0]) for i in range(2)] == ["redis-untracked"] * 2
         assert "netns nwt-fake" in text and "gen 1" in text
 
 

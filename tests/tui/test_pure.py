@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-
 from nodewall.tui import fmt
 from nodewall.tui.client import EngineClient
 from nodewall.tui.files import atomic_write, validate_text

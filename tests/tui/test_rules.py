@@ -3,10 +3,9 @@ to the TOML rule."""
 from __future__ import annotations
 
 import pytest
-from textual.widgets import DataTable, TextArea
-
 from nodewall.tui.screens.profiles import ProfilesScreen
 from nodewall.tui.screens.rules import RulesScreen
+from textual.widgets import DataTable, TextArea
 
 from .conftest import screen_text, settle, tick
 

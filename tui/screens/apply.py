@@ -42,10 +42,10 @@ class ApplyScreen(NwScreen):
         self._busy = False
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="apply-files")
-        yield Static("press d for the plan", id="apply-summary")
+        yield Static("", id="apply-files", markup=False)
+        yield Static("press d for the plan", id="apply-summary", markup=False)
         yield Log(id="apply-log", auto_scroll=False)
-        yield Static("", id="apply-result")
+        yield Static("", id="apply-result", markup=False)
 
     def on_mount(self) -> None:
         self._files()

@@ -3,6 +3,7 @@ the engine's bounded sample (refreshed every few seconds, not every tick), and
 untracked-flow hints for the busiest ports."""
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import DataTable, Static
@@ -19,15 +20,15 @@ class ConntrackScreen(NwScreen):
             "conntrack.")
 
     def compose_body(self) -> ComposeResult:
-        yield Static("waiting for the first report...", id="ctx-gauge")
-        yield Static("", id="ctx-warn")
-        yield Static("sample: not taken yet", id="ctx-meta")
+        yield Static("waiting for the first report...", id="ctx-gauge", markup=False)
+        yield Static("", id="ctx-warn", markup=False)
+        yield Static("sample: not taken yet", id="ctx-meta", markup=False)
         with Grid(id="ctx-grid"):
             yield DataTable(id="ctx-proto", show_cursor=False)
             yield DataTable(id="ctx-states", show_cursor=False)
             yield DataTable(id="ctx-src", show_cursor=False)
             yield DataTable(id="ctx-dst", show_cursor=False)
-        yield Static("", id="ctx-hints")
+        yield Static("", id="ctx-hints", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#ctx-proto", DataTable).add_columns("protocol", "entries")
@@ -58,7 +59,7 @@ class ConntrackScreen(NwScreen):
             table = self.query_one(wid, DataTable)
             table.clear()
             for name, count in rows:
-                table.add_row(str(name), str(count))
+                table.add_row(Text(str(name)), str(count))
         hints = [f"hint: {h.advice}" for h in sample.untracked_hints[:3]]
         if not hints and sample.top_dports:
             proto, port, n = sample.top_dports[0]

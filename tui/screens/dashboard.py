@@ -1,6 +1,7 @@
 """Dashboard: interfaces, conntrack gauge/history/per-CPU, busiest rules."""
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Static
@@ -32,15 +33,15 @@ class DashboardScreen(NwScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dash"):
-            yield Label("Interfaces", classes="section")
+            yield Label("Interfaces", classes="section", markup=False)
             yield DataTable(id="ifaces", cursor_type="row", show_cursor=False)
-            yield Label("Conntrack", classes="section")
+            yield Label("Conntrack", classes="section", markup=False)
             with Horizontal(id="ct-row"):
                 with Vertical(id="ct-left"):
-                    yield Static("waiting for the first report...", id="ct-gauge")
-                    yield Static("", id="ct-warn")
+                    yield Static("waiting for the first report...", id="ct-gauge", markup=False)
+                    yield Static("", id="ct-warn", markup=False)
                 yield DataTable(id="ct-cpus", show_cursor=False)
-            yield Label("Busiest rules", classes="section")
+            yield Label("Busiest rules", classes="section", markup=False)
             yield DataTable(id="top-rules", cursor_type="row", show_cursor=False)
 
     def on_mount(self) -> None:
@@ -63,13 +64,13 @@ class DashboardScreen(NwScreen):
         cpus = self.query_one("#ct-cpus", DataTable)
         cpus.clear()
         for c in report.conntrack.per_cpu:
-            cpus.add_row(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))
+            cpus.add_row(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))  # numbers
         top = self.query_one("#top-rules", DataTable)
         top.clear()
         for r in state.busiest(5):
-            top.add_row(r.policy, f"{r.direction[:2]}[{r.index}]", r.action, r.backend,
-                        fmt.rate(state.rule_rates[r.id].pps, "p/s"),
-                        fmt.sparkline(state.rule_history.get(r.id, ()), 10))
+            top.add_row(*map(Text, (r.policy, f"{r.direction[:2]}[{r.index}]", r.action,
+                                    r.backend, fmt.rate(state.rule_rates[r.id].pps, "p/s"),
+                                    fmt.sparkline(state.rule_history.get(r.id, ()), 10))))
 
     def _interfaces(self, state) -> None:
         table = self.query_one("#ifaces", DataTable)
@@ -83,7 +84,7 @@ class DashboardScreen(NwScreen):
             if i.xdp_mode:
                 owner = "" if i.xdp_owned else " (foreign)"
                 xdp = f"{i.xdp_mode} {i.xdp_prog_name or i.xdp_prog_id or ''}{owner}".strip()
-            table.add_row(i.name, i.state, addrs,
-                          fmt.byte_rate(rate.rx_bps if rate else None),
-                          fmt.byte_rate(rate.tx_bps if rate else None),
-                          xdp, i.host_endpoint or "-")
+            table.add_row(*map(Text, (i.name, i.state, addrs,
+                                      fmt.byte_rate(rate.rx_bps if rate else None),
+                                      fmt.byte_rate(rate.tx_bps if rate else None),
+                                      xdp, i.host_endpoint or "-")))

@@ -20,8 +20,8 @@ class YesNo(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.text)
-            yield Static("[y]es / [n]o", classes="dialog-keys")
+            yield Static(self.text, markup=False)
+            yield Static("[y]es / [n]o", classes="dialog-keys", markup=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -48,8 +48,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help"):
-            yield Static(self.text)
-            yield Static("escape closes", classes="dialog-keys")
+            yield Static(self.text, markup=False)
+            yield Static("escape closes", classes="dialog-keys", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

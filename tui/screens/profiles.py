@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -48,14 +49,14 @@ class ProfilesScreen(NwScreen):
         self._loading = False
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="prof-file")
+        yield Static("", id="prof-file", markup=False)
         with TabbedContent(initial="tab-toml", id="prof-tabs"):
             with TabPane("Forms", id="tab-forms"), Horizontal():
                 yield Tree("profile", id="prof-tree")
                 yield VerticalScroll(id="prof-form")
             with TabPane("TOML", id="tab-toml"):
                 yield TextArea.code_editor("", id="prof-editor", soft_wrap=False)
-        yield Static("", id="prof-check")
+        yield Static("", id="prof-check", markup=False)
 
     def on_mount(self) -> None:
         editor = self.query_one("#prof-editor", TextArea)
@@ -246,16 +247,16 @@ class ProfilesScreen(NwScreen):
         for node in nodes:
             if node.kind == "rule":
                 parent = policy_nodes[node.path[:2]]
-                item = parent.add_leaf(node.label, data=node)
+                item = parent.add_leaf(Text(node.label), data=node)
             elif node.kind == "policy":
                 item = policy_nodes[node.path] = groups["policy"].add(
-                    node.label, data=node, expand=True)
+                    Text(node.label), data=node, expand=True)
             else:
-                item = groups[node.kind].add_leaf(node.label, data=node)
+                item = groups[node.kind].add_leaf(Text(node.label), data=node)
             if select is not None and node.path == select:
                 target = item
-        if target is not None:
-            tree.move_cursor(target)
+        if target is not None:  # the tree lays out its lines on the next refresh
+            self.call_after_refresh(tree.move_cursor, target)
 
     async def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         node = event.node.data
@@ -268,19 +269,19 @@ class ProfilesScreen(NwScreen):
             return
         if node.kind == "policy":
             await form.mount(Label(f"policy {node.label}\ni: add ingress rule, "
-                                   "e: add egress rule"))
+                                   "e: add egress rule", markup=False))
             return
         doc = self._doc()
         if doc is None:
             return
         values = doc.form_values(node.kind, node.path)
-        rows = [Horizontal(Label(key, classes="field-label"),
+        rows = [Horizontal(Label(key, classes="field-label", markup=False),
                            Input(values[key], id=f"field-{i}", name=key, compact=True,
                                  disabled=self.app.guard.readonly),
                            classes="field-row")
                 for i, (key, _) in enumerate(FIELDS[node.kind])]
         hint = "enter: write to TOML" + ("  x: delete rule" if node.kind == "rule" else "")
-        await form.mount(*rows, Label(hint, classes="field-hint"))
+        await form.mount(*rows, Label(hint, classes="field-hint", markup=False))
 
     def form_values(self) -> dict[str, str]:
         return {w.name: w.value for w in self.query("#prof-form Input").results(Input)}

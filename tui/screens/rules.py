@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
@@ -53,7 +54,7 @@ class RulesScreen(NwScreen):
         self._state = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="rules-info")
+        yield Static("", id="rules-info", markup=False)
         yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter rules (escape clears)", id="rules-filter",
                     classes="hidden", compact=True)
@@ -101,10 +102,11 @@ class RulesScreen(NwScreen):
     @staticmethod
     def _row(rule, state) -> tuple[str, ...]:
         rr = state.rule_rates.get(rule.id)
-        return (rule.profile, rule.policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
-                rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
-                fmt.rate(rr.pps if rr else None, ""),
-                fmt.sparkline(state.rule_history.get(rule.id, ()), 8))
+        cells = (rule.profile, rule.policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
+                 rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
+                 fmt.rate(rr.pps if rr else None, ""),
+                 fmt.sparkline(state.rule_history.get(rule.id, ()), 8))
+        return tuple(Text(c) for c in cells)  # names are data, never markup
 
     def _restore_selection(self, table: DataTable) -> None:
         if not self._order:

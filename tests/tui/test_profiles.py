@@ -1,0 +1,118 @@
+"""Profiles screen: forms edit the TOML at the leaves (comments kept), live
+validation with the engine's messages, atomic save, read-only."""
+from __future__ import annotations
+
+import pytest
+from nodewall.tui.screens.profiles import ProfilesScreen
+from textual.widgets import Input, TabbedContent, TextArea, Tree
+
+from .conftest import screen_text, settle, tick
+
+pytestmark = pytest.mark.asyncio
+
+
+async def open_forms(pilot, clock):
+    await tick(pilot, clock)
+    await pilot.press("4")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ProfilesScreen)
+    screen.query_one("#prof-tabs", TabbedContent).active = "tab-forms"
+    await settle(pilot)
+    return screen
+
+
+async def pick(pilot, screen, label_start: str) -> None:
+    tree = screen.query_one("#prof-tree", Tree)
+    nodes = []
+
+    def walk(node):
+        for child in node.children:
+            nodes.append(child)
+            walk(child)
+    walk(tree.root)
+    target = next(n for n in nodes if str(n.label).startswith(label_start))
+    tree.focus()
+    tree.move_cursor(target)
+    await settle(pilot)
+
+
+def field(screen, name: str) -> Input:
+    return next(i for i in screen.query("#prof-form Input").results(Input) if i.name == name)
+
+
+async def test_form_edit_updates_the_toml_and_save_keeps_comments(new_app, profile, clock):
+    original = profile.read_text()
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+        ports = field(screen, "destination.ports")
+        assert ports.value == "6379"
+        ports.focus()
+        ports.value = "6379, 6380"
+        await pilot.press("enter")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert "  destination = { ports = [6379, 6380] }" in text.splitlines()
+        changed = [(a, b) for a, b in zip(original.splitlines(), text.splitlines()) if a != b]
+        assert len(changed) == 1  # only that leaf; every comment is still there
+        assert profile.read_text() == original  # not saved yet
+        assert "[modified]" in screen_text(app) and "valid" in screen_text(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert profile.read_text() == text
+        assert "[saved]" in screen_text(app)
+
+
+async def test_add_and_delete_rule_with_keys(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "redis-untracked")
+        await pilot.press("e")  # add an egress rule to the policy
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert text.count("[[policies.egress]]") == 2
+        assert screen.node is not None and screen.node.path == ("policies", 1, "egress", 1)
+        await pilot.press("x")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert text.count("[[policies.egress]]") == 1
+        assert "# the return path: untracked flows are stateless" in text
+
+
+async def test_validation_error_is_shown_and_f8_moves_the_cursor(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        editor = screen.query_one("#prof-editor", TextArea)
+        editor.focus()
+        editor.move_cursor((28, 12))  # inside "deny" on line 29
+        await pilot.press("delete", "delete", "delete", "delete", *"dney")
+        await pilot.pause(0.7)  # the live-validation debounce
+        await settle(pilot)
+        assert "redis-host.toml:29:13: unknown action 'dney'" in screen_text(app)
+        editor.move_cursor((0, 0))
+        await pilot.press("f8")
+        await settle(pilot)
+        assert editor.cursor_location == (28, 12)
+
+
+async def test_readonly_disables_editing_and_saving(new_app, profile, fake, clock):
+    app = new_app(readonly=True)
+    original = profile.read_text()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        assert screen.query_one("#prof-editor", TextArea).read_only
+        await pick(pilot, screen, "uplink")
+        assert field(screen, "interface").disabled
+        await pick(pilot, screen, "redis-untracked")
+        await pilot.press("e", "ctrl+s")
+        await settle(pilot)
+        assert screen.query_one("#prof-editor", TextArea).text == original
+        assert "READ-ONLY (--readonly)" in screen_text(app)
+    assert profile.read_text() == original
