@@ -156,3 +156,20 @@ def test_count_rules_splits_ours_from_foreign():
             "-A INPUT -j DOCKER\n"
             '-A nw-fi -p icmp -m comment --comment "nw:abc" -j ACCEPT\nCOMMIT\n')
     assert count_rules(text) == (1, 2)
+
+
+def test_xtables_lock_is_exclusive_and_times_out_clearly(tmp_path):
+    import fcntl
+
+    from nodewall.engine.xtables_lock import XtablesLockTimeout, xtables_lock
+
+    lock = tmp_path / "xtables.lock"
+    with xtables_lock(0, lock):
+        other = open(lock, "a")  # noqa: SIM115 - a second open file description
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(XtablesLockTimeout) as err, xtables_lock(0, lock):
+            pass
+        assert "fuser" in (err.value.hint or "")
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
+    other.close()
