@@ -1,0 +1,365 @@
+"""The XDP backend: observe / plan / apply / counters / flush / attached, all in the
+CURRENT network namespace (callers enter it first).
+
+apply() order (each step leaves the kernel consistent):
+  1. refuse foreign XDP programs on any target interface (nothing changed yet);
+  2. compile a new program only when none is pinned or the pinned one is too small;
+  3. tries: unchanged -> untouched; small change with stable set bits -> delta in
+     place, adds (upserts) first; otherwise a fresh trie per family in the inactive
+     generation slot, the rule tables written for that generation, then one update of
+     nw_active flips every packet to it at once;
+  4. attach (native first, generic on fallback) / atomic replace of our own program;
+  5. deltas' deletes, detach interfaces no longer wanted, drop the old generation;
+  6. metadata (slot -> rule id, bits, digests) into the pinned nw_meta map; verify.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import xdp_trie as trie
+from .desired import XdpState
+from .errors import KernelError
+from .xdp_layout import ACT_NAMES, MAP_META, BuildConfig
+from .xdp_load import (
+    Attachment,
+    all_attachments,
+    attach,
+    build_digest,
+    compile_program,
+    detach,
+    foreign_error,
+    ifindex,
+)
+from .xdp_maps import (
+    PIN_ROOT,
+    Pinned,
+    create_meta_map,
+    create_trie,
+    ensure_bpffs,
+    pin_all,
+    pin_dir,
+    unpin_all,
+    write_meta_fd,
+)
+from .xdp_rules import allocate_slots, fits, iface_value, needed_config
+
+DELTA_MAX = 65536  # tries at most this big (old and new) are updated in place
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class XdpObserved:
+    attachments: dict[str, Attachment]
+    meta: dict[str, Any] | None  # None: nothing pinned in this namespace
+
+    @property
+    def pinned(self) -> bool:
+        return self.meta is not None
+
+
+@dataclass(frozen=True)
+class XdpOp:
+    kind: str  # load / trie / rules / attach / detach / drop-rules
+    target: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        return f"xdp {self.kind} {self.target}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class XdpApplied:
+    ops: list[XdpOp] = field(default_factory=list)
+    modes: dict[str, str] = field(default_factory=dict)  # iface -> native / generic
+
+
+def _counts(xdp: XdpState, family: int) -> int:
+    return sum(s.count_v4 if family == 4 else s.count_v6 for s in xdp.sets)
+
+
+def _inline(xdp: XdpState, family: int) -> bool:
+    return any((":" in c) == (family == 6) for s in xdp.sets for c in s.inline)
+
+
+def _max_entries(n: int) -> int:
+    return max(1024, n + n // 4 + 1024)
+
+
+def _bits(xdp: XdpState) -> dict[str, str]:
+    return {str(s.bit): s.origin for s in xdp.sets}
+
+
+def _bits_compatible(old: dict[str, str], new: dict[str, str]) -> bool:
+    return all(old.get(b) in (None, o) for b, o in new.items())
+
+
+class XdpBackend:
+    def __init__(self, pin_root: Path = PIN_ROOT):
+        self.pin_root = Path(pin_root)
+
+    @property
+    def dir(self) -> Path:
+        return pin_dir(self.pin_root)
+
+    # ---- read side ----
+    def attached(self) -> dict[str, Attachment]:
+        """Every interface of this namespace with an XDP program, ours or not."""
+        return all_attachments()
+
+    def observe(self) -> XdpObserved:
+        meta = None
+        if Pinned.exists(self.dir):
+            with Pinned.open(self.dir) as p:  # type: ignore[union-attr]
+                meta = p.read_meta()
+        return XdpObserved(self.attached(), meta)
+
+    def counters(self) -> dict[str, tuple[int, int]]:
+        """rule_id -> (packets, bytes) summed over CPUs (and interfaces)."""
+        if not Pinned.exists(self.dir):
+            return {}
+        with Pinned.open(self.dir) as p:  # type: ignore[union-attr]
+            slots = p.read_meta().get("slots", {})
+            return {rid: p.slot_counter(s) for rid, s in slots.items()}
+
+    def action_counters(self) -> dict[str, tuple[int, int]]:
+        if not Pinned.exists(self.dir):
+            return {}
+        with Pinned.open(self.dir) as p:  # type: ignore[union-attr]
+            return dict(zip(ACT_NAMES, p.action_counters()))
+
+    # ---- plan ----
+    def plan(self, xdp: XdpState, observed: XdpObserved) -> list[XdpOp]:
+        ops: list[XdpOp] = []
+        meta = observed.meta or {}
+        want = {i.iface for i in xdp.interfaces}
+        for name in sorted(want):
+            a = observed.attachments.get(name)
+            if a is not None and not a.owned:
+                raise foreign_error(a)
+        old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
+        if not want:
+            if observed.pinned or any(a.owned for a in observed.attachments.values()):
+                ops.append(XdpOp("flush", "all", "no interface is accelerated any more"))
+            return ops
+        if old_cfg is None or not fits(old_cfg, xdp):
+            ops.append(XdpOp("load", "program", "compile and load nw_xdp"))
+        tries = meta.get("tries", {})
+        for fam in (4, 6):
+            digest = trie.source_digest(xdp.sets, fam)
+            if tries.get(str(fam), {}).get("digest") != digest:
+                ops.append(XdpOp("trie", f"ipv{fam}",
+                                 f"load up to {_counts(xdp, fam)} source entries"))
+        old_ifaces = meta.get("ifaces", {})
+        for i in xdp.interfaces:
+            ops.append(XdpOp("rules", i.iface, f"{len(i.rules)} rules, "
+                             f"{len(i.failsafe)} failsafe"))
+            a = observed.attachments.get(i.iface)
+            if a is None or i.iface not in old_ifaces:
+                ops.append(XdpOp("attach", i.iface, f"mode {xdp.mode}"))
+        for name in sorted(set(old_ifaces) - want):
+            ops.append(XdpOp("detach", name))
+        return ops
+
+    # ---- apply ----
+    def apply(self, xdp: XdpState) -> XdpApplied:
+        observed = self.observe()
+        ops = self.plan(xdp, observed)
+        result = XdpApplied(ops=ops)
+        if not xdp.interfaces:
+            if ops:
+                self.flush()
+            return result
+        ensure_bpffs(self.pin_root)
+        targets = {i.iface: ifindex(i.iface) for i in xdp.interfaces}
+        meta = dict(observed.meta or {})
+        old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
+        fresh = old_cfg is None or not fits(old_cfg, xdp)
+        compiled = None
+        if fresh:
+            cfg = needed_config(xdp, old_cfg)
+            compiled = compile_program(cfg)
+            meta_fd = create_meta_map()
+            p = Pinned(self.dir, compiled.prog_fd, {**compiled.map_fds, MAP_META: meta_fd})
+            meta = {}
+        else:
+            assert old_cfg is not None
+            cfg = old_cfg
+            p = Pinned.open(self.dir)  # type: ignore[assignment]
+        try:
+            self._fill(p, cfg, xdp, meta, targets, fresh)
+            new_prog_id = p.prog_id()
+            for i in xdp.interfaces:
+                cur = observed.attachments.get(i.iface)
+                if cur is not None and cur.prog_id == new_prog_id:
+                    want_mode = xdp.mode if xdp.mode != "auto" else cur.mode
+                    if want_mode == cur.mode:
+                        result.modes[i.iface] = cur.mode
+                        continue
+                result.modes[i.iface] = attach(i.iface, targets[i.iface], p.prog_fd,
+                                               xdp.mode, cur)
+            for name in meta.get("ifaces", {}):
+                if name in targets:
+                    continue
+                a = observed.attachments.get(name)
+                if a is not None and a.owned:
+                    detach(name, a.ifindex, a)
+            meta["ifaces"] = {n: {"ifindex": targets[n], "mode": result.modes[n]}
+                              for n in targets}
+            meta["prog_id"] = new_prog_id
+            meta["schema"] = SCHEMA
+            meta["build"] = cfg.to_json()
+            meta["build_digest"] = build_digest(cfg)
+            meta["mode"] = xdp.mode
+            meta["not_accelerated"] = dict(xdp.not_accelerated)
+            if fresh:
+                write_meta_fd(p.maps[MAP_META], meta)
+                pin_all(self.dir, p.prog_fd, p.maps)
+            else:
+                p.write_meta(meta)
+            self._verify(p, xdp, targets)
+        finally:
+            if compiled is not None:
+                os.close(p.maps[MAP_META])
+                compiled.bpf.cleanup()  # type: ignore[attr-defined]
+            else:
+                p.close()
+        return result
+
+    def _fill(self, p: Pinned, cfg: BuildConfig, xdp: XdpState, meta: dict[str, Any],
+              targets: dict[str, int], fresh: bool) -> None:
+        old_gen = None if fresh else p.active_gen()
+        old_bits = meta.get("bits", {})
+        new_bits = _bits(xdp)
+        compatible = not fresh and _bits_compatible(old_bits, new_bits)
+        old_tries = meta.get("tries", {})
+        rule_ids = [r.rule_id for i in xdp.interfaces for r in i.rules]
+        slots = allocate_slots(rule_ids, meta.get("slots", {}) if not fresh else {},
+                               cfg.max_slots)
+        for rid, s in slots.items():
+            if meta.get("slots", {}).get(rid) != s:
+                p.zero_slot(s)
+        new_tries: dict[str, dict[str, Any]] = {}
+        plans: dict[int, str] = {}  # family -> keep / delta / reload
+        for fam in (4, 6):
+            digest = trie.source_digest(xdp.sets, fam)
+            old = old_tries.get(str(fam), {})
+            count = _counts(xdp, fam)
+            if compatible and old.get("digest") == digest:
+                plans[fam] = "keep"
+            elif not fresh and count == 0 and not _inline(xdp, fam):
+                plans[fam] = "empty"  # nothing of this family: the slot is emptied last
+            elif (compatible and count <= DELTA_MAX and old.get("count", 0) <= DELTA_MAX
+                  and 0 < count <= old.get("max_entries", 0)):
+                plans[fam] = "delta"
+            else:
+                plans[fam] = "reload"
+            new_tries[str(fam)] = {"digest": digest, "count": count,
+                                   "max_entries": old.get("max_entries", 0)}
+        swap = fresh or "reload" in plans.values()
+        if swap:  # the fresh generation gets fresh tries for whatever changed
+            plans = {f: ("reload" if h == "delta" else h) for f, h in plans.items()}
+        gen = 0 if fresh else (1 - old_gen if swap else old_gen)  # type: ignore[operator]
+        pending_deletes: list[tuple[int, list[bytes]]] = []
+        for fam in (4, 6):
+            how = plans[fam]
+            if how == "reload":
+                self._reload(p, fam, gen, xdp, new_tries[str(fam)])
+            elif how == "keep" and swap:
+                fd = p.inner_fd(fam, old_gen)  # type: ignore[arg-type]
+                p.set_inner(fam, gen, fd)
+                if fd is not None:
+                    os.close(fd)
+            elif how == "delta":
+                pending_deletes.append((fam, self._delta_adds(p, fam, gen, xdp)))
+        for name, idx in targets.items():
+            iface = next(i for i in xdp.interfaces if i.iface == name)
+            p.put_iface(idx, gen, iface_value(cfg, iface, slots))
+        if swap and not fresh:
+            p.set_active(gen)  # every packet from here on sees the new generation
+            for idx, g in p.iface_keys():
+                if g == old_gen:
+                    p.del_iface(idx, g)
+            for fam in (4, 6):
+                p.set_inner(fam, old_gen, None)  # type: ignore[arg-type]
+        elif fresh:
+            p.set_active(0)
+        for fam in (4, 6):
+            if plans[fam] == "empty":
+                p.set_inner(fam, gen, None)
+                new_tries[str(fam)]["max_entries"] = 0
+        for fam, deletes in pending_deletes:
+            fd = p.inner_fd(fam, gen)
+            if fd is not None:
+                try:
+                    trie.delete_keys(fd, deletes, trie.key_size(fam))
+                finally:
+                    os.close(fd)
+        for idx, g in p.iface_keys():
+            if g == gen and idx not in targets.values():
+                p.del_iface(idx, g)
+        meta["gen"] = gen
+        meta["slots"] = slots
+        meta["actions"] = {r.rule_id: r.action for i in xdp.interfaces for r in i.rules}
+        meta["bits"] = new_bits
+        meta["tries"] = new_tries
+
+    def _reload(self, p: Pinned, fam: int, gen: int, xdp: XdpState,
+                info: dict[str, Any]) -> None:
+        count = _counts(xdp, fam)
+        if count == 0 and not _inline(xdp, fam):
+            p.set_inner(fam, gen, None)
+            info["max_entries"] = 0
+            return
+        size = _max_entries(count)
+        fd = create_trie(fam, size)
+        try:
+            trie.load(fd, trie.iter_batches(xdp.sets, fam), fam)
+            p.set_inner(fam, gen, fd)  # one update swaps the whole set in
+        finally:
+            os.close(fd)
+        info["max_entries"] = size
+
+    def _delta_adds(self, p: Pinned, fam: int, gen: int, xdp: XdpState) -> list[bytes]:
+        """Upsert new/changed entries now; return the keys to delete afterwards."""
+        fd = p.inner_fd(fam, gen)
+        if fd is None:
+            raise KernelError(f"IPv{fam} XDP trie missing from generation {gen}",
+                              hint="`nodewall flush` then apply again")
+        try:
+            old = trie.dump(fd, fam)
+            new = trie.content_dict(trie.iter_batches(xdp.sets, fam), fam)
+            adds = {k: v for k, v in new.items() if old.get(k) != v}
+            for b in trie.batches_from_dict(adds, fam):
+                trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam))
+            return [k for k in old if k not in new]
+        finally:
+            os.close(fd)
+
+    def _verify(self, p: Pinned, xdp: XdpState, targets: dict[str, int]) -> None:
+        prog_id = p.prog_id()
+        now = self.attached()
+        gen = p.active_gen()
+        cfg = BuildConfig.from_json(p.read_meta()["build"]) if p.read_meta() else None
+        for name, idx in targets.items():
+            a = now.get(name)
+            if a is None or a.prog_id != prog_id:
+                raise KernelError(f"XDP read-back: {name} does not run nodewall's program "
+                                  f"{prog_id} (found {a.prog_id if a else 'none'})",
+                                  hint="another tool changed XDP meanwhile; run apply again")
+            if cfg is not None and p.get_iface(cfg, idx, gen) is None:
+                raise KernelError(f"XDP read-back: no rule table for {name}")
+
+    # ---- flush ----
+    def flush(self) -> list[str]:
+        """Detach nodewall's programs in this namespace and remove its pins.  Foreign
+        programs are left alone.  Returns the interfaces detached."""
+        done: list[str] = []
+        for name, a in self.attached().items():
+            if a.owned:
+                detach(name, a.ifindex, a)
+                done.append(name)
+        unpin_all(self.dir)
+        return done

@@ -1,0 +1,133 @@
+"""The one Python mirror of bpf/nw_xdp.h: build configuration, constants, map
+names and ctypes struct layouts.  tests/unit/test_xdp_layout.py parses the header
+and checks every value here against it."""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+PROG_NAME = "nw_xdp"  # kernel program name (ownership: XDP programs named nw_...)
+PROG_FILE = "nw_xdp.c"
+FLOOR_FILE = "floor_lpm.c"
+FLOOR_NAME = "nw_floor"
+HEADER_FILE = "nw_xdp.h"
+OWNED_PREFIX = "nw_"
+
+# fixed constants (#define in nw_xdp.h)
+NW_GENERATIONS = 2
+NW_ACTION_ALLOW = 1
+NW_ACTION_DENY = 2
+NW_ACT_NOMATCH = 0
+NW_ACT_ALLOW = 1
+NW_ACT_DENY = 2
+NW_ACT_FAILSAFE = 3
+NW_ACT_NOTIP = 4
+NW_ACT_NOCFG = 5
+NW_ACT_MAX = 6
+ACT_NAMES = ("nomatch", "allow", "deny", "failsafe", "notip", "nocfg")
+
+# maps the program declares (bcc table names = kernel map names)
+MAP_ACTIVE = "nw_active"
+MAP_IFCFG = "nw_ifcfg"
+MAP_SRC4 = "nw_src4"
+MAP_SRC6 = "nw_src6"
+MAP_CNT = "nw_cnt"
+MAP_ACT = "nw_act"
+PROGRAM_MAPS = (MAP_ACTIVE, MAP_IFCFG, MAP_SRC4, MAP_SRC6, MAP_CNT, MAP_ACT)
+# created by Python, not used by the program: the JSON metadata (slots -> rule ids, ...)
+MAP_META = "nw_meta"
+META_VALUE_SIZE = 256 * 1024
+PIN_PROG = "prog"
+
+LPM4_KEY_SIZE = 8
+LPM6_KEY_SIZE = 20
+LPM_VALUE_SIZE = 8
+FS_SIZE = 40
+COUNTER_SIZE = 16
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """The -D flags a program was compiled with (recorded in the pinned metadata)."""
+
+    max_rules: int = 32
+    max_fs: int = 16
+    max_ports: int = 8
+    max_slots: int = 256
+    max_ifaces: int = 64
+    vlan_depth: int = 2
+    v6_ext_depth: int = 4
+
+    def cflags(self) -> list[str]:
+        return [f"-DNW_{k.upper()}={v}" for k, v in asdict(self).items()]
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, int]) -> BuildConfig:
+        return BuildConfig(**{k: int(v) for k, v in d.items() if k in BuildConfig.__dataclass_fields__})
+
+    def rule_size(self) -> int:
+        return 16 + 4 * self.max_ports
+
+    def iface_size(self) -> int:
+        return 8 + FS_SIZE * self.max_fs + self.rule_size() * self.max_rules
+
+
+class Lpm4(ctypes.Structure):
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("addr", ctypes.c_uint8 * 4)]
+
+
+class Lpm6(ctypes.Structure):
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("addr", ctypes.c_uint8 * 16)]
+
+
+class IfKey(ctypes.Structure):
+    _fields_ = [("ifindex", ctypes.c_uint32), ("gen", ctypes.c_uint32)]
+
+
+class PortRange(ctypes.Structure):
+    _fields_ = [("lo", ctypes.c_uint16), ("hi", ctypes.c_uint16)]
+
+
+class Fs(ctypes.Structure):
+    _fields_ = [("proto", ctypes.c_uint8), ("family", ctypes.c_uint8),
+                ("port", ctypes.c_uint16), ("_pad", ctypes.c_uint32),
+                ("addr", ctypes.c_uint64 * 2), ("mask", ctypes.c_uint64 * 2)]
+
+
+class Counter(ctypes.Structure):
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64)]
+
+
+@dataclass(frozen=True)
+class Structs:
+    rule: type[ctypes.Structure]
+    iface: type[ctypes.Structure]
+
+
+@lru_cache(maxsize=16)
+def structs(cfg: BuildConfig) -> Structs:
+    """struct nw_rule / nw_iface for one build configuration."""
+    rule = type("Rule", (ctypes.Structure,), {"_fields_": [
+        ("src_bits", ctypes.c_uint64), ("slot", ctypes.c_uint16),
+        ("action", ctypes.c_uint8), ("proto", ctypes.c_uint8),
+        ("family", ctypes.c_uint8), ("n_ports", ctypes.c_uint8),
+        ("_pad", ctypes.c_uint16), ("ports", PortRange * cfg.max_ports)]})
+    iface = type("Iface", (ctypes.Structure,), {"_fields_": [
+        ("n_fs", ctypes.c_uint16), ("n_rules", ctypes.c_uint16), ("_pad", ctypes.c_uint32),
+        ("fs", Fs * cfg.max_fs), ("rules", rule * cfg.max_rules)]})
+    assert ctypes.sizeof(rule) == cfg.rule_size()
+    assert ctypes.sizeof(iface) == cfg.iface_size()
+    return Structs(rule=rule, iface=iface)
+
+
+def round_up(n: int, floor: int) -> int:
+    """Next power of two >= max(n, floor): sizes grow in steps so that small profile
+    changes do not force a recompile."""
+    v = floor
+    while v < n:
+        v *= 2
+    return v

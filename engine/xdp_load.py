@@ -1,0 +1,177 @@
+"""Compile bpf/nw_xdp.c with bcc (sources from the nodewall.bpf package through
+importlib.resources, never relative to the cwd; sizes as -D flags), and attach /
+detach XDP programs with ownership checks."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+
+from . import xdp_sys as sys_
+from .errors import EnvironmentProblem, KernelError, OwnershipError
+from .xdp_layout import HEADER_FILE, OWNED_PREFIX, PROG_FILE, PROGRAM_MAPS, BuildConfig
+
+INCLUDE = f'#include "{HEADER_FILE}"'
+
+
+def source_text(name: str) -> str:
+    """A bpf/ source with the shared header inlined."""
+    pkg = resources.files("nodewall.bpf")
+    text = pkg.joinpath(name).read_text(encoding="utf-8")
+    header = pkg.joinpath(HEADER_FILE).read_text(encoding="utf-8")
+    return text.replace(INCLUDE, header)
+
+
+def build_digest(cfg: BuildConfig, name: str = PROG_FILE) -> str:
+    h = hashlib.sha256(source_text(name).encode())
+    h.update(" ".join(cfg.cflags()).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Compiled:
+    """A loaded (not yet attached) program and its maps; keep it alive until pinned."""
+
+    bpf: object  # bcc.BPF
+    prog_fd: int
+    map_fds: dict[str, int]
+
+
+def compile_program(cfg: BuildConfig, name: str = PROG_FILE, func: str = "nw_xdp",
+                    maps: tuple[str, ...] = PROGRAM_MAPS) -> Compiled:
+    try:
+        from bcc import BPF  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise EnvironmentProblem("bcc is not importable",
+                                 hint="install python3-bpfcc (Debian) and make the venv "
+                                      "with --system-site-packages (`make setup`)") from e
+    try:
+        b = BPF(text=source_text(name), cflags=cfg.cflags())
+        fn = b.load_func(func, BPF.XDP)
+    except Exception as e:  # bcc raises bare Exception on compile / verifier errors
+        raise KernelError(f"cannot load the XDP program: {e}",
+                          hint="kernel headers for bcc: run `.ci/setup`; "
+                               "the verifier log is above") from e
+    return Compiled(b, fn.fd, {m: b[m].map_fd for m in maps})
+
+
+# ---- attach ----
+
+MODE_FLAGS = {"native": sys_.XDP_FLAGS_DRV_MODE, "generic": sys_.XDP_FLAGS_SKB_MODE}
+_MODE_NAMES = {sys_.XDP_ATTACHED_DRV: "native", sys_.XDP_ATTACHED_SKB: "generic",
+               sys_.XDP_ATTACHED_HW: "offload", sys_.XDP_ATTACHED_MULTI: "multi"}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    iface: str
+    ifindex: int
+    mode: str  # native / generic / offload / multi
+    prog_id: int
+    prog_name: str
+    owned: bool  # nodewall's (program name starts with nw_)
+
+
+def ifindex(iface: str) -> int:
+    try:
+        return socket.if_nametoindex(iface)
+    except OSError as e:
+        raise EnvironmentProblem(f"interface '{iface}' does not exist in this namespace",
+                                 hint="check the host endpoint's interface name "
+                                      "(`ip link`), or --netns") from e
+
+
+def query(iface: str, idx: int) -> Attachment | None:
+    try:
+        q = sys_.xdp_query(idx)
+    except OSError as e:
+        raise KernelError(f"cannot query XDP on {iface}: {e.strerror}") from e
+    if q.attach_mode == sys_.XDP_ATTACHED_NONE:
+        return None
+    pid = q.prog_id or q.drv_prog_id or q.skb_prog_id or q.hw_prog_id
+    info = sys_.prog_info_by_id(pid)
+    name = info.name if info else "?"
+    return Attachment(iface, idx, _MODE_NAMES.get(q.attach_mode, "?"), pid, name,
+                      name.startswith(OWNED_PREFIX))
+
+
+def all_attachments() -> dict[str, Attachment]:
+    out: dict[str, Attachment] = {}
+    for idx, name in socket.if_nameindex():
+        a = query(name, idx)
+        if a is not None:
+            out[name] = a
+    return out
+
+
+def foreign_error(a: Attachment) -> OwnershipError:
+    return OwnershipError(
+        f"interface {a.iface} already has XDP program '{a.prog_name}' (id {a.prog_id}, "
+        f"{a.mode}) that nodewall does not own; left it alone",
+        hint=f"remove it yourself (`ip link set dev {a.iface} xdp off`) if nodewall should "
+             "take over, or use backend = \"iptables\" for this profile")
+
+
+_FALLBACK = (errno.EOPNOTSUPP, errno.EINVAL, 524, errno.ENODEV, errno.EBUSY)
+
+
+def attach(iface: str, idx: int, prog_fd: int, mode: str,
+           current: Attachment | None) -> str:
+    """Attach prog_fd to iface; returns the mode it ended up in.  Never replaces a
+    program nodewall does not own: a fresh attach uses XDP_FLAGS_UPDATE_IF_NOEXIST,
+    a replace XDP_FLAGS_REPLACE with the expected old program (atomic)."""
+    if current is not None and not current.owned:
+        raise foreign_error(current)
+    if current is not None:
+        want = current.mode if mode == "auto" else mode
+        if want == current.mode and current.mode in MODE_FLAGS:
+            old = sys_.prog_fd_by_id(current.prog_id)
+            try:
+                sys_.xdp_attach(idx, prog_fd, MODE_FLAGS[want], old_prog_fd=old)
+            except OSError as e:
+                raise KernelError(f"cannot replace nodewall's XDP program on {iface}: "
+                                  f"{e.strerror}", hint="someone changed it meanwhile; "
+                                  "run apply again") from e
+            finally:
+                os.close(old)
+            return want
+        detach(iface, idx, current)
+    order = ["native", "generic"] if mode == "auto" else [mode]
+    last: OSError | None = None
+    for m in order:
+        try:
+            sys_.xdp_attach(idx, prog_fd, sys_.XDP_FLAGS_UPDATE_IF_NOEXIST | MODE_FLAGS[m])
+            return m
+        except OSError as e:
+            last = e
+            if e.errno == errno.EEXIST:
+                now = query(iface, idx)
+                if now is not None and not now.owned:
+                    raise foreign_error(now) from e
+            if e.errno not in _FALLBACK:
+                break
+    assert last is not None
+    raise KernelError(f"cannot attach XDP ({'/'.join(order)}) to {iface}: {last.strerror}",
+                      hint="xdp_mode = \"generic\" works on any interface; the raw iptables "
+                           "rules still apply meanwhile")
+
+
+def detach(iface: str, idx: int, current: Attachment) -> None:
+    """Detach nodewall's program (only if it is still the one we saw)."""
+    if not current.owned:
+        raise foreign_error(current)
+    flags = MODE_FLAGS.get(current.mode, 0)
+    try:
+        old = sys_.prog_fd_by_id(current.prog_id)
+    except OSError:
+        return  # already gone
+    try:
+        sys_.xdp_detach(idx, flags, old_prog_fd=old)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENODEV):
+            raise KernelError(f"cannot detach XDP from {iface}: {e.strerror}") from e
+    finally:
+        os.close(old)

@@ -1,0 +1,307 @@
+"""Source sets -> LPM trie contents (keys = struct nw_lpm4/6, values = u64 set bits).
+
+Streaming: CIDR lines arrive in chunks (engine.netsfile when available), are packed
+into one bytes buffer of keys per chunk (no per-entry objects survive the chunk)
+and fed to the kernel with BPF_MAP_UPDATE_BATCH from a second thread, so parsing
+the next chunk overlaps the kernel's insert of this one (ctypes drops the GIL).
+
+Semantics: an LPM lookup returns only the longest matching prefix, so an entry's
+value must carry the bits of every covering prefix of the other sets, and a CIDR
+in several sets gets the OR of their bits.  When a family has members from one set
+only, every value is that set's bit and entries stream straight through; with two
+or more sets the entries are merged in a dict and ancestor bits are propagated.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import queue
+import socket
+import struct
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import xdp_sys as sys_
+from .desired import XdpSetSource
+from .errors import InputError, KernelError, Loc
+from .xdp_layout import LPM4_KEY_SIZE, LPM6_KEY_SIZE
+
+CHUNK_LINES = 65536
+_PL = [struct.pack("<I", i) for i in range(129)]
+_PLEN = {str(i): i for i in range(129)}
+_MASK4 = [((1 << 32) - 1) ^ ((1 << (32 - i)) - 1) for i in range(33)]
+_MASK6 = [((1 << 128) - 1) ^ ((1 << (128 - i)) - 1) for i in range(129)]
+_VAL = struct.Struct("<Q")
+
+
+def key_size(family: int) -> int:
+    return LPM4_KEY_SIZE if family == 4 else LPM6_KEY_SIZE
+
+
+def _is_family(cidr: str, family: int) -> bool:
+    return (":" in cidr) == (family == 6)
+
+
+def _file_chunks(path: Path, family: int) -> Iterator[str]:
+    """CIDR lines of one family from a nets_file, in chunks of text."""
+    try:
+        from .netsfile import iter_member_chunks  # type: ignore[attr-defined]
+    except ImportError:
+        iter_member_chunks = None
+    if iter_member_chunks is not None:
+        for chunk in iter_member_chunks(path, family):
+            yield chunk.decode("ascii")
+        return
+    want_v6 = family == 6
+    lines: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            line = raw.split("#", 1)[0].strip()
+            if line and (":" in line) == want_v6:
+                lines.append(line)
+                if len(lines) >= CHUNK_LINES:
+                    yield "\n".join(lines)
+                    lines = []
+    if lines:
+        yield "\n".join(lines)
+
+
+def source_chunks(src: XdpSetSource, family: int) -> Iterator[str]:
+    inline = [c for c in src.inline if _is_family(c, family)]
+    for i in range(0, len(inline), CHUNK_LINES):
+        yield "\n".join(inline[i:i + CHUNK_LINES])
+    for path in src.files:
+        yield from _file_chunks(Path(path), family)
+
+
+def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
+    """Pack CIDR lines into LPM keys (host bits cleared).  Returns (keys, count)."""
+    inet = socket.inet_pton
+    out: list[bytes] = []
+    ap = out.append
+    plens = _PLEN
+    pl_bytes = _PL
+    try:
+        if family == 4:
+            af, mask, full = socket.AF_INET, _MASK4, 32
+            for line in text.split():
+                a, _, p = line.partition("/")
+                pl = plens[p] if p else 32
+                raw = inet(af, a)
+                if pl < 32:
+                    raw = (int.from_bytes(raw, "big") & mask[pl]).to_bytes(4, "big")
+                ap(pl_bytes[pl] + raw)
+        else:
+            af, mask, full = socket.AF_INET6, _MASK6, 128
+            for line in text.split():
+                a, _, p = line.partition("/")
+                pl = plens[p] if p else 128
+                raw = inet(af, a)
+                if pl < 128:
+                    raw = (int.from_bytes(raw, "big") & mask[pl]).to_bytes(16, "big")
+                ap(pl_bytes[pl] + raw)
+    except (KeyError, OSError, ValueError) as exc:
+        bad = _first_bad(text, family)
+        raise InputError(Loc(origin or "(xdp set)"), f"bad IPv{family} CIDR {bad!r}",
+                         hint="one CIDR per line, e.g. 192.0.2.0/24 or 2001:db8::/32") from exc
+    del full
+    return b"".join(out), len(out)
+
+
+def _first_bad(text: str, family: int) -> str:
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    limit = 32 if family == 4 else 128
+    for line in text.split():
+        a, _, p = line.partition("/")
+        try:
+            socket.inet_pton(af, a)
+            if p and not 0 <= int(p) <= limit:
+                return line
+        except (OSError, ValueError):
+            return line
+    return "?"
+
+
+def source_digest(sets: Iterable[XdpSetSource], family: int) -> str:
+    """What the family's trie is made from: bits, inline CIDRs, file contents."""
+    h = hashlib.sha256(f"v1 family {family}\n".encode())
+    for s in sorted(sets, key=lambda s: s.bit):
+        h.update(f"bit {s.bit}\n".encode())
+        for c in s.inline:
+            if _is_family(c, family):
+                h.update(c.encode() + b"\n")
+        for p in s.files:
+            h.update(f"file {p}\n".encode())
+            with open(p, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Batch:
+    keys: bytes
+    values: bytes
+    count: int
+
+
+def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
+    """The trie's entries as batches of packed keys and values."""
+    members = [s for s in sets if (s.count_v4 if family == 4 else s.count_v6) > 0
+               or any(_is_family(c, family) for c in s.inline)]
+    if not members:
+        return
+    if len(members) == 1:
+        s = members[0]
+        val = _VAL.pack(1 << s.bit)
+        for text in source_chunks(s, family):
+            keys, n = pack_chunk(text, family, s.origin)
+            if n:
+                yield Batch(keys, val * n, n)
+        return
+    merged = merge(members, family)
+    yield from batches_from_dict(merged, family)
+
+
+def merge(sets: Iterable[XdpSetSource], family: int) -> dict[bytes, int]:
+    """key -> OR of the bits of the sets holding that CIDR or any covering prefix."""
+    ks = key_size(family)
+    width = 32 if family == 4 else 128
+    by_len: dict[int, dict[int, int]] = {}
+    for s in sets:
+        bit = 1 << s.bit
+        for text in source_chunks(s, family):
+            keys, n = pack_chunk(text, family, s.origin)
+            for i in range(n):
+                k = keys[i * ks:(i + 1) * ks]
+                pl = int.from_bytes(k[:4], "little")
+                a = int.from_bytes(k[4:], "big")
+                d = by_len.setdefault(pl, {})
+                d[a] = d.get(a, 0) | bit
+    lengths = sorted(by_len)
+    out: dict[bytes, int] = {}
+    nbytes = ks - 4
+    for idx, pl in enumerate(lengths):
+        shorter = lengths[:idx][::-1]
+        cur = by_len[pl]
+        for a, bits in cur.items():
+            for q in shorter:
+                anc = by_len[q].get(a & _mask(q, width))
+                if anc is not None:
+                    bits |= anc  # ancestors were finalised first (ascending lengths)
+                    break
+            cur[a] = bits
+            out[_PL[pl] + a.to_bytes(nbytes, "big")] = bits
+    return out
+
+
+def _mask(pl: int, width: int) -> int:
+    return _MASK4[pl] if width == 32 else _MASK6[pl]
+
+
+def batches_from_dict(content: dict[bytes, int], family: int) -> Iterator[Batch]:
+    items = list(content.items())
+    for i in range(0, len(items), CHUNK_LINES):
+        part = items[i:i + CHUNK_LINES]
+        yield Batch(b"".join(k for k, _ in part), b"".join(_VAL.pack(v) for _, v in part),
+                    len(part))
+
+
+def content_dict(batches: Iterable[Batch], family: int) -> dict[bytes, int]:
+    ks = key_size(family)
+    out: dict[bytes, int] = {}
+    for b in batches:
+        for i in range(b.count):
+            out[b.keys[i * ks:(i + 1) * ks]] = _VAL.unpack_from(b.values, i * 8)[0]
+    return out
+
+
+def _addr_of(b: bytes) -> int:
+    return ctypes.cast(ctypes.c_char_p(b), ctypes.c_void_p).value or 0
+
+
+def update_batch(fd: int, keys: bytes, values: bytes, count: int, ks: int,
+                 chunk: int = CHUNK_LINES) -> None:
+    """BPF_MAP_UPDATE_BATCH with a fall-back to smaller chunks and then single
+    updates on ENOMEM (and single updates where the kernel has no batch op)."""
+    ka, va = _addr_of(keys), _addr_of(values)
+    off, step = 0, min(chunk, max(count, 1))
+    while off < count:
+        n = min(step, count - off)
+        done, err = sys_.map_update_batch(fd, ka + off * ks, va + off * 8, n)
+        off += done
+        if err == 0:
+            continue
+        if err in (errno.ENOMEM, errno.EINVAL, errno.EOPNOTSUPP, 524) and step > 1:
+            step = max(1, step // 8)
+            continue
+        if err == errno.ENOSPC:
+            raise KernelError("XDP source trie is full",
+                              hint="the set counts in the profile are lower than the "
+                                   "files' contents; re-validate the profile")
+        raise KernelError(f"BPF_MAP_UPDATE_BATCH failed: {errno.errorcode.get(err, err)}",
+                          hint="check free memory (LPM entries are kernel memory) "
+                               "and dmesg")
+
+
+def delete_keys(fd: int, keys: list[bytes], ks: int) -> None:
+    for k in keys:
+        buf = ctypes.create_string_buffer(k, ks)
+        sys_.map_delete(fd, buf)
+
+
+def load(fd: int, batches: Iterable[Batch], family: int) -> int:
+    """Feed batches to the map from a worker thread while the caller's iterator
+    parses the next one.  Returns the number of entries written."""
+    ks = key_size(family)
+    q: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if failure:
+                continue
+            try:
+                update_batch(fd, item.keys, item.values, item.count, ks)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                failure.append(exc)
+
+    t = threading.Thread(target=worker, name="nw-xdp-load", daemon=True)
+    t.start()
+    total = 0
+    try:
+        for b in batches:
+            if failure:
+                break
+            q.put(b)
+            total += b.count
+    finally:
+        q.put(None)
+        t.join()
+    if failure:
+        raise failure[0]
+    return total
+
+
+def dump(fd: int, family: int) -> dict[bytes, int]:
+    """Every entry of a trie (for deltas on small tries)."""
+    ks = key_size(family)
+    key = ctypes.create_string_buffer(ks)
+    nxt = ctypes.create_string_buffer(ks)
+    val = ctypes.c_uint64()
+    out: dict[bytes, int] = {}
+    first = True
+    for _ in range(1 << 26):  # bounded: far above any trie we create
+        if not sys_.map_next_key(fd, None if first else key, nxt):
+            break
+        first = False
+        ctypes.memmove(key, nxt, ks)
+        if sys_.map_lookup(fd, key, val):
+            out[key.raw] = val.value
+    return out
