@@ -23,6 +23,8 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
         parts.append((app.guard.banner(), "warn"))
     if app.error:
         parts.append((app.error, "alert"))
+    if app.outcome and pending is None:
+        parts.append((app.outcome, "warn" if "reverted" in app.outcome else ""))
     report = app.state.report
     if report is None:
         if not app.error:
@@ -36,6 +38,4 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
         if report.drift:
             parts.append((f"drift: {len(report.drift)}", "warn"))
         parts.append((f"iptables {report.iptables_mode}", ""))
-    if app.outcome and pending is None:
-        parts.append((app.outcome, "warn" if "reverted" in app.outcome else ""))
     return parts
