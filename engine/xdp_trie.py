@@ -31,7 +31,8 @@ from .xdp_layout import LPM4_KEY_SIZE, LPM6_KEY_SIZE
 
 CHUNK_LINES = 65536
 _PL = [struct.pack("<I", i) for i in range(129)]
-_PLEN = {str(i): i for i in range(129)}
+_PLEN4 = {str(i): i for i in range(33)}
+_PLEN6 = {str(i): i for i in range(129)}
 _MASK4 = [((1 << 32) - 1) ^ ((1 << (32 - i)) - 1) for i in range(33)]
 _MASK6 = [((1 << 128) - 1) ^ ((1 << (128 - i)) - 1) for i in range(129)]
 _VAL = struct.Struct("<Q")
@@ -82,11 +83,10 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
     inet = socket.inet_pton
     out: list[bytes] = []
     ap = out.append
-    plens = _PLEN
     pl_bytes = _PL
     try:
         if family == 4:
-            af, mask, full = socket.AF_INET, _MASK4, 32
+            af, mask, plens = socket.AF_INET, _MASK4, _PLEN4
             for line in text.split():
                 a, _, p = line.partition("/")
                 pl = plens[p] if p else 32
@@ -95,7 +95,7 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
                     raw = (int.from_bytes(raw, "big") & mask[pl]).to_bytes(4, "big")
                 ap(pl_bytes[pl] + raw)
         else:
-            af, mask, full = socket.AF_INET6, _MASK6, 128
+            af, mask, plens = socket.AF_INET6, _MASK6, _PLEN6
             for line in text.split():
                 a, _, p = line.partition("/")
                 pl = plens[p] if p else 128
@@ -107,7 +107,6 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
         bad = _first_bad(text, family)
         raise InputError(Loc(origin or "(xdp set)"), f"bad IPv{family} CIDR {bad!r}",
                          hint="one CIDR per line, e.g. 192.0.2.0/24 or 2001:db8::/32") from exc
-    del full
     return b"".join(out), len(out)
 
 

@@ -1,0 +1,162 @@
+"""Pure checks of the XDP backend: the Python mirror against bpf/nw_xdp.h, key
+packing, set-bit merging, rule rows, slots and failsafe entries."""
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import re
+import struct
+from importlib import resources
+
+import pytest
+from nodewall.engine import xdp_layout as L
+from nodewall.engine import xdp_trie as T
+from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.errors import InputError, Loc
+from nodewall.engine.model import Failsafe, PortRange
+from nodewall.engine.xdp_rules import (
+    allocate_slots,
+    failsafe_entry,
+    fits,
+    iface_value,
+    needed_config,
+    rule_rows,
+)
+
+HEADER = resources.files("nodewall.bpf").joinpath("nw_xdp.h").read_text()
+
+
+def header_defines() -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(r"#define (NW_\w+) (\d+)\b", HEADER)}
+
+
+def test_mirror_constants_match_header():
+    d = header_defines()
+    cfg = L.BuildConfig()
+    for field, value in cfg.to_json().items():
+        assert d[f"NW_{field.upper()}"] == value, field
+    for name in ("NW_GENERATIONS", "NW_ACTION_ALLOW", "NW_ACTION_DENY", "NW_ACT_NOMATCH",
+                 "NW_ACT_ALLOW", "NW_ACT_DENY", "NW_ACT_FAILSAFE", "NW_ACT_NOTIP",
+                 "NW_ACT_NOCFG", "NW_ACT_MAX"):
+        assert getattr(L, name) == d[name], name
+    assert len(L.ACT_NAMES) == d["NW_ACT_MAX"]
+
+
+def test_mirror_struct_sizes_match_header_comments():
+    pattern = r"struct (nw_\w+) \{[^}]*\};\s+/\* (\d+) bytes"
+    sizes = {m[1]: int(m[2]) for m in re.finditer(pattern, HEADER)}
+    assert sizes == {"nw_lpm4": ctypes.sizeof(L.Lpm4), "nw_lpm6": ctypes.sizeof(L.Lpm6),
+                     "nw_ifkey": ctypes.sizeof(L.IfKey), "nw_port_range": 4,
+                     "nw_fs": ctypes.sizeof(L.Fs), "nw_counter": ctypes.sizeof(L.Counter)}
+    assert ctypes.sizeof(L.Counter) == L.COUNTER_SIZE
+    for cfg in (L.BuildConfig(), L.BuildConfig(max_rules=128, max_fs=32, max_ports=4)):
+        st = L.structs(cfg)
+        assert ctypes.sizeof(st.rule) == 16 + 4 * cfg.max_ports
+        assert ctypes.sizeof(st.iface) == 8 + 40 * cfg.max_fs + (16 + 4 * cfg.max_ports) * \
+            cfg.max_rules
+
+
+def test_cflags_cover_every_build_define():
+    flags = L.BuildConfig().cflags()
+    guarded = set(re.findall(r"#ifndef (NW_\w+)", HEADER)) - {"NW_XDP_H"}
+    assert {f[2:].split("=")[0] for f in flags} == guarded
+
+
+def test_pack_v4_masks_host_bits_and_defaults_prefix():
+    keys, n = T.pack_chunk("10.1.2.3/8\n192.0.2.7\n\n203.0.113.0/24\n", 4)
+    assert n == 3
+    got = [struct.unpack_from("<I4s", keys, i * 8) for i in range(n)]
+    assert got == [(8, bytes([10, 0, 0, 0])), (32, bytes([192, 0, 2, 7])),
+                   (24, bytes([203, 0, 113, 0]))]
+
+
+def test_pack_v6():
+    keys, n = T.pack_chunk("2001:db8:bad::1/48\nfd77::99\n", 6)
+    assert n == 2
+    pl, addr = struct.unpack_from("<I16s", keys, 0)
+    assert pl == 48 and addr == ipaddress.ip_address("2001:db8:bad::").packed
+    assert struct.unpack_from("<I16s", keys, 20)[0] == 128
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.300/8", "10.0.0.0/33", "nonsense", "10.0.0.0/x"])
+def test_pack_rejects_bad_cidr(bad):
+    with pytest.raises(InputError) as exc:
+        T.pack_chunk(f"10.0.0.0/8\n{bad}\n", 4, "blocklist.txt")
+    assert bad in exc.value.render() and "blocklist.txt" in exc.value.render()
+
+
+def _src(bit: int, *nets: str, files=(), file_v4=0, file_v6=0) -> XdpSetSource:
+    return XdpSetSource(bit, f"set{bit}", tuple(nets), tuple(files),
+                        sum(":" not in n for n in nets) + file_v4,
+                        sum(":" in n for n in nets) + file_v6)
+
+
+def _decode(content: dict[bytes, int]) -> dict[str, int]:
+    out = {}
+    for k, v in content.items():
+        pl = int.from_bytes(k[:4], "little")
+        out[f"{ipaddress.ip_address(k[4:])}/{pl}"] = v
+    return out
+
+
+def test_merge_ors_duplicates_and_propagates_ancestor_bits():
+    sets = [_src(0, "10.0.0.0/8", "10.1.0.0/16", "fd00::/8"),
+            _src(3, "10.1.0.0/16", "10.1.2.0/24", "192.0.2.0/24"), _src(7, "10.1.2.3/32")]
+    got = _decode(T.content_dict(T.iter_batches(sets, 4), 4))
+    assert got == {"10.0.0.0/8": 1, "10.1.0.0/16": 1 | 8, "10.1.2.0/24": 1 | 8,
+                   "192.0.2.0/24": 8, "10.1.2.3/32": 1 | 8 | 128}
+    assert _decode(T.content_dict(T.iter_batches(sets, 6), 6)) == {"fd00::/8": 1}
+
+
+def test_single_set_streams_its_bit_and_reads_files(tmp_path):
+    f = tmp_path / "b.txt"
+    f.write_text("# comment\n198.51.100.0/24  # trailing\n\n2001:db8::/32\n")
+    s = _src(9, "10.0.0.1/32", files=[f], file_v4=1, file_v6=1)
+    got = _decode(T.content_dict(T.iter_batches([s], 4), 4))
+    assert got == {"10.0.0.1/32": 512, "198.51.100.0/24": 512}
+    assert _decode(T.content_dict(T.iter_batches([s], 6), 6)) == {"2001:db8::/32": 512}
+
+
+def test_source_digest_follows_file_content(tmp_path):
+    f = tmp_path / "b.txt"
+    f.write_text("10.0.0.0/8\n")
+    d1 = T.source_digest([_src(1, files=[f])], 4)
+    f.write_text("10.0.0.0/9\n")
+    assert T.source_digest([_src(1, files=[f])], 4) != d1
+    assert T.source_digest([_src(2, files=[f])], 4) != T.source_digest([_src(1, files=[f])], 4)
+
+
+def _rule(rid, ports=(), action="deny", bits=1):
+    return XdpRule(rid, action, 6, tuple(PortRange(p, p) for p in ports), bits)
+
+
+def test_rule_rows_split_ports_keep_order_and_slot():
+    iface = XdpInterface("eth0", (_rule("a", range(1, 20)), _rule("b", action="allow")), ())
+    rows = rule_rows(iface, {"a": 4, "b": 2}, 8)
+    assert [(r.slot, len(r.ports)) for r in rows] == [(4, 8), (4, 8), (4, 3), (2, 0)]
+    assert rows[-1].action == L.NW_ACTION_ALLOW and rows[0].action == L.NW_ACTION_DENY
+
+
+def test_slots_survive_and_new_ids_avoid_old_slots():
+    got = allocate_slots(["x", "y", "z"], {"y": 0, "gone": 1}, 8)
+    assert got["y"] == 0 and got["x"] not in (0, 1) and got["z"] not in (0, 1)
+    assert len(set(got.values())) == 3
+
+
+def test_config_grows_to_fit_and_fits():
+    rules = tuple(_rule(f"r{i}", range(1, 10)) for i in range(40))  # 2 rows each
+    xdp = XdpState(interfaces=(XdpInterface("eth0", rules, ()),))
+    cfg = needed_config(xdp)
+    assert cfg.max_rules == 128 and fits(cfg, xdp) and not fits(L.BuildConfig(), xdp)
+    v = iface_value(cfg, xdp.interfaces[0], {f"r{i}": i for i in range(40)})
+    assert v.n_rules == 80 and v.rules[1].slot == 0 and v.rules[2].slot == 1
+
+
+def test_failsafe_entry_words_match_raw_address_bytes():
+    proto, fam, port, q, m = failsafe_entry(Failsafe("tcp", 22, "10.0.0.0/8", Loc("x")))
+    assert (proto, fam, port) == (6, 4, 22)
+    assert q[0].to_bytes(8, "little")[:4] == bytes([10, 0, 0, 0]) and q[1] == 0
+    assert m[0].to_bytes(8, "little")[:4] == bytes([255, 0, 0, 0]) and m[1] == 0
+    assert failsafe_entry(Failsafe("udp", 68, None, Loc("x"))) == (17, 0, 68, (0, 0), (0, 0))
+    _, fam6, _, _, m6 = failsafe_entry(Failsafe("tcp", 22, "fd00::/72", Loc("x")))
+    assert fam6 == 6 and m6[0] == (1 << 64) - 1 and m6[1] == 0xFF
