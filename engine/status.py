@@ -1,0 +1,67 @@
+"""Collect a StatusReport: links, conntrack, per-rule counters (iptables and XDP)
+mapped back to the TOML rules through the current generation's rule metadata,
+the pending confirm, and drift against the recorded generation."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from .conntrack import conntrack_info
+from .kernel import Kernel
+from .links import list_interfaces
+from .state import StateStore
+from .status_model import PendingConfirm, RuleStats, StatusReport
+
+
+def _hep_for(interfaces, heps: dict[str, str]):
+    out = []
+    wildcard = heps.get("*")
+    for i in interfaces:
+        name = heps.get(i.name) or (wildcard if i.name != "lo" else None)
+        out.append(i if name is None else dataclasses.replace(i, host_endpoint=name))
+    return out
+
+
+def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> StatusReport:
+    generation = store.current()
+    meta = store.meta(generation) if generation is not None else None
+    rules_meta = meta.rules if meta else {}
+    heps = (meta.expected.get("host_endpoints", {}) if meta else {})
+    warnings: list[str] = []
+
+    rules: list[RuleStats] = []
+    counters = kernel.counters()  # {(rule_id, backend): (packets, bytes)}
+    seen = set()
+    for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
+        m = rules_meta.get(rid)
+        seen.add(rid)
+        if m is None:
+            warnings.append(f"kernel rule nw:{rid} ({backend}) is not in generation {generation}")
+            continue
+        rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
+                               direction=m["direction"], index=m["index"], action=m["action"],
+                               backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
+                               summary=m["summary"], loc=m["loc"]))
+
+    pending = store.pending()
+    pending_confirm = None
+    if pending is not None:
+        pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
+                                         pending.seconds_left)
+    drift = tuple(kernel.drift(meta.expected)) if meta else ()
+    journal = store.journal()
+    if journal is not None:
+        warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "
+                        "recovery; the next nodewall command completes it")
+    return StatusReport(
+        netns=netns,
+        iptables_mode=kernel.iptables_mode(),
+        interfaces=tuple(_hep_for(list_interfaces(), heps)),
+        conntrack=conntrack_info(),
+        rules=tuple(rules),
+        generation=generation,
+        pending_confirm=pending_confirm,
+        drift=drift,
+        timestamp=time.time(),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,251 @@
+"""Transactions: every change to the kernel goes through here.
+
+apply:   lock -> recover an interrupted transaction -> load + validate (exit 2 on bad
+         input, kernel untouched) -> plan -> preview -> record generation N (files)
+         -> journal -> kernel apply + verify -> meta + current=N -> clear journal
+         -> optional commit-confirm (pending + detached watcher).
+On any failure after the journal is written, the previous generation is re-applied in
+full (or everything flushed when there was none), so the kernel holds the old or the
+new generation, never a mix.  A `kill -9` mid-way leaves the journal behind; the next
+command runs recover() first, which does the same restore.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tomlkit
+
+from . import netns as netns_mod
+from .desired import DesiredState
+from .errors import InputError, InputErrors, KernelError, NodewallError, NothingToDo
+from .kernel import Kernel
+from .links import interface_exists
+from .loader import load_profiles
+from .model import Profile
+from .netsfile_baseline import BaselineStore
+from .planner import plan
+from .service_model import ApplyResult, PlanPreview
+from .state import GenerationMeta, Journal, Pending, StateStore
+from .status_model import PendingConfirm
+
+OnWait = Callable[[str], None] | None
+
+
+def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
+    out = {}
+    for rid, meta in desired.rules.items():
+        d = dataclasses.asdict(meta)
+        d["loc"] = str(meta.loc) if meta.loc else None
+        out[rid] = d
+    return out
+
+
+def check_interfaces(profile: Profile) -> None:
+    errors = [InputError(hep.loc, f"unknown interface '{hep.interface}' in this network "
+                                  "namespace", hint="check `ip link`; or use interface = \"*\"")
+              for hep in profile.host_endpoints
+              if hep.interface != "*" and not interface_exists(hep.interface)]
+    if errors:
+        raise InputErrors(errors)
+
+
+def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
+                  baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
+    profile = load_profiles([Path(p) for p in paths], baselines=baselines)
+    if backend:
+        profile = dataclasses.replace(
+            profile, settings=dataclasses.replace(profile.settings, backend=backend))
+    check_interfaces(profile)
+    return profile, plan(profile)
+
+
+class Transactions:
+    def __init__(self, store: StateStore, kernel: Kernel | None = None):
+        self.store = store
+        self.kernel = kernel or Kernel(state_root=store.root)
+
+    # -- helpers -------------------------------------------------------------
+    def baselines(self, generation: int | None) -> BaselineStore | None:
+        return None if generation is None else BaselineStore(self.store.nets_dir(generation))
+
+    def _record_files(self, n: int, profile: Profile) -> None:
+        """Copy the profiles (nets_file rewritten to the generation's own copies) and
+        the nets_files into generations/N, so N can be re-applied on its own later."""
+        gdir = self.store.generation_dir(n)
+        shutil.rmtree(gdir, ignore_errors=True)
+        (gdir / "profiles").mkdir(parents=True)
+        nets = BaselineStore(self.store.nets_dir(n))
+        copies: dict[str, Path] = {}
+        for ns in profile.network_sets:
+            if ns.nets_file is not None:
+                nf = ns.nets_file
+                copies[str(nf.path)] = nets.put(nf.path, (nf.count_v4, nf.count_v6)).copy_path
+        for i, src in enumerate(profile.files):
+            doc = tomlkit.parse(Path(src).read_text())
+            for tbl in doc.get("network_sets", []):
+                if "nets_file" in tbl:
+                    original = (Path(src).resolve().parent / str(tbl["nets_file"])).resolve()
+                    tbl["nets_file"] = str(copies[str(original)])
+            (gdir / "profiles" / f"{i:02d}-{Path(src).name}").write_text(tomlkit.dumps(doc))
+
+    def _generation_profile(self, n: int) -> tuple[Profile, DesiredState]:
+        paths = self.store.profile_copies(n)
+        meta = self.store.meta(n)
+        return load_and_plan(paths, backend=meta.backend if meta.backend != "profile" else None)
+
+    def _restore(self, previous: int | None) -> None:
+        """Put the kernel back at generation `previous` (full reload), or flush."""
+        if previous is None:
+            self.kernel.flush()
+        else:
+            _, desired = self._generation_profile(previous)
+            self.kernel.apply(desired, baselines=None)
+        self.store.set_current(previous)
+
+    # -- recovery ------------------------------------------------------------
+    def recover(self) -> str | None:
+        """Finish an interrupted transaction (must hold the lock)."""
+        journal = self.store.journal()
+        if journal is None:
+            return None
+        self._restore(journal.previous)
+        if journal.action == "apply":  # the generation it was writing never took effect
+            shutil.rmtree(self.store.generation_dir(journal.target), ignore_errors=True)
+        self.store.clear_journal()
+        return (f"recovered an interrupted {journal.action} (pid {journal.pid}): "
+                f"back at generation {journal.previous}")
+
+    # -- preview -------------------------------------------------------------
+    def preview(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
+        current = self.store.current()
+        _, desired = load_and_plan(paths, backend=backend, baselines=self.baselines(current))
+        return self.kernel.preview(desired, baselines=self.baselines(current))
+
+    # -- apply ---------------------------------------------------------------
+    def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
+              confirm_timeout: float | None = None, wait: bool = True,
+              on_wait: OnWait = None) -> ApplyResult:
+        t0 = time.monotonic()
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            previous = self.store.current()
+            baselines = self.baselines(previous)
+            profile, desired = load_and_plan(paths, backend=backend, baselines=baselines)
+            preview = self.kernel.preview(desired, baselines=baselines)
+            if check:
+                if preview.empty:
+                    raise NothingToDo("the kernel already matches these profiles")
+                return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+            if preview.empty and previous is not None and confirm_timeout is None:
+                return ApplyResult(previous, False, preview, time.monotonic() - t0,
+                                   warnings=profile.warnings)
+            n = self.store.next_generation()
+            self._record_files(n, profile)
+            self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
+                                             started=time.time(), action="apply"))
+            try:
+                self.kernel.apply(desired, baselines=baselines)
+                self.kernel.verify(desired)
+            except BaseException as exc:
+                self._restore(previous)
+                shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
+                self.store.clear_journal()
+                if isinstance(exc, NodewallError):
+                    raise
+                raise KernelError(f"apply failed and was rolled back: {exc}",
+                                  hint="the previous generation is in place") from exc
+            self.store.write_meta(GenerationMeta(
+                generation=n, created=time.time(), sources=[str(p) for p in paths],
+                backend=backend or "profile", rules=_rule_meta_json(desired),
+                expected=self.kernel.expected_shape(
+                    desired, {h.interface: h.name for h in profile.host_endpoints})))
+            self.store.set_current(n)
+            self.store.clear_journal()
+            pending = None
+            if confirm_timeout is not None:
+                pending = self._arm_confirm(n, previous, confirm_timeout)
+            self.store.prune()
+        return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
+                           warnings=profile.warnings)
+
+    # -- commit-confirm --------------------------------------------------------
+    def _arm_confirm(self, n: int, previous: int | None, timeout: float) -> PendingConfirm:
+        deadline = time.time() + timeout
+        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline))
+        cmd = [sys.executable, "-m", "nodewall.engine.cli", "--state-dir", str(self.store.root)]
+        if netns_mod.current_name():
+            cmd += ["--netns", netns_mod.current_name()]
+        cmd += ["_confirm-watcher", "--generation", str(n)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
+        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline,
+                                         watcher_pid=proc.pid))
+        return PendingConfirm(n, previous, deadline, timeout)
+
+    def confirm(self) -> int:
+        with self.store.lock():
+            pending = self.store.pending()
+            if pending is None:
+                raise NodewallError("nothing is waiting for confirmation")
+            self.store.clear_pending()
+            return pending.generation
+
+    def watch_confirm(self, generation: int, poll: float = 0.2) -> bool:
+        """The detached watcher: revert at the deadline unless confirmed.  Returns
+        True when it reverted."""
+        while True:
+            pending = self.store.pending()
+            if pending is None or pending.generation != generation:
+                return False
+            if time.time() >= pending.deadline:
+                break
+            time.sleep(min(poll, max(0.0, pending.deadline - time.time())))
+        with self.store.lock():
+            pending = self.store.pending()
+            if pending is None or pending.generation != generation:
+                return False
+            if self.store.current() == generation:
+                self._guarded_restore(pending.previous, "confirm-timeout")
+            self.store.clear_pending()
+        return True
+
+    def _guarded_restore(self, previous: int | None, action: str) -> None:
+        current = self.store.current()
+        self.store.write_journal(Journal(target=current or 0, previous=previous,
+                                         pid=os.getpid(), started=time.time(), action=action))
+        self._restore(previous)
+        self.store.clear_journal()
+
+    # -- rollback / flush --------------------------------------------------------
+    def rollback(self, *, wait: bool = True, on_wait: OnWait = None) -> int | None:
+        """Return to the generation before the current one (or the pending one's
+        previous).  Returns the generation now in place."""
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            pending = self.store.pending()
+            current = self.store.current()
+            if pending is not None and pending.generation == current:
+                target = pending.previous
+            else:
+                older = [g for g in self.store.generations() if current is None or g < current]
+                if current is None:
+                    raise NodewallError("nothing has been applied; nothing to roll back")
+                target = older[-1] if older else None
+            self._guarded_restore(target, "rollback")
+            self.store.clear_pending()
+            return target
+
+    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.store.clear_journal()
+            self.kernel.flush()
+            self.store.clear_pending()
+            self.store.set_current(None)
