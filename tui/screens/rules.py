@@ -2,6 +2,7 @@
 selection kept by rule id; enter opens the TOML rule it came from."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,8 +13,9 @@ from textual.widgets import DataTable, Input, Static
 from .. import fmt
 from .base import NwScreen
 
-COLUMNS = ("profile", "policy", "rule", "action", "backend", "packets", "bytes", "rate",
-           "history")
+# no profile column (80 columns are tight): with several profiles the policy cell
+# reads "profile:policy"
+COLUMNS = ("policy", "rule", "action", "backend", "packets", "bytes", "rate", "history")
 # sort key name -> (key function(rule, state), descending by default)
 SORTS = {
     "rate": (lambda r, s: (s.pps(r.id), r.packets), True),
@@ -81,7 +83,8 @@ class RulesScreen(NwScreen):
         table = self.query_one("#rules", DataTable)
         rules = self.visible_rules(state)
         order = [r.id for r in rules]
-        rows = {r.id: self._row(r, state) for r in rules}
+        many = len({r.profile for r in state.report.rules}) > 1 if state and state.report else False
+        rows = {r.id: self._row(r, state, many) for r in rules}
         if order == self._order:
             for rid in order:
                 for col, value in zip(COLUMNS, rows[rid]):
@@ -100,9 +103,10 @@ class RulesScreen(NwScreen):
             f"{shown}  sorted by {self.sort_key} {arrow}{filt}")
 
     @staticmethod
-    def _row(rule, state) -> tuple[str, ...]:
+    def _row(rule, state, many_profiles: bool) -> tuple[Text, ...]:
         rr = state.rule_rates.get(rule.id)
-        cells = (rule.profile, rule.policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
+        policy = f"{Path(rule.profile).stem}:{rule.policy}" if many_profiles else rule.policy
+        cells = (policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
                  rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
                  fmt.rate(rr.pps if rr else None, ""),
                  fmt.sparkline(state.rule_history.get(rule.id, ()), 8))
