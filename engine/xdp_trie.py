@@ -78,8 +78,10 @@ def source_chunks(src: XdpSetSource, family: int) -> Iterator[str]:
         yield from _file_chunks(Path(path), family)
 
 
-def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
-    """Pack CIDR lines into LPM keys (host bits cleared).  Returns (keys, count)."""
+def pack_chunk(text: str | list[str], family: int, origin: str = "") -> tuple[bytes, int]:
+    """Pack CIDR lines (text, or a list of lines) into LPM keys (host bits cleared).
+    Returns (keys, count)."""
+    lines = text.split() if isinstance(text, str) else text
     inet = socket.inet_pton
     out: list[bytes] = []
     ap = out.append
@@ -87,7 +89,7 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
     try:
         if family == 4:
             af, mask, plens = socket.AF_INET, _MASK4, _PLEN4
-            for line in text.split():
+            for line in lines:
                 a, _, p = line.partition("/")
                 pl = plens[p] if p else 32
                 raw = inet(af, a)
@@ -96,7 +98,7 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
                 ap(pl_bytes[pl] + raw)
         else:
             af, mask, plens = socket.AF_INET6, _MASK6, _PLEN6
-            for line in text.split():
+            for line in lines:
                 a, _, p = line.partition("/")
                 pl = plens[p] if p else 128
                 raw = inet(af, a)
@@ -104,7 +106,7 @@ def pack_chunk(text: str, family: int, origin: str = "") -> tuple[bytes, int]:
                     raw = (int.from_bytes(raw, "big") & mask[pl]).to_bytes(16, "big")
                 ap(pl_bytes[pl] + raw)
     except (KeyError, OSError, ValueError) as exc:
-        bad = _first_bad(text, family)
+        bad = _first_bad("\n".join(lines), family)
         raise InputError(Loc(origin or "(xdp set)"), f"bad IPv{family} CIDR {bad!r}",
                          hint="one CIDR per line, e.g. 192.0.2.0/24 or 2001:db8::/32") from exc
     return b"".join(out), len(out)
@@ -157,9 +159,11 @@ def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
         s = members[0]
         val = _VAL.pack(1 << s.bit)
         for text in source_chunks(s, family):
-            keys, n = pack_chunk(text, family, s.origin)
-            if n:
-                yield Batch(keys, val * n, n)
+            lines = text.split()
+            for i in range(0, len(lines), CHUNK_LINES):  # small batches: the loader
+                keys, n = pack_chunk(lines[i:i + CHUNK_LINES], family, s.origin)  # starts early
+                if n:
+                    yield Batch(keys, val * n, n)
         return
     merged = merge(members, family)
     yield from batches_from_dict(merged, family)
