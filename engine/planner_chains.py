@@ -253,11 +253,13 @@ class LayoutBuilder:
         for kernel, kind, direction, inbound in (("INPUT", "fi", "ingress", True),
                                                  ("OUTPUT", "fo", "egress", False)):
             for ep in eps:
-                rules = [self.ct(direction, "filter"), self.ct(direction, "filter", invalid=True),
+                # ICMPv6 neighbour discovery carries no conntrack entry, so the
+                # INVALID state matches it: NDP must be accepted before that drop.
+                rules = [self.ct(direction, "filter"),
+                         *(self.ndp(direction) if family == 6 else ()),
+                         self.ct(direction, "filter", invalid=True),
                          *self.failsafe(s.failsafe_inbound if inbound else s.failsafe_outbound,
                                         family, inbound, False, "filter")]
-                if family == 6:
-                    rules += self.ndp(direction)
                 rules += self.place(self.policy_rules(ep, "normal", direction), family, "filter")
                 rules.append(self.default_deny(direction))
                 chains.append(Chain(endpoint_chain(kind, ep.interface), tuple(rules)))  # type: ignore[arg-type]

@@ -52,14 +52,15 @@ def test_endpoint_alone_gets_failsafe_and_default_deny_in_filter_only():
     assert d.interfaces == ("eth0",)
 
 
-def test_v6_filter_accepts_ndp_after_failsafe_before_policies():
+def test_v6_filter_accepts_ndp_before_the_invalid_drop_and_policies():
     d = plan(profile(heps=[hep()], policies=[policy("p", ingress=(rule("deny"),))]))
     got = lines(d, 6, "filter", "nw-fi-eth0")
     ndp = [f"-p icmpv6 -m icmp6 --icmpv6-type {t} -j ACCEPT" for t in range(130, 137)]
-    assert got[3:10] == ndp
-    assert got[2] == "-p tcp -m multiport --dports 22 -j ACCEPT"
+    assert got[1:8] == ndp
+    assert got[8] == "-m conntrack --ctstate INVALID -j DROP"
+    assert got[9] == "-p tcp -m multiport --dports 22 -j ACCEPT"
     assert got[10:] == ["-j DROP", "-j DROP"]  # the policy's deny, then the default deny
-    assert lines(d, 6, "filter", "nw-fo-eth0")[3:10] == ndp
+    assert lines(d, 6, "filter", "nw-fo-eth0")[1:8] == ndp
     assert not any("icmpv6" in x for x in lines(d, 4, "filter", "nw-fi-eth0"))
 
 
@@ -244,7 +245,8 @@ def test_synthetic_ids_shared_across_endpoints_and_families_not_tables():
     d = plan(profile(heps=[hep("a", "eth0"), hep("b", "eth1")], policies=[pol]))
     fi0, fi1 = ids(d, 4, "filter", "nw-fi-eth0"), ids(d, 4, "filter", "nw-fi-eth1")
     assert fi0 == fi1
-    assert ids(d, 6, "filter", "nw-fi-eth0")[:3] == fi0[:3]
+    v6 = ids(d, 6, "filter", "nw-fi-eth0")
+    assert [v6[0], *v6[8:10]] == fi0[:3]  # v6 has the NDP accepts after established
     # the failsafe accept in raw is counted apart from the one in filter
     assert ids(d, 4, "raw", "nw-rfi-eth0")[0] != fi0[2]
     for rid in (*fi0, *ids(d, 4, "raw", "nw-rfi-eth0")):
@@ -297,3 +299,21 @@ def test_rules_of_a_policy_selecting_nothing_keep_meta_with_a_note():
     (rid,) = policy_ids(d, "idle")
     assert d.rules[rid].summary == "deny all (policy selects no host endpoint)"
     assert all(r.rule_id != rid for t in d.tables for c in t.chains for r in c.rules)
+
+
+def test_v6_neighbour_discovery_is_accepted_before_the_invalid_drop():
+    """NDP packets have no conntrack entry, so `--ctstate INVALID` matches them; if the
+    INVALID drop came first, IPv6 neighbour discovery through a host endpoint would die."""
+    import pathlib
+    import tempfile
+
+    from nodewall.engine.loader import load_profiles
+    from nodewall.engine.planner import plan
+    with tempfile.TemporaryDirectory() as d:
+        p = pathlib.Path(d) / "p.toml"
+        p.write_text('[[host_endpoints]]\nname = "e"\ninterface = "eth0"\n')
+        desired = plan(load_profiles([p]))
+    chain = next(c for c in desired.table(6, "filter").chains if c.name == "nw-fi-eth0")
+    kinds = [("ndp" if r.match.icmp_type is not None else
+              "invalid" if r.match.ct_states == ("INVALID",) else "other") for r in chain.rules]
+    assert "ndp" in kinds and kinds.index("ndp") < kinds.index("invalid")
