@@ -1,12 +1,14 @@
 """`nodewall` command line (DESIGN.md section 5).
 
 Exit codes: 0 ok / applied, 1 failed (rolled back), 2 bad input (nothing changed),
-3 nothing to do (`apply --check` when the kernel already matches).
+3 nothing to do (`apply --check` when the kernel already matches).  `agent --once`
+returns its apply's code.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("panic", help="drop everything except failsafe traffic")
     sp.add_argument("state", choices=["on", "off"])
+    sp.add_argument("--no-wait", action="store_true")
 
     sp = sub.add_parser("agent", help="reconcile continuously (repairs drift)")
     sp.add_argument("--profiles", type=Path, required=True, metavar="DIR",
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nodewall status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _run(args) -> int:

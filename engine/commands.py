@@ -118,6 +118,28 @@ def cmd_flush(args) -> int:
     return EXIT_OK
 
 
+def cmd_panic(args) -> int:
+    _require_root("panic")
+    state = _service(args).tx.set_panic(args.state == "on", wait=not args.no_wait,
+                                        on_wait=_say_wait)
+    if state is not None:
+        print("!!! PANIC MODE ON: every packet is dropped except failsafe traffic !!!")
+        print(f"    {state.describe()}")
+        if not state.inbound:
+            print("    WARNING: no inbound failsafe: remote sessions are cut too",
+                  file=sys.stderr)
+        print(f"    end it with `nodewall{_ns(args)} panic off` (or `flush`)")
+    else:
+        print("panic mode off: the applied generation is in force again")
+    return EXIT_OK
+
+
+def cmd_agent(args) -> int:
+    from .agent import Agent
+    _require_root("agent")
+    return Agent(_service(args).tx, args.profiles).run(args.interval, once=args.once)
+
+
 def _print_status(report: StatusReport) -> None:
     ns = report.netns or "host"
     print(f"netns {ns}   iptables mode {report.iptables_mode} (nodewall writes "
@@ -148,6 +170,10 @@ def _print_status(report: StatusReport) -> None:
 
 def cmd_status(args) -> int:
     svc = _service(args)
+    if os.geteuid() == 0:  # finish an interrupted transaction nobody else is running
+        message = svc.tx.recover_if_idle()
+        if message:
+            print(f"nodewall: {message}", file=sys.stderr)
     while True:
         report = svc.status()
         if args.output == "json":

@@ -10,6 +10,9 @@ previous generation if a later one fails):
 """
 from __future__ import annotations
 
+import ipaddress
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,11 @@ from . import (
     ipset_observe,
     ipset_sync,
     iptables_apply,
+    iptables_kernel,
     iptables_observe,
     iptables_plan,
 )
-from .desired import DesiredState
+from .desired import PREFIX, DesiredState
 from .iptables_mode import detect as detect_iptables_mode
 from .netsfile_baseline import BaselineStore
 from .service_model import PlanPreview
@@ -120,10 +124,14 @@ class Kernel:
                 "host_endpoints": host_endpoints}
 
     def drift(self, expected: dict[str, Any]) -> list[str]:
+        """What differs between the kernel and a recorded generation's shape: nw- chains
+        missing, changed (rule blocks by id: deleted, added, reordered, foreign rules
+        inside) or unexpected; hooks missing or no longer first; ipsets missing or
+        with other members; XDP detached or replaced."""
         out: list[str] = []
         observed = iptables_observe.observe()
         have_chains: dict[str, list[str]] = {}
-        have_hooks: set[str] = set()
+        have_hooks: dict[str, int] = {}
         for t in observed.tables:
             for c in t.chains:
                 ids: list[str] = []
@@ -133,30 +141,112 @@ class Kernel:
                         ids.append(rid)
                 have_chains[f"{t.family}/{t.table}/{c.name}"] = ids
             for h in t.hooks:
-                have_hooks.add(f"{t.family}/{t.table}/{h.kernel_chain}->{h.chain}")
+                have_hooks[f"{t.family}/{t.table}/{h.kernel_chain}->{h.chain}"] = h.position
         for key, ids in expected.get("chains", {}).items():
             if key not in have_chains:
                 out.append(f"chain {key} is missing")
             elif have_chains[key] != ids:
-                out.append(f"chain {key} was changed ({len(have_chains[key])} rule blocks, "
-                           f"expected {len(ids)})")
-        for key in have_chains.keys() - expected.get("chains", {}).keys():
+                have = have_chains[key]
+                gone = [i for i in ids if i not in have]
+                extra = [i for i in have if i not in ids]
+                what = (f"{len(gone)} rule block(s) missing" if gone else "") + \
+                    ("; " if gone and extra else "") + \
+                    (f"{len(extra)} not nodewall's or not recorded" if extra else "")
+                out.append(f"chain {key} was changed ({what or 'rules reordered'}: "
+                           f"{len(have)} rule blocks, expected {len(ids)})")
+        for key in sorted(have_chains.keys() - expected.get("chains", {}).keys()):
             out.append(f"chain {key} is not in the recorded generation")
         for hook in expected.get("hooks", []):
             if hook not in have_hooks:
                 out.append(f"hook {hook} is missing")
+            elif have_hooks[hook] != 1:
+                out.append(f"hook {hook} is at position {have_hooks[hook]}, not first")
         live = ipset_observe.observe()
         for name in expected.get("ipsets", []):
             if name not in live:
                 out.append(f"ipset {name} is missing")
-            else:
-                manifest = ipset_sync.load_manifest(name)
-                if manifest is not None and manifest.entries != live[name].entries:
-                    out.append(f"ipset {name} was changed outside nodewall ("
-                               f"{live[name].entries} entries, applied {manifest.entries})")
+                continue
+            manifest = ipset_sync.load_manifest(name)
+            if manifest is None:
+                continue
+            if manifest.entries != live[name].entries:
+                out.append(f"ipset {name} was changed outside nodewall ("
+                           f"{live[name].entries} entries, applied {manifest.entries})")
+            elif _members_differ(name, manifest, live[name]):
+                out.append(f"ipset {name} was changed outside nodewall (other members)")
+        for name in sorted(set(live) - set(expected.get("ipsets", []))):
+            out.append(f"ipset {name} is not in the recorded generation")
         attached = self.xdp.attached() if expected.get("xdp") else {}
         for iface in expected.get("xdp", []):
             a = attached.get(iface)
             if a is None:
                 out.append(f"XDP program on {iface} is detached")
+            elif not a.owned:
+                out.append(f"XDP on {iface} runs a program that is not nodewall's "
+                           f"({a.prog_name or a.prog_id})")
         return out
+
+    def forget_drifted_sets(self, desired: DesiredState) -> list[str]:
+        """Drop the manifest of every small set whose members were changed by hand
+        (same count), so that the next sync reloads it in full.  Returns their names."""
+        live = ipset_observe.observe()
+        out = []
+        for spec in desired.ipsets:
+            man = ipset_sync.load_manifest(spec.name)
+            if man is not None and spec.name in live and \
+                    _members_differ(spec.name, man, live[spec.name]):
+                ipset_sync.drop_manifest(spec.name)
+                out.append(spec.name)
+        return out
+
+    def foreign(self) -> list[str]:
+        """What other tools have that touches nodewall's objects, or sits where it
+        works (left alone, but worth knowing): rules jumping into nw- chains or
+        matching nw- sets, and XDP programs that are not nodewall's."""
+        out: list[str] = []
+        for t in iptables_observe.observe().tables:
+            for r in t.foreign_refs:
+                out.append(f"{t.table} v{t.family}: rule {r.position} of {r.chain} "
+                           f"(not nodewall's) jumps to {r.target}")
+        for family, tool in ((4, "iptables-legacy-save"), (6, "ip6tables-legacy-save")):
+            for line in _save_lines(tool):
+                chain = line.split(" ", 2)[1] if line.startswith("-A ") else ""
+                if chain and not chain.startswith(PREFIX) and "--match-set nw-" in line \
+                        and "nw:" not in line:
+                    out.append(f"v{family}: a rule not nodewall's uses a nodewall ipset: "
+                               f"{line}")
+        for name, a in sorted(self.xdp.attached().items()):
+            if not a.owned:
+                out.append(f"XDP on {name}: program {a.prog_name or a.prog_id} is not "
+                           "nodewall's (left alone)")
+        return out
+
+
+def _members_differ(name: str, man: ipset_sync.Manifest, live: ipset_observe.ObservedSet,
+                    limit: int = 65536) -> bool:
+    """Exact member check for small sets whose content the manifest fully records
+    (inline members only, or a list:set); larger ones are checked by count."""
+    if man.files or live.entries > limit:
+        return False
+    have = ipset_observe.list_members(name)
+    if man.kind == "list:set":
+        return tuple(have) != man.members
+    try:
+        norm = {str(ipaddress.ip_network(m, strict=False)) for m in have}
+    except ValueError:
+        return True
+    return norm != set(man.inline)
+
+
+def _save_lines(tool: str) -> list[str]:
+    """`*-legacy-save` of the tables already loaded (never loads a module)."""
+    family = 6 if tool.startswith("ip6") else 4
+    tables = iptables_kernel.loaded_tables(family)  # type: ignore[arg-type]
+    if not tables or shutil.which(tool) is None:
+        return []
+    out = []
+    for table in sorted(tables & {"raw", "mangle", "filter", "nat", "security"}):
+        proc = subprocess.run([tool, "-t", table], capture_output=True, text=True,
+                              timeout=30, check=False)
+        out += proc.stdout.splitlines()
+    return out

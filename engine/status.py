@@ -1,11 +1,14 @@
 """Collect a StatusReport: links, conntrack, per-rule counters (iptables and XDP)
 mapped back to the TOML rules through the current generation's rule metadata,
-the pending confirm, and drift against the recorded generation."""
+the pending confirm, panic mode, drift against the recorded generation (with the
+panic chains when panic is on), and what other tools have next to nodewall's objects
+(foreign rules that reference them, foreign XDP programs), as warnings."""
 from __future__ import annotations
 
 import dataclasses
 import time
 
+from . import panic as panic_mod
 from .conntrack import conntrack_info
 from .kernel import Kernel
 from .links import list_interfaces
@@ -22,12 +25,28 @@ def _hep_for(interfaces, heps: dict[str, str]):
     return out
 
 
+def expected_now(store: StateStore) -> dict:
+    """The kernel shape the recorded generation (plus panic, when on) should have;
+    {} when nothing is applied (then every nw- object counts as drift)."""
+    generation = store.current()
+    expected = store.meta(generation).expected if generation is not None else {}
+    panic = panic_mod.read_marker(store.root)
+    return panic_mod.overlay_shape(expected, panic) if panic is not None else expected
+
+
 def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
-    rules_meta = meta.rules if meta else {}
+    panic = panic_mod.read_marker(store.root)
+    rules_meta = dict(meta.rules) if meta else {}
     heps = (meta.expected.get("host_endpoints", {}) if meta else {})
     warnings: list[str] = []
+    expected = meta.expected if meta else {}
+    if panic is not None:
+        rules_meta.update(panic_mod.rule_metas(panic))
+        expected = panic_mod.overlay_shape(expected, panic)
+        warnings.append(f"PANIC MODE since {time.ctime(panic.since)}: only failsafe traffic "
+                        f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
     rules: list[RuleStats] = []
     counters = kernel.counters()  # {(rule_id, backend): (packets, bytes)}
@@ -48,7 +67,8 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
     if pending is not None:
         pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
                                          pending.seconds_left)
-    drift = tuple(kernel.drift(meta.expected)) if meta else ()
+    drift = tuple(kernel.drift(expected))
+    warnings += [f"foreign: {f}" for f in kernel.foreign()]
     journal = store.journal()
     if journal is not None:
         warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "
@@ -62,6 +82,7 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
         generation=generation,
         pending_confirm=pending_confirm,
         drift=drift,
+        panic=panic is not None,
         timestamp=time.time(),
         warnings=tuple(warnings),
     )

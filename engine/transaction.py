@@ -23,8 +23,9 @@ from pathlib import Path
 import tomlkit
 
 from . import netns as netns_mod
+from . import panic as panic_mod
 from .desired import DesiredState
-from .errors import InputError, InputErrors, KernelError, NodewallError, NothingToDo
+from .errors import InputError, InputErrors, KernelError, LockBusy, NodewallError, NothingToDo
 from .kernel import Kernel
 from .links import interface_exists
 from .loader import load_profiles
@@ -36,6 +37,49 @@ from .state import GenerationMeta, Journal, Pending, StateStore
 from .status_model import PendingConfirm
 
 OnWait = Callable[[str], None] | None
+ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
+WATCHER_GRACE_S = 2.0  # an expired confirm whose watcher is gone is reverted after this
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _ipset_children_here() -> list[int]:
+    """`ipset` processes in this network namespace (a killed apply's restore stream
+    keeps running until it has read what was already written to it)."""
+    try:
+        mine = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return []
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if (d / "comm").read_text().strip() == "ipset" and \
+                    os.stat(d / "ns" / "net").st_ino == mine:
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while _ipset_children_here() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
@@ -100,33 +144,103 @@ class Transactions:
         meta = self.store.meta(n)
         return load_and_plan(paths, backend=meta.backend if meta.backend != "profile" else None)
 
+    def _panic(self) -> panic_mod.PanicState | None:
+        return panic_mod.read_marker(self.store.root)
+
+    def _with_panic(self, desired: DesiredState, profile: Profile | None) -> DesiredState:
+        state = self._panic()
+        if state is None:
+            return desired
+        settings = profile.settings if profile is not None else None
+        return panic_mod.overlay(desired, panic_mod.state_from_settings(settings, state.since))
+
+    def _kernel_write(self, desired: DesiredState, profile: Profile | None,
+                      baselines: BaselineStore | None) -> DesiredState:
+        """Apply `desired` (plus the panic chains while panic is on); returns what was
+        written."""
+        state = self._panic()
+        if state is not None:
+            settings = profile.settings if profile is not None else None
+            state = panic_mod.state_from_settings(settings, since=state.since)
+            desired = panic_mod.overlay(desired, state)
+            panic_mod.write_marker(self.store.root, state)
+        self.kernel.apply(desired, baselines=baselines)
+        return desired
+
     def _restore(self, previous: int | None) -> None:
-        """Put the kernel back at generation `previous` (full reload), or flush."""
+        """Put the kernel back at generation `previous` (full reload), or flush
+        (panic chains alone when panic is on)."""
         if previous is None:
-            self.kernel.flush()
+            if self._panic() is None:
+                self.kernel.flush()
+            else:
+                self._kernel_write(panic_mod.EMPTY, None, None)
         else:
-            _, desired = self._generation_profile(previous)
-            self.kernel.apply(desired, baselines=None)
+            profile, desired = self._generation_profile(previous)
+            self._kernel_write(desired, profile, None)
         self.store.set_current(previous)
 
     # -- recovery ------------------------------------------------------------
     def recover(self) -> str | None:
-        """Finish an interrupted transaction (must hold the lock)."""
+        """Finish an interrupted transaction (must hold the lock): an apply that got
+        as far as recording its generation as current is completed (re-applied),
+        any other is rolled back; a rollback, confirm timeout or panic switch is
+        completed; a flush is completed.  Also reverts an expired commit-confirm
+        whose watcher is gone (killed, or the machine rebooted)."""
+        message = None
         journal = self.store.journal()
-        if journal is None:
+        if journal is not None:
+            wait_for_orphans()
+            current = self.store.current()
+            if journal.action == "flush":
+                self.kernel.flush()
+                self.store.set_current(None)
+                outcome = "flushed"
+            elif journal.action == "panic":
+                self._restore(current)
+                outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
+            elif journal.action == "apply" and current == journal.target and \
+                    journal.target in self.store.generations():
+                self._restore(journal.target)
+                outcome = f"completed: generation {journal.target}"
+            else:
+                self._restore(journal.previous)
+                if journal.action == "apply":  # never took effect
+                    shutil.rmtree(self.store.generation_dir(journal.target),
+                                  ignore_errors=True)
+                outcome = f"back at generation {journal.previous}"
+            self.store.clear_journal()
+            message = (f"recovered an interrupted {journal.action} (pid {journal.pid}): "
+                       f"{outcome}")
+        pending = self.store.pending()
+        if pending is not None and time.time() >= pending.deadline + WATCHER_GRACE_S \
+                and not _alive(pending.watcher_pid):
+            if self.store.current() == pending.generation:
+                self._guarded_restore(pending.previous, "confirm-timeout")
+            self.store.clear_pending()
+            message = (message + "; " if message else "") + (
+                f"generation {pending.generation} was never confirmed: reverted to "
+                f"{pending.previous}")
+        return message
+
+    def recover_if_idle(self) -> str | None:
+        """recover(), when no other transaction runs (status and the agent call it;
+        they never wait for the lock)."""
+        if self.store.journal() is None and self.store.pending() is None:
             return None
-        self._restore(journal.previous)
-        if journal.action == "apply":  # the generation it was writing never took effect
-            shutil.rmtree(self.store.generation_dir(journal.target), ignore_errors=True)
-        self.store.clear_journal()
-        return (f"recovered an interrupted {journal.action} (pid {journal.pid}): "
-                f"back at generation {journal.previous}")
+        try:
+            with self.store.lock(wait=False):
+                return self.recover()
+        except LockBusy:
+            return None
 
     # -- preview -------------------------------------------------------------
     def preview(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
         current = self.store.current()
-        _, desired = load_and_plan(paths, backend=backend, baselines=self.baselines(current))
-        return self.kernel.preview(desired, baselines=self.baselines(current))
+        profile, desired = load_and_plan(paths, backend=backend,
+                                         baselines=self.baselines(current))
+        return self.kernel.preview(self._with_panic(desired, profile),
+                                   baselines=self.baselines(current))
 
     # -- apply ---------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
@@ -138,7 +252,9 @@ class Transactions:
             previous = self.store.current()
             baselines = self.baselines(previous)
             profile, desired = load_and_plan(paths, backend=backend, baselines=baselines)
-            preview = self.kernel.preview(desired, baselines=baselines)
+            self.kernel.forget_drifted_sets(desired)
+            preview = self.kernel.preview(self._with_panic(desired, profile),
+                                          baselines=baselines)
             if check:
                 if preview.empty:
                     raise NothingToDo("the kernel already matches these profiles")
@@ -151,8 +267,8 @@ class Transactions:
             self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
                                              started=time.time(), action="apply"))
             try:
-                self.kernel.apply(desired, baselines=baselines)
-                self.kernel.verify(desired)
+                written = self._kernel_write(desired, profile, baselines)
+                self.kernel.verify(written)
             except BaseException as exc:
                 self._restore(previous)
                 shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
@@ -168,12 +284,24 @@ class Transactions:
                     desired, {h.interface: h.name for h in profile.host_endpoints})))
             self.store.set_current(n)
             self.store.clear_journal()
-            pending = None
-            if confirm_timeout is not None:
-                pending = self._arm_confirm(n, previous, confirm_timeout)
+            pending = self._after_apply(n, previous, confirm_timeout)
             self.store.prune()
         return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
                            warnings=profile.warnings)
+
+    def _after_apply(self, n: int, previous: int | None,
+                     confirm_timeout: float | None) -> PendingConfirm | None:
+        """Arm the commit-confirm.  An apply on top of a change still waiting for
+        confirmation stays under that confirm (it reverts to the last confirmed
+        generation), with the new timeout when one is given."""
+        old = self.store.pending()
+        if old is None and confirm_timeout is None:
+            return None
+        if old is not None:
+            previous = old.previous
+            if confirm_timeout is None:
+                confirm_timeout = max(0.0, old.deadline - time.time())
+        return self._arm_confirm(n, previous, confirm_timeout)  # type: ignore[arg-type]
 
     # -- commit-confirm --------------------------------------------------------
     def _arm_confirm(self, n: int, previous: int | None, timeout: float) -> PendingConfirm:
@@ -244,8 +372,36 @@ class Transactions:
             return target
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
+        """Remove everything nodewall owns (panic mode included).  Journaled: a flush
+        that dies half-way is completed by the next command."""
         with self.store.lock(wait=wait, on_wait=on_wait):
-            self.store.clear_journal()
+            self.store.write_journal(Journal(target=0, previous=self.store.current(),
+                                             pid=os.getpid(), started=time.time(),
+                                             action="flush"))
+            panic_mod.clear_marker(self.store.root)
             self.kernel.flush()
             self.store.clear_pending()
             self.store.set_current(None)
+            self.store.clear_journal()
+
+    # -- panic ---------------------------------------------------------------------
+    def set_panic(self, on: bool, *, wait: bool = True,
+                  on_wait: OnWait = None) -> panic_mod.PanicState | None:
+        """Panic on: drop everything but failsafe traffic (kept across applies until
+        off).  Off: back to the current generation as it was.  Returns the panic state
+        now in force (None when off)."""
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            current = self.store.current()
+            if on:
+                old = self._panic()
+                panic_mod.write_marker(self.store.root, panic_mod.state_from_settings(
+                    None, since=old.since if old else None))
+            else:
+                panic_mod.clear_marker(self.store.root)
+            self.store.write_journal(Journal(target=current or 0, previous=current,
+                                             pid=os.getpid(), started=time.time(),
+                                             action="panic"))
+            self._restore(current)
+            self.store.clear_journal()
+            return self._panic()
