@@ -24,6 +24,11 @@ class RuleRate:
     bps: float | None  # bytes per second
 
 
+def rule_key(rule: RuleStats) -> str:
+    """Rows are (rule id, backend): an XDP rule and its raw backstop share the id."""
+    return f"{rule.id}:{rule.backend}"
+
+
 def _delta_rate(now: int, before: int | None, dt: float) -> float | None:
     if before is None or dt <= 0:
         return None
@@ -65,26 +70,27 @@ class LiveState:
         self.iface_rates = rates
 
     def _rules(self, report: StatusReport, prev: StatusReport | None, dt: float) -> None:
-        before = {r.id: r for r in prev.rules} if prev else {}
+        before = {rule_key(r): r for r in prev.rules} if prev else {}
         rates, history = {}, {}
         for rule in report.rules:
-            old = before.get(rule.id)
+            key = rule_key(rule)
+            old = before.get(key)
             rr = RuleRate(_delta_rate(rule.packets, old.packets if old else None, dt),
                           _delta_rate(rule.bytes, old.bytes if old else None, dt))
-            rates[rule.id] = rr
-            series = self.rule_history.get(rule.id) or deque(maxlen=self.history)
+            rates[key] = rr
+            series = self.rule_history.get(key) or deque(maxlen=self.history)
             if rr.pps is not None:
                 series.append(rr.pps)
-            history[rule.id] = series
+            history[key] = series
         self.rule_rates, self.rule_history = rates, history  # gone rules are dropped
 
-    def pps(self, rule_id: str) -> float:
-        rr = self.rule_rates.get(rule_id)
+    def pps(self, rule: RuleStats) -> float:
+        rr = self.rule_rates.get(rule_key(rule))
         return rr.pps if rr and rr.pps is not None else 0.0
 
     def busiest(self, n: int = 5) -> list[RuleStats]:
         """Rules with the highest hit rate now (ties: most packets overall)."""
         if self.report is None:
             return []
-        ranked = sorted(self.report.rules, key=lambda r: (-self.pps(r.id), -r.packets, r.id))
+        ranked = sorted(self.report.rules, key=lambda r: (-self.pps(r), -r.packets, rule_key(r)))
         return ranked[:n]

@@ -44,6 +44,7 @@ def make_rules(profile: str = "redis-host.toml") -> list[tuple[RuleStats, int]]:
         ("c3", "redis-untracked", "egress", 0, "allow", "raw", 380, 25),
         ("d4", "ssh-and-icmp", "ingress", 0, "allow", "filter", 2, 7),
         ("e5", "ssh-and-icmp", "ingress", 1, "allow", "filter", 9, 3),
+        ("b2", "redis-untracked", "ingress", 0, "allow", "raw", 1, 1),  # XDP's raw backstop
     ]
     lines = {"a1": 28, "b2": 39, "c3": 45, "d4": 55, "e5": 60}  # data/redis-host.toml
     out = []
@@ -53,6 +54,9 @@ def make_rules(profile: str = "redis-host.toml") -> list[tuple[RuleStats, int]]:
             backend=backend, packets=start * 10, bytes=start * 1000,
             tier="untracked" if backend in ("xdp", "raw") else "normal",
             summary=f"{act} {pol}", loc=f"PROFILE:{lines[rid]}:3"), step))
+    out.append((RuleStats(id="zz", profile="", policy="(default-deny)", direction="ingress",
+                          index=-1, action="deny", backend="filter", packets=0, bytes=0,
+                          tier="default", summary="default deny ingress"), 0))
     return out
 
 

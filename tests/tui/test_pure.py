@@ -39,16 +39,17 @@ def test_rates_between_ticks_and_counter_reset():
     fake, clock, live = FakeService(), FakeClock(), LiveState()
     fake.clock = clock
     live.update(fake.status(), clock())
-    assert live.rule_rates["b2"].pps is None  # one sample: no rate yet
+    assert live.rule_rates["b2:xdp"].pps is None  # one sample: no rate yet
     clock.advance(2)
     live.update(fake.status(), clock())
-    assert live.rule_rates["b2"].pps == pytest.approx(400 / 2)
+    assert live.rule_rates["b2:xdp"].pps == pytest.approx(400 / 2)
+    assert live.rule_rates["b2:raw"].pps == pytest.approx(1 / 2)  # same id, other backend
     assert live.iface_rates["srv0"].rx_bps == pytest.approx(50_000 / 2)
-    assert [r.id for r in live.busiest(2)] == ["b2", "c3"]
+    assert [(r.id, r.backend) for r in live.busiest(2)] == [("b2", "xdp"), ("c3", "raw")]
     fake.rules = [(r.__class__(**{**r.__dict__, "packets": 0}), s) for r, s in fake.rules]
     clock.advance(1)
     live.update(fake.status(), clock())
-    assert live.rule_rates["b2"].pps is None  # counters went down: reset, not negative
+    assert live.rule_rates["b2:xdp"].pps is None  # counters went down: reset, not negative
     assert list(live.ct_history) == [1200.0] * 3
 
 

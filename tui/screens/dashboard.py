@@ -7,6 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Static
 
 from .. import fmt
+from ..live import rule_key
 from .base import NwScreen
 
 CT_WARN = 0.8  # warn above 80 % full
@@ -69,8 +70,9 @@ class DashboardScreen(NwScreen):
         top.clear()
         for r in state.busiest(5):
             top.add_row(*map(Text, (r.policy, f"{r.direction[:2]}[{r.index}]", r.action,
-                                    r.backend, fmt.rate(state.rule_rates[r.id].pps, "p/s"),
-                                    fmt.sparkline(state.rule_history.get(r.id, ()), 10))))
+                                    r.backend, fmt.rate(state.pps(r), "p/s"),
+                                    fmt.sparkline(state.rule_history.get(rule_key(r), ()),
+                                                  10))))
 
     def _interfaces(self, state) -> None:
         table = self.query_one("#ifaces", DataTable)

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt
+from ..live import rule_key
 from .base import NwScreen
 
 # no profile column (80 columns are tight): with several profiles the policy cell
@@ -18,7 +19,7 @@ from .base import NwScreen
 COLUMNS = ("policy", "rule", "action", "backend", "packets", "bytes", "rate", "history")
 # sort key name -> (key function(rule, state), descending by default)
 SORTS = {
-    "rate": (lambda r, s: (s.pps(r.id), r.packets), True),
+    "rate": (lambda r, s: (s.pps(r), r.packets), True),
     "packets": (lambda r, s: r.packets, True),
     "bytes": (lambda r, s: r.bytes, True),
     "policy": (lambda r, s: (r.profile, r.policy, r.direction, r.index), False),
@@ -75,16 +76,17 @@ class RulesScreen(NwScreen):
             words = self.filter_text.lower().split()
             rules = [r for r in rules if all(w in rule_text(r) for w in words)]
         keyfn, _ = SORTS[self.sort_key]
-        tie = sorted(rules, key=lambda r: (r.profile, r.policy, r.direction, r.index, r.id))
+        tie = sorted(rules, key=lambda r: (r.profile, r.policy, r.direction, r.index,
+                                           rule_key(r)))
         return sorted(tie, key=lambda r: keyfn(r, state), reverse=self.descending)
 
     def show(self, state) -> None:
         self._state = state
         table = self.query_one("#rules", DataTable)
         rules = self.visible_rules(state)
-        order = [r.id for r in rules]
-        many = len({r.profile for r in state.report.rules}) > 1 if state and state.report else False
-        rows = {r.id: self._row(r, state, many) for r in rules}
+        order = [rule_key(r) for r in rules]
+        profiles = {r.profile for r in state.report.rules if r.profile} if rules else set()
+        rows = {rule_key(r): self._row(r, state, len(profiles) > 1) for r in rules}
         if order == self._order:
             for rid in order:
                 for col, value in zip(COLUMNS, rows[rid]):
@@ -104,12 +106,14 @@ class RulesScreen(NwScreen):
 
     @staticmethod
     def _row(rule, state, many_profiles: bool) -> tuple[Text, ...]:
-        rr = state.rule_rates.get(rule.id)
-        policy = f"{Path(rule.profile).stem}:{rule.policy}" if many_profiles else rule.policy
+        rr = state.rule_rates.get(rule_key(rule))
+        policy = rule.policy
+        if many_profiles and rule.profile:
+            policy = f"{Path(rule.profile).stem}:{rule.policy}"
         cells = (policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
                  rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
                  fmt.rate(rr.pps if rr else None, ""),
-                 fmt.sparkline(state.rule_history.get(rule.id, ()), 8))
+                 fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 8))
         return tuple(Text(c) for c in cells)  # names are data, never markup
 
     def _restore_selection(self, table: DataTable) -> None:
@@ -127,7 +131,8 @@ class RulesScreen(NwScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "rules" or self._state is None:
             return
-        rule = next((r for r in self._state.report.rules if r.id == event.row_key.value), None)
+        rule = next((r for r in self._state.report.rules
+                     if rule_key(r) == event.row_key.value), None)
         if rule is not None:
             self.app.open_rule_source(rule)
 
