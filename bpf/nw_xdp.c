@@ -1,11 +1,17 @@
 /* nodewall XDP ingress program (bcc dialect; sizes come from -D flags, see nw_xdp.h).
  *
  * Per packet: find the interface's rule table for the active generation; parse
- * Ethernet (+VLAN), IPv4 / IPv6 (+extension headers), TCP/UDP/SCTP/UDP-Lite ports;
- * failsafe inbound first (always XDP_PASS); then the rule rows in order, first match
- * wins: allow -> XDP_PASS (iptables raw still sees it), deny -> XDP_DROP.  The
- * source's set-membership bits come from one LPM lookup (v4 or v6 trie, the inner
- * map of an array-of-maps slot per generation), done only when a row needs them.
+ * Ethernet, IPv4 / IPv6 (+extension headers), TCP/UDP/SCTP/UDP-Lite ports;
+ * failsafe first (always XDP_PASS): inbound entries on the destination port, the
+ * return traffic of outbound entries on the SOURCE port, as the raw chain does; then
+ * the rule rows in order, first match wins: allow -> XDP_PASS (iptables raw still
+ * sees it), deny -> XDP_DROP.  The source's set-membership bits come from one LPM
+ * lookup (v4 or v6 trie, the inner map of an array-of-maps slot per generation),
+ * done only when a row needs them.
+ *
+ * VLAN-tagged frames are passed untouched (counted as NW_ACT_VLAN): iptables sees
+ * them on the VLAN sub-interface (eth0.100), whose host endpoint and rules are not
+ * this interface's, so judging them with this interface's rules would be wrong.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -14,11 +20,6 @@
 #include <uapi/linux/ipv6.h>
 
 #include "nw_xdp.h"
-
-struct nw_vlan_hdr {
-    __be16 tci;
-    __be16 proto;
-};
 
 BPF_ARRAY(nw_active, __u32, 1);                       /* active generation (0/1) */
 BPF_HASH(nw_ifcfg, struct nw_ifkey, struct nw_iface, NW_MAX_IFACES * NW_GENERATIONS);
@@ -84,16 +85,8 @@ int nw_xdp(struct xdp_md *ctx)
         return nw_count(NW_ACT_NOTIP, len, XDP_PASS);
     __be16 proto = eth->h_proto;
     void *cur = eth + 1;
-#pragma unroll
-    for (int i = 0; i < NW_VLAN_DEPTH; i++) {
-        if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-            break;
-        struct nw_vlan_hdr *vh = cur;
-        if ((void *)(vh + 1) > end)
-            return nw_count(NW_ACT_NOTIP, len, XDP_PASS);
-        proto = vh->proto;
-        cur = vh + 1;
-    }
+    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+        return nw_count(NW_ACT_VLAN, len, XDP_PASS);
 
     union nw_addr src = {};
     __u8 family, l4;
@@ -145,28 +138,35 @@ int nw_xdp(struct xdp_md *ctx)
     }
 
     int has_port = 0;
-    __u16 dport = 0;
+    __u16 sport = 0, dport = 0;
     if (l4_ok && (l4 == IPPROTO_TCP || l4 == IPPROTO_UDP || l4 == IPPROTO_SCTP ||
                   l4 == IPPROTO_UDPLITE)) {
         __be16 *ports = cur;
         if ((void *)(ports + 2) > end)
             return nw_count(NW_ACT_NOTIP, len, XDP_PASS);
+        sport = bpf_ntohs(ports[0]);
         dport = bpf_ntohs(ports[1]);
         has_port = 1;
     }
 
-    /* failsafe inbound: checked before anything else, never dropped */
+    /* failsafe: checked before anything else, never dropped */
     if (has_port) {
         for (int i = 0; i < NW_MAX_FS; i++) {
             if (i >= ifc->n_fs)
                 break;
             struct nw_fs *f = &ifc->fs[i];
-            if (f->proto != l4 || f->port != dport)
+            if (f->proto != l4 || f->port != (f->sport ? sport : dport))
                 continue;
             if (f->family && f->family != family)
                 continue;
             if ((src.q[0] & f->mask[0]) != f->addr[0] || (src.q[1] & f->mask[1]) != f->addr[1])
                 continue;
+            __u32 fslot = f->slot;
+            struct nw_counter *fc = nw_cnt.lookup(&fslot);
+            if (fc) {
+                fc->packets += 1;
+                fc->bytes += len;
+            }
             return nw_count(NW_ACT_FAILSAFE, len, XDP_PASS);
         }
     }

@@ -24,9 +24,6 @@
 #ifndef NW_MAX_IFACES
 #define NW_MAX_IFACES 64        /* interfaces with a rule table (per generation) */
 #endif
-#ifndef NW_VLAN_DEPTH
-#define NW_VLAN_DEPTH 2         /* 802.1Q / 802.1ad tags parsed */
-#endif
 #ifndef NW_V6_EXT_DEPTH
 #define NW_V6_EXT_DEPTH 4       /* IPv6 extension headers skipped */
 #endif
@@ -43,7 +40,9 @@
 #define NW_ACT_FAILSAFE 3
 #define NW_ACT_NOTIP 4          /* not IPv4/IPv6, or truncated headers: passed */
 #define NW_ACT_NOCFG 5          /* interface without a rule table: passed */
-#define NW_ACT_MAX 6
+#define NW_ACT_VLAN 6           /* 802.1Q / 802.1ad tagged: passed untouched (iptables
+                                   judges it on the VLAN sub-interface, not here) */
+#define NW_ACT_MAX 7
 
 /* ---- map value / key layouts ---- */
 struct nw_lpm4 {
@@ -66,11 +65,15 @@ struct nw_port_range {
     __u16 hi;
 };                                            /* 4 bytes */
 
-struct nw_fs {                                /* failsafe: dst port (+ source CIDR) */
+struct nw_fs {                                /* failsafe: port (+ source CIDR) */
     __u8 proto;                               /* 6 tcp, 17 udp */
     __u8 family;                              /* 0 any, 4, 6 */
     __u16 port;                               /* host byte order */
-    __u32 _pad;
+    __u16 slot;                               /* counter slot (nw_cnt index) */
+    __u8 sport;                               /* 0: inbound entry, match the DESTINATION
+                                                 port; 1: return traffic of an outbound
+                                                 entry, match the SOURCE port */
+    __u8 _pad;
     __u64 addr[2];                            /* source network, raw address bytes */
     __u64 mask[2];                            /* all zero = any source */
 };                                            /* 40 bytes */

@@ -3,7 +3,8 @@ CURRENT network namespace (callers enter it first).
 
 apply() order (each step leaves the kernel consistent):
   1. refuse foreign XDP programs on any target interface (nothing changed yet);
-  2. compile a new program only when none is pinned or the pinned one is too small;
+  2. compile a new program only when none is pinned, the pinned one is too small, or
+     it was built from other sources (its recorded build digest differs);
   3. tries: unchanged -> untouched; small change with stable set bits -> delta in
      place, adds (upserts) first; otherwise a fresh trie per family in the inactive
      generation slot, the rule tables written for that generation, then one update of
@@ -44,7 +45,14 @@ from .xdp_maps import (
     unpin_all,
     write_meta_fd,
 )
-from .xdp_rules import allocate_slots, fits, iface_value, needed_config
+from .xdp_rules import (
+    allocate_slots,
+    counted_ids,
+    failsafe_entries,
+    fits,
+    iface_value,
+    needed_config,
+)
 
 DELTA_MAX = 65536  # tries at most this big (old and new) are updated in place
 SCHEMA = 1
@@ -96,6 +104,17 @@ def _bits_compatible(old: dict[str, str], new: dict[str, str]) -> bool:
     return all(old.get(b) in (None, o) for b, o in new.items())
 
 
+def _reusable(meta: dict[str, Any], xdp: XdpState) -> BuildConfig | None:
+    """The pinned program's build config when it can take xdp as it is: big enough
+    and compiled from the same sources (a changed struct layout needs a new program)."""
+    if not meta.get("build"):
+        return None
+    cfg = BuildConfig.from_json(meta["build"])
+    if not fits(cfg, xdp) or meta.get("build_digest") != build_digest(cfg):
+        return None
+    return cfg
+
+
 class XdpBackend:
     def __init__(self, pin_root: Path = PIN_ROOT):
         self.pin_root = Path(pin_root)
@@ -139,12 +158,11 @@ class XdpBackend:
             a = observed.attachments.get(name)
             if a is not None and not a.owned:
                 raise foreign_error(a)
-        old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
         if not want:
             if observed.pinned or any(a.owned for a in observed.attachments.values()):
                 ops.append(XdpOp("flush", "all", "no interface is accelerated any more"))
             return ops
-        if old_cfg is None or not fits(old_cfg, xdp):
+        if _reusable(meta, xdp) is None:
             ops.append(XdpOp("load", "program", "compile and load nw_xdp"))
         tries = meta.get("tries", {})
         for fam in (4, 6):
@@ -155,7 +173,8 @@ class XdpBackend:
         old_ifaces = meta.get("ifaces", {})
         for i in xdp.interfaces:
             ops.append(XdpOp("rules", i.iface, f"{len(i.rules)} rules, "
-                             f"{len(i.failsafe)} failsafe"))
+                             f"{len(i.failsafe)} failsafe, "
+                             f"{len(i.failsafe_return)} failsafe return"))
             a = observed.attachments.get(i.iface)
             if a is None or i.iface not in old_ifaces:
                 ops.append(XdpOp("attach", i.iface, f"mode {xdp.mode}"))
@@ -176,17 +195,17 @@ class XdpBackend:
         targets = {i.iface: ifindex(i.iface) for i in xdp.interfaces}
         meta = dict(observed.meta or {})
         old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
-        fresh = old_cfg is None or not fits(old_cfg, xdp)
+        reuse = _reusable(meta, xdp)
+        fresh = reuse is None
         compiled = None
-        if fresh:
+        if reuse is None:
             cfg = needed_config(xdp, old_cfg)
             compiled = compile_program(cfg)
             meta_fd = create_meta_map()
             p = Pinned(self.dir, compiled.prog_fd, {**compiled.map_fds, MAP_META: meta_fd})
             meta = {}
         else:
-            assert old_cfg is not None
-            cfg = old_cfg
+            cfg = reuse
             p = Pinned.open(self.dir)  # type: ignore[assignment]
         try:
             self._fill(p, cfg, xdp, meta, targets, fresh)
@@ -235,7 +254,7 @@ class XdpBackend:
         new_bits = _bits(xdp)
         compatible = not fresh and _bits_compatible(old_bits, new_bits)
         old_tries = meta.get("tries", {})
-        rule_ids = [r.rule_id for i in xdp.interfaces for r in i.rules]
+        rule_ids = counted_ids(xdp)
         slots = allocate_slots(rule_ids, meta.get("slots", {}) if not fresh else {},
                                cfg.max_slots)
         for rid, s in slots.items():
@@ -303,6 +322,8 @@ class XdpBackend:
         meta["gen"] = gen
         meta["slots"] = slots
         meta["actions"] = {r.rule_id: r.action for i in xdp.interfaces for r in i.rules}
+        meta["actions"].update({rid: "failsafe" for i in xdp.interfaces
+                                for _, _, rid in failsafe_entries(i)})
         meta["bits"] = new_bits
         meta["tries"] = new_tries
 

@@ -24,8 +24,9 @@ NW_ACT_DENY = 2
 NW_ACT_FAILSAFE = 3
 NW_ACT_NOTIP = 4
 NW_ACT_NOCFG = 5
-NW_ACT_MAX = 6
-ACT_NAMES = ("nomatch", "allow", "deny", "failsafe", "notip", "nocfg")
+NW_ACT_VLAN = 6
+NW_ACT_MAX = 7
+ACT_NAMES = ("nomatch", "allow", "deny", "failsafe", "notip", "nocfg", "vlan")
 
 # maps the program declares (bcc table names = kernel map names)
 MAP_ACTIVE = "nw_active"
@@ -56,7 +57,6 @@ class BuildConfig:
     max_ports: int = 8
     max_slots: int = 256
     max_ifaces: int = 64
-    vlan_depth: int = 2
     v6_ext_depth: int = 4
 
     def cflags(self) -> list[str]:
@@ -94,7 +94,8 @@ class PortRange(ctypes.Structure):
 
 class Fs(ctypes.Structure):
     _fields_ = [("proto", ctypes.c_uint8), ("family", ctypes.c_uint8),
-                ("port", ctypes.c_uint16), ("_pad", ctypes.c_uint32),
+                ("port", ctypes.c_uint16), ("slot", ctypes.c_uint16),
+                ("sport", ctypes.c_uint8), ("_pad", ctypes.c_uint8),
                 ("addr", ctypes.c_uint64 * 2), ("mask", ctypes.c_uint64 * 2)]
 
 

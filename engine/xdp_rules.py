@@ -2,7 +2,13 @@
 with more port ranges than NW_MAX_PORTS becomes several consecutive rows with the
 same slot and action, so first-match order is unchanged), failsafe entries,
 counter-slot allocation that keeps slots of surviving rule ids, and the build
-configuration big enough for it all."""
+configuration big enough for it all.
+
+Failsafe entries count into slots too, under the ids of the raw chain's failsafe
+rules (engine.planner_chains: synthetic ids from the role ("failsafe", "ingress",
+"<entry>", "raw") for inbound entries and ("failsafe-return", "egress", "<entry>",
+"raw") for the return traffic of outbound entries), so XDP failsafe hits show
+under the same rule id as the iptables failsafe rule."""
 from __future__ import annotations
 
 import ipaddress
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from .desired import XdpInterface, XdpState
 from .errors import KernelError
 from .model import Failsafe
+from .rule_ids import synthetic_id
 from .xdp_layout import NW_ACTION_ALLOW, NW_ACTION_DENY, BuildConfig, round_up, structs
 
 _PROTO = {"tcp": 6, "udp": 17}
@@ -31,17 +38,37 @@ def rows_needed(iface: XdpInterface, max_ports: int) -> int:
     return sum(max(1, -(-len(r.dst_ports) // max_ports)) for r in iface.rules)
 
 
+def failsafe_id(f: Failsafe, reverse: bool) -> str:
+    """The id of the raw chain's failsafe rule for entry f (reverse: the rule that
+    accepts the return traffic of an outbound entry)."""
+    if reverse:
+        return synthetic_id("failsafe-return", "egress", str(f), "raw")
+    return synthetic_id("failsafe", "ingress", str(f), "raw")
+
+
+def failsafe_entries(iface: XdpInterface) -> list[tuple[Failsafe, bool, str]]:
+    """(entry, reverse, rule id) in the order the program checks them."""
+    return ([(f, False, failsafe_id(f, False)) for f in iface.failsafe]
+            + [(f, True, failsafe_id(f, True)) for f in iface.failsafe_return])
+
+
+def counted_ids(xdp: XdpState) -> list[str]:
+    """Every id that needs a counter slot: rules, then failsafe entries (no repeats)."""
+    ids = [r.rule_id for i in xdp.interfaces for r in i.rules]
+    ids += [rid for i in xdp.interfaces for _, _, rid in failsafe_entries(i)]
+    return list(dict.fromkeys(ids))
+
+
 def needed_config(xdp: XdpState, base: BuildConfig | None = None) -> BuildConfig:
     """A config that fits xdp, at least as big as base (so growing never shrinks)."""
     b = base or BuildConfig()
-    ids = {r.rule_id for i in xdp.interfaces for r in i.rules}
     rows = max((rows_needed(i, b.max_ports) for i in xdp.interfaces), default=0)
-    fs = max((len(i.failsafe) for i in xdp.interfaces), default=0)
+    fs = max((len(i.failsafe) + len(i.failsafe_return) for i in xdp.interfaces), default=0)
     return BuildConfig(
         max_rules=round_up(rows, b.max_rules), max_fs=round_up(fs, b.max_fs),
-        max_ports=b.max_ports, max_slots=round_up(len(ids), b.max_slots),
+        max_ports=b.max_ports, max_slots=round_up(len(counted_ids(xdp)), b.max_slots),
         max_ifaces=round_up(len(xdp.interfaces), b.max_ifaces),
-        vlan_depth=b.vlan_depth, v6_ext_depth=b.v6_ext_depth)
+        v6_ext_depth=b.v6_ext_depth)
 
 
 def fits(cfg: BuildConfig, xdp: XdpState) -> bool:
@@ -103,16 +130,18 @@ def iface_value(cfg: BuildConfig, iface: XdpInterface, slots: Mapping[str, int])
     st = structs(cfg)
     v = st.iface()
     rows = rule_rows(iface, slots, cfg.max_ports)
-    if len(rows) > cfg.max_rules or len(iface.failsafe) > cfg.max_fs:
-        raise KernelError(f"{iface.iface}: {len(rows)} XDP rule rows / {len(iface.failsafe)} "
+    fss = failsafe_entries(iface)
+    if len(rows) > cfg.max_rules or len(fss) > cfg.max_fs:
+        raise KernelError(f"{iface.iface}: {len(rows)} XDP rule rows / {len(fss)} "
                           f"failsafe entries exceed the program's {cfg.max_rules} / "
                           f"{cfg.max_fs}", hint="internal: the program should have been "
                           "recompiled bigger")
-    v.n_rules, v.n_fs = len(rows), len(iface.failsafe)
-    for i, f in enumerate(iface.failsafe):
+    v.n_rules, v.n_fs = len(rows), len(fss)
+    for i, (f, reverse, rid) in enumerate(fss):
         proto, fam, port, q, m = failsafe_entry(f)
         e = v.fs[i]
         e.proto, e.family, e.port = proto, fam, port
+        e.slot, e.sport = slots[rid], int(reverse)
         e.addr[0], e.addr[1] = q
         e.mask[0], e.mask[1] = m
     for i, row in enumerate(rows):

@@ -37,7 +37,7 @@ def test_mirror_constants_match_header():
         assert d[f"NW_{field.upper()}"] == value, field
     for name in ("NW_GENERATIONS", "NW_ACTION_ALLOW", "NW_ACTION_DENY", "NW_ACT_NOMATCH",
                  "NW_ACT_ALLOW", "NW_ACT_DENY", "NW_ACT_FAILSAFE", "NW_ACT_NOTIP",
-                 "NW_ACT_NOCFG", "NW_ACT_MAX"):
+                 "NW_ACT_NOCFG", "NW_ACT_VLAN", "NW_ACT_MAX"):
         assert getattr(L, name) == d[name], name
     assert len(L.ACT_NAMES) == d["NW_ACT_MAX"]
 
@@ -160,3 +160,47 @@ def test_failsafe_entry_words_match_raw_address_bytes():
     assert failsafe_entry(Failsafe("udp", 68, None, Loc("x"))) == (17, 0, 68, (0, 0), (0, 0))
     _, fam6, _, _, m6 = failsafe_entry(Failsafe("tcp", 22, "fd00::/72", Loc("x")))
     assert fam6 == 6 and m6[0] == (1 << 64) - 1 and m6[1] == 0xFF
+
+
+def test_failsafe_ids_are_the_raw_chain_failsafe_rule_ids():
+    from nodewall.engine.model import EntityMatch
+    from nodewall.engine.planner import plan
+    from nodewall.engine.xdp_rules import failsafe_entries
+
+    from .test_planner_kit import chain, hep, policy, profile, rule
+    pol = policy("u", ingress=(rule("deny", src=EntityMatch(nets=("198.51.100.0/24",))),),
+                 tier="untracked")
+    d = plan(profile(heps=[hep()], policies=[pol], inbound=("tcp:22", "udp:68"),
+                     outbound=("udp:53", "tcp:443@10.0.0.0/8")))
+    (xi,) = d.xdp.interfaces
+    entries = failsafe_entries(xi)
+    assert [(str(f), rev) for f, rev, _ in entries] == [
+        ("tcp:22", False), ("udp:68", False), ("udp:53", True), ("tcp:443@10.0.0.0/8", True)]
+    raw = chain(d, 4, "raw", "nw-rfi-eth0").rules
+    assert [rid for _, _, rid in entries] == [r.rule_id for r in raw[:4]]
+    # the raw return rules match the SOURCE port and the remote as the source
+    assert raw[2].match.src_ports == (PortRange(53, 53),) and not raw[2].match.dst_ports
+    assert raw[3].match.src_net == "10.0.0.0/8"
+    assert all(d.rules[rid].tier == "failsafe" for _, _, rid in entries)
+
+
+def test_iface_value_failsafe_slots_and_source_port_flag():
+    from nodewall.engine.xdp_rules import counted_ids, failsafe_entries
+    iface = XdpInterface("eth0", (_rule("a"),), (Failsafe("tcp", 22, None, Loc("x")),),
+                         failsafe_return=(Failsafe("udp", 53, "10.0.0.0/8", Loc("x")),))
+    xdp = XdpState(interfaces=(iface,))
+    ids = counted_ids(xdp)
+    assert ids[0] == "a" and len(ids) == 3
+    slots = allocate_slots(ids, {}, 8)
+    cfg = needed_config(xdp)
+    v = iface_value(cfg, iface, slots)
+    (_, _, in_id), (_, _, ret_id) = failsafe_entries(iface)
+    assert v.n_fs == 2
+    assert (v.fs[0].port, v.fs[0].sport, v.fs[0].slot) == (22, 0, slots[in_id])
+    assert (v.fs[1].port, v.fs[1].sport, v.fs[1].slot, v.fs[1].proto) == (
+        53, 1, slots[ret_id], 17)
+    assert v.fs[1].addr[0].to_bytes(8, "little")[:4] == bytes([10, 0, 0, 0])
+    # 17 inbound + 17 return entries need a bigger failsafe table
+    many = tuple(Failsafe("tcp", p, None, Loc("x")) for p in range(1, 18))
+    big = XdpState(interfaces=(XdpInterface("eth0", (), many, failsafe_return=many),))
+    assert needed_config(big).max_fs == 64 and not fits(L.BuildConfig(), big)
