@@ -21,8 +21,15 @@ test-unit: setup
 lint: setup
 	$(VENV)/bin/ruff check engine tui bench tests
 
-bench: setup
-	$(PY) -m bench.run
+# bench: the matplotlib extra (PNG plots) once per pyproject.toml version, then the suite
+BENCH_STAMP = $(VENV)/.bench-$(shell sha256sum pyproject.toml | cut -c1-16)
+$(BENCH_STAMP): pyproject.toml
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+bench: setup $(BENCH_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -52,6 +52,7 @@ class Row:
     note: str = ""
     n: int | None = None
     extra: dict = field(default_factory=dict)
+    why: str = ""  # when the goal is missed: by how much is in the table, this says why
 
     @property
     def ratio(self) -> float | None:
@@ -70,7 +71,8 @@ class Row:
         return {"section": self.section, "case": self.case, "raw_tool": self.raw_tool,
                 "raw": self.raw, "value": self.value, "unit": self.unit, "ratio": self.ratio,
                 "goal": self.goal, "higher_is_better": self.higher_is_better,
-                "met": self.met, "note": self.note, "n": self.n, "extra": self.extra}
+                "met": self.met, "note": self.note, "why": self.why, "n": self.n,
+                "extra": self.extra}
 
 
 # -- CIDR generator -----------------------------------------------------------------------

@@ -1,0 +1,305 @@
+"""`make bench`: the whole benchmark suite, in throwaway namespaces, written to
+bench/results.md (+ results.json, PNG plots) and quoted in the README.
+
+    .venv/bin/python -m bench.run [--quick] [--only SECTION[,SECTION…]] [--no-readme]
+
+Sections (each its own module with run(quick) -> list[Row]):
+  setup        1. set-up time vs N (bench/setup_time.py)
+  incremental  2. one CIDR changed in a 1M set vs the full load (bench/setup_time.py)
+  droprate     3. per-core drop rate vs N (the XDP engineer's bench/xdp_* modules)
+  untracked    4. untracked fast path, redis-benchmark -k 0 (bench/untracked.py)
+  latency      5. Redis PING p50/p99 with 0 and 1M entries (bench/latency.py)
+  big_sets     6. 10M CIDRs per backend, peak RSS (bench/big_sets.py)
+  tui          7. TUI time to first frame, CPU per tick, RSS (bench/tui_cost.py)
+Every figure is a ratio against the raw tool measured in the same run.  A full run
+(no --quick, no --only) also rewrites the README's benchmark table (between the
+`<!-- bench:begin -->` / `<!-- bench:end -->` markers) so the two always match.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import common as c
+from bench.common import Row
+
+HERE = Path(__file__).resolve().parent
+README = c.REPO / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+TITLES = {
+    "setup": "1. Set-up time vs N (start of the load until a listed source is seen dropped)",
+    "incremental": "2. Incremental update: one CIDR changed in a 1M set",
+    "droprate": "3. Per-core drop rate vs N (BPF_PROG_TEST_RUN live frames into a veth)",
+    "untracked": "4. Untracked fast path: `redis-benchmark -k 0`",
+    "latency": "5. Latency vs N: Redis PING p50/p99",
+    "big_sets": "6. 10M CIDRs per backend, peak RSS",
+    "tui": "7. TUI cost (1M-entry set, 100 rules)",
+}
+
+
+def _setup(quick: bool, log) -> list[Row]:
+    from bench import setup_time
+    return setup_time.run(quick, log=log)
+
+
+def _incremental(quick: bool, log) -> list[Row]:
+    from bench import setup_time
+    return setup_time.run_incremental(quick, log=log)
+
+
+def _droprate(quick: bool, log) -> list[Row]:
+    """Adapter to the XDP engineer's drop-rate bench (not written here)."""
+    for name in ("bench.xdp_droprate", "bench.xdp_drop", "bench.xdp_rate"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        fn = getattr(mod, "rows", None) or getattr(mod, "run_rows", None)
+        if fn is not None:
+            return fn(quick, log=log)
+    return [Row("droprate", f"{what}, N={n}", "raw + ipset", None, None, "Mpps/core",
+                goal=2.5 if what == "XDP" else None, higher_is_better=True,
+                note="not measured yet: the XDP drop-rate bench (bench/xdp_*) has not landed")
+            for n in ("1", "1k", "1M") for what in ("XDP", "linear iptables")]
+
+
+def _module(name: str) -> Callable[[bool, Callable], list[Row]]:
+    def run(quick: bool, log) -> list[Row]:
+        return importlib.import_module(f"bench.{name}").run(quick, log=log)
+    return run
+
+
+SECTIONS: dict[str, Callable[[bool, Callable], list[Row]]] = {
+    "setup": _setup, "incremental": _incremental, "droprate": _droprate,
+    "untracked": _module("untracked"), "latency": _module("latency"),
+    "big_sets": _module("big_sets"), "tui": _module("tui_cost"),
+}
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _ratio(r: Row) -> str:
+    x = r.ratio
+    if x is None:
+        return "—"
+    if r.section == "incremental":
+        return f"{100 * x:.2f} %"
+    return f"{x:.3g}×" if x < 100 else f"{x:,.0f}×"
+
+
+def _goal(r: Row) -> str:
+    if r.goal is None:
+        return ""
+    if r.section == "incremental":
+        return f"≤ {100 * r.goal:g} %"
+    if r.goal == 0:
+        return "0"
+    return f"{'≥' if r.higher_is_better else '≤'} {r.goal:g}×"
+
+
+def _met(r: Row) -> str:
+    if r.goal is None:
+        return ""
+    if r.raw is None or r.value is None:
+        return "not measured"
+    if r.met:
+        return "met"
+    return "**missed**"
+
+
+def _cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[Row]) -> list[str]:
+    out = ["| case | raw tool (same run) | raw | nodewall | ratio | goal | met | notes |",
+           "|---|---|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        note = r.note
+        if r.met is False and r.why:
+            note = f"{note}; **why:** {r.why}" if note else f"**why:** {r.why}"
+        out.append(f"| {_cell(r.case)} | {_cell(r.raw_tool)} | {c.fmt(r.raw, r.unit)} | "
+                   f"{c.fmt(r.value, r.unit)} | {_ratio(r)} | {_goal(r)} | {_met(r)} | "
+                   f"{_cell(note)} |")
+    return out
+
+
+def goal_rows(rows: list[Row]) -> list[Row]:
+    """The rows the issue's goals are judged on, for the summary (and the README)."""
+    keep = []
+    for r in rows:
+        if r.goal is None:
+            continue
+        if r.section == "setup" and r.n not in (None, 1_000_000, 10_000_000):
+            continue
+        if r.section == "big_sets" and r.unit == "s":
+            continue
+        if r.section == "droprate" and r.n not in (None, 1_000_000):
+            continue
+        keep.append(r)
+    return keep
+
+
+def summary_md(rows: list[Row], meta: dict) -> list[str]:
+    m = meta["machine"]
+    out = [(f"Measured {meta['date']} on {m['cpu']} ({m['cores']} cores), {m['memory']} RAM, "
+           f"Linux {m['kernel']}, {m['os']}; `{meta['command']}` took "
+           f"{meta['minutes']:.1f} min. Full tables, notes and plots: "
+           "[bench/results.md](bench/results.md)."), ""]
+    out += table(goal_rows(rows))
+    return out
+
+
+def write_results(rows: list[Row], meta: dict, plots: list[str], path: Path) -> None:
+    m = meta["machine"]
+    lines = [
+        "# nodewall benchmark results",
+        "",
+        (f"Generated by `{meta['command']}` on {meta['date']} in {meta['minutes']:.1f} min"
+        f"{' (quick smoke run: small N)' if meta['quick'] else ''}."),
+        "",
+        "| machine | |", "|---|---|",
+        *(f"| {k} | {_cell(str(v))} |" for k, v in m.items()),
+        "",
+        ("Reproduce: `make bench` as root on Debian 12 (installs what it needs, then runs "
+        "`.venv/bin/python -m bench.run`); `--quick` for a smoke run with small N, "
+        "`--only SECTION` for one section. Everything runs in network namespaces the "
+        "suite creates (prefix `nwb…`) and deletes; the host's firewall is never touched."),
+        "",
+        ("Every figure is a ratio against the raw tool measured in the same run: "
+        "ratio = nodewall ÷ raw (for requests/s and drop rates higher is better)."),
+        "",
+        "## Goals",
+        "",
+        *table(goal_rows(rows)),
+        "",
+    ]
+    for sec, title in TITLES.items():
+        srows = [r for r in rows if r.section == sec]
+        if not srows and sec not in meta["sections"]:
+            continue
+        lines += [f"## {title}", ""]
+        if sec in meta.get("errors", {}):
+            lines += [f"Section failed: `{_cell(meta['errors'][sec])}`", ""]
+        if srows:
+            lines += table(srows) + [""]
+        for p in plots:
+            if p.startswith(sec):
+                lines += [f"![{sec}]({p})", ""]
+    path.write_text("\n".join(lines))
+
+
+def update_readme(rows: list[Row], meta: dict) -> bool:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(head + BEGIN + "\n" + "\n".join(summary_md(rows, meta)) + "\n" + END
+                      + tail)
+    return True
+
+
+def droprate_plot(rows: list[Row], out: Path) -> bool:
+    pts = [r for r in rows if r.section == "droprate" and r.n and r.value is not None]
+    if not pts:
+        return False
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in pts:
+        series.setdefault(r.extra.get("series", r.case.split(",")[0]), []).append(
+            (r.n, r.value))
+        if r.raw is not None:
+            series.setdefault(r.raw_tool, []).append((r.n, r.raw))
+    for label, xs in series.items():
+        xs = sorted(set(xs))
+        ax.plot([x for x, _ in xs], [y for _, y in xs], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("entries in the deny set")
+    ax.set_ylabel(pts[0].unit)
+    ax.set_title("Per-core drop rate vs N")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small N: a smoke run")
+    ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
+    ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (it creates network namespaces)", file=sys.stderr)
+        return 1
+    chosen = list(SECTIONS) if not args.only else [s.strip() for s in args.only.split(",")]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        print(f"bench: unknown section(s) {unknown}; choose from {list(SECTIONS)}",
+              file=sys.stderr)
+        return 2
+    t_start = time.monotonic()
+    rows: list[Row] = []
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    try:
+        for sec in chosen:
+            log(f"== {sec}: {TITLES[sec]}")
+            t0 = time.monotonic()
+            try:
+                rows += SECTIONS[sec](args.quick, log)
+            except Exception as exc:  # noqa: BLE001 - a failed section is reported
+                errors[sec] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            timings[sec] = time.monotonic() - t0
+            log(f"   ({timings[sec]:.0f} s)")
+    finally:
+        c.cleanup_workdir()
+    cmd = "make bench" if not (args.quick or args.only) else \
+        "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "command": cmd, "quick": args.quick, "sections": chosen,
+            "minutes": (time.monotonic() - t_start) / 60, "machine": c.machine(),
+            "errors": errors, "section_seconds": timings}
+    plots = []
+    if "setup" in chosen:
+        from bench import setup_time
+        if setup_time.plot(rows, args.out.parent / "setup_time.png"):
+            plots.append("setup_time.png")
+    if "droprate" in chosen and droprate_plot(rows, args.out.parent / "droprate.png"):
+        plots.append("droprate.png")
+    write_results(rows, meta, plots, args.out)
+    with contextlib.suppress(OSError):
+        args.out.with_suffix(".json").write_text(json.dumps(
+            {"meta": meta, "rows": [r.to_json() for r in rows]}, indent=1, default=str) + "\n")
+    if not (args.quick or args.only or args.no_readme) and update_readme(rows, meta):
+        log("README.md benchmark table updated")
+    log(f"wrote {args.out} ({meta['minutes']:.1f} min)")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
