@@ -18,7 +18,6 @@ Every figure is a ratio against the raw tool measured in the same run.  A full r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import importlib
 import json
@@ -246,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small N: a smoke run")
     ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    ap.add_argument("--json", type=Path, help="also write every row as JSON here")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -292,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if "droprate" in chosen and droprate_plot(rows, args.out.parent / "droprate.png"):
         plots.append("droprate.png")
     write_results(rows, meta, plots, args.out)
-    with contextlib.suppress(OSError):
-        args.out.with_suffix(".json").write_text(json.dumps(
+    if args.json:
+        args.json.write_text(json.dumps(
             {"meta": meta, "rows": [r.to_json() for r in rows]}, indent=1, default=str) + "\n")
     if not (args.quick or args.only or args.no_readme) and update_readme(rows, meta):
         log("README.md benchmark table updated")
