@@ -75,6 +75,15 @@ class Row:
                 "extra": self.extra}
 
 
+def row_from_json(d: dict | Row) -> Row:
+    """A Row back from Row.to_json() (the XDP bench modules return dicts)."""
+    if isinstance(d, Row):
+        return d
+    keys = ("section", "case", "raw_tool", "raw", "value", "unit", "goal",
+            "higher_is_better", "note", "n", "extra", "why")
+    return Row(**{k: d[k] for k in keys if k in d})
+
+
 # -- CIDR generator -----------------------------------------------------------------------
 # first octets that never cover the lab (10/8), loopback, the probe sources (203.0.113/24,
 # 198.18/15) or multicast and above

@@ -7,6 +7,7 @@ Sections (each its own module with run(quick) -> list[Row]):
   setup        1. set-up time vs N (bench/setup_time.py)
   incremental  2. one CIDR changed in a 1M set vs the full load (bench/setup_time.py)
   droprate     3. per-core drop rate vs N (the XDP engineer's bench/xdp_* modules)
+  xdp_pkt      3b. XDP per-packet cost vs a floor program (the XDP engineer's bench/xdp_pkt)
   untracked    4. untracked fast path, redis-benchmark -k 0 (bench/untracked.py)
   latency      5. Redis PING p50/p99 with 0 and 1M entries (bench/latency.py)
   big_sets     6. 10M CIDRs per backend, peak RSS (bench/big_sets.py)
@@ -39,6 +40,7 @@ TITLES = {
     "setup": "1. Set-up time vs N (start of the load until a listed source is seen dropped)",
     "incremental": "2. Incremental update: one CIDR changed in a 1M set",
     "droprate": "3. Per-core drop rate vs N (BPF_PROG_TEST_RUN live frames into a veth)",
+    "xdp_pkt": "3b. XDP per-packet cost vs a floor program (BPF_PROG_TEST_RUN)",
     "untracked": "4. Untracked fast path: `redis-benchmark -k 0`",
     "latency": "5. Latency vs N: Redis PING p50/p99",
     "big_sets": "6. 10M CIDRs per backend, peak RSS",
@@ -56,20 +58,44 @@ def _incremental(quick: bool, log) -> list[Row]:
     return setup_time.run_incremental(quick, log=log)
 
 
+DROPRATE_MODULES = ("bench.xdp_droprate", "bench.xdp_drop", "bench.xdp_rate")
+
+
+def _foreign(module: str, quick: bool, log) -> list[Row] | None:
+    """Rows from one of the XDP engineer's modules (run(quick) -> Rows or their JSON
+    dicts); None when the module is not there."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    try:
+        rows = mod.run(quick, log=log)
+    except TypeError:
+        rows = mod.run(quick)
+    return [c.row_from_json(r) for r in rows]
+
+
 def _droprate(quick: bool, log) -> list[Row]:
-    """Adapter to the XDP engineer's drop-rate bench (not written here)."""
-    for name in ("bench.xdp_droprate", "bench.xdp_drop", "bench.xdp_rate"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        fn = getattr(mod, "rows", None) or getattr(mod, "run_rows", None)
-        if fn is not None:
-            return fn(quick, log=log)
+    for name in DROPRATE_MODULES:
+        rows = _foreign(name, quick, log)
+        if rows is not None:
+            for r in rows:
+                r.section = "droprate"
+            return rows
     return [Row("droprate", f"{what}, N={n}", "raw + ipset", None, None, "Mpps/core",
                 goal=2.5 if what == "XDP" else None, higher_is_better=True,
                 note="not measured yet: the XDP drop-rate bench (bench/xdp_*) has not landed")
             for n in ("1", "1k", "1M") for what in ("XDP", "linear iptables")]
+
+
+def _xdp_pkt(quick: bool, log) -> list[Row]:
+    rows = _foreign("bench.xdp_pkt", quick, log)
+    if rows is None:
+        return [Row("xdp_pkt", "per-packet cost", "floor program", None, None, "ns/packet",
+                    goal=1.3, note="not measured yet: bench/xdp_pkt has not landed")]
+    for r in rows:
+        r.section = "xdp_pkt"
+    return rows
 
 
 def _module(name: str) -> Callable[[bool, Callable], list[Row]]:
@@ -80,6 +106,7 @@ def _module(name: str) -> Callable[[bool, Callable], list[Row]]:
 
 SECTIONS: dict[str, Callable[[bool, Callable], list[Row]]] = {
     "setup": _setup, "incremental": _incremental, "droprate": _droprate,
+    "xdp_pkt": _xdp_pkt,
     "untracked": _module("untracked"), "latency": _module("latency"),
     "big_sets": _module("big_sets"), "tui": _module("tui_cost"),
 }
@@ -143,6 +170,8 @@ def goal_rows(rows: list[Row]) -> list[Row]:
         if r.section == "big_sets" and r.unit == "s":
             continue
         if r.section == "droprate" and r.n not in (None, 1_000_000):
+            continue
+        if r.section == "xdp_pkt":  # the XDP engineer's own goal, not one of the issue's
             continue
         keep.append(r)
     return keep
