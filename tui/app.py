@@ -56,6 +56,7 @@ class NodewallApp(App):
         *(Binding(str(i), f"switch_mode('{m}')", m.title(), show=False)
           for i, m in enumerate(MODES, start=1)),
         Binding("q", "quit_app", "Quit"),
+        Binding("ctrl+q", "quit_app", "Quit", show=False, priority=True),  # not past the checks
         Binding("question_mark", "help", "Help"),
         Binding("p", "pause", "Pause", show=False),
         Binding("plus", "faster", "Faster", show=False),

@@ -68,3 +68,9 @@ def parse_loc(loc: str) -> tuple[str, int, int] | None:
         return parts[0], int(parts[1]), int(parts[2])
     except ValueError:
         return None
+
+
+def rule_position(direction: str, index: int) -> str:
+    """'in[0]' / 'eg[2]'; engine-internal rules (index < 0) show just 'in' / 'eg'."""
+    short = direction[:2]
+    return f"{short}[{index}]" if index >= 0 else short

@@ -104,3 +104,16 @@ async def test_help_palette_and_quit(new_app, fake):
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_ctrl_q_goes_through_the_same_checks(new_app, fake, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        app.buffers[next(iter(app.buffers))].set_text("# edited\n")
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert "unsaved edits in redis-host.toml" in screen_text(app)
+        await pilot.press("y")
+        await settle(pilot)
+    assert app.return_code == 0

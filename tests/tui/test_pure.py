@@ -33,6 +33,8 @@ def test_gauge_and_human_and_loc():
     assert fmt.human_bytes(2048) == "2.0kB"
     assert fmt.parse_loc("/a:b/c.toml:12:5") == ("/a:b/c.toml", 12, 5)
     assert fmt.parse_loc("nope") is None
+    assert fmt.rule_position("ingress", 2) == "in[2]"
+    assert fmt.rule_position("egress", -1) == "eg"
 
 
 def test_rates_between_ticks_and_counter_reset():

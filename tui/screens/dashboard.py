@@ -69,7 +69,7 @@ class DashboardScreen(NwScreen):
         top = self.query_one("#top-rules", DataTable)
         top.clear()
         for r in state.busiest(5):
-            top.add_row(*map(Text, (r.policy, f"{r.direction[:2]}[{r.index}]", r.action,
+            top.add_row(*map(Text, (r.policy, fmt.rule_position(r.direction, r.index), r.action,
                                     r.backend, fmt.rate(state.pps(r), "p/s"),
                                     fmt.sparkline(state.rule_history.get(rule_key(r), ()),
                                                   10))))

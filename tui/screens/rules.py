@@ -110,7 +110,7 @@ class RulesScreen(NwScreen):
         policy = rule.policy
         if many_profiles and rule.profile:
             policy = f"{Path(rule.profile).stem}:{rule.policy}"
-        cells = (policy, f"{rule.direction[:2]}[{rule.index}]", rule.action,
+        cells = (policy, fmt.rule_position(rule.direction, rule.index), rule.action,
                  rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
                  fmt.rate(rr.pps if rr else None, ""),
                  fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 8))
