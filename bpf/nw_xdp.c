@@ -46,6 +46,12 @@ static __always_inline int nw_count(__u32 act, __u64 len, int verdict)
     return verdict;
 }
 
+static __always_inline int nw_fs_maybe(struct nw_iface *ifc, __u8 l4, __u32 dir, __u16 port)
+{
+    __u32 h = (__u32)(port * NW_FS_HASH_MUL + l4 * NW_FS_HASH_PROTO + dir * NW_FS_HASH_DIR) >> 24;
+    return (ifc->fs_bloom[(h >> 6) & (NW_FS_BLOOM_WORDS - 1)] >> (h & 63)) & 1;
+}
+
 static __always_inline __u64 nw_bits(__u32 gen, __u8 family, union nw_addr *src)
 {
     __u64 *v = 0;
@@ -150,7 +156,7 @@ int nw_xdp(struct xdp_md *ctx)
     }
 
     /* failsafe: checked before anything else, never dropped */
-    if (has_port) {
+    if (has_port && (nw_fs_maybe(ifc, l4, 0, dport) || nw_fs_maybe(ifc, l4, 1, sport))) {
         for (int i = 0; i < NW_MAX_FS; i++) {
             if (i >= ifc->n_fs)
                 break;

@@ -89,13 +89,22 @@ struct nw_rule {
     struct nw_port_range ports[NW_MAX_PORTS];
 };                                            /* 16 + 4 * NW_MAX_PORTS bytes */
 
+/* Failsafe pre-filter: a 256-bit Bloom filter over (proto, direction, port) of the
+ * entries, so that the common packet (no failsafe port) skips the entry loop. */
+#define NW_FS_BLOOM_WORDS 4
+#define NW_FS_HASH_MUL 2654435761
+#define NW_FS_HASH_PROTO 40503
+#define NW_FS_HASH_DIR 97
+/* bit = ((port * MUL + proto * PROTO + sport_flag * DIR) mod 2^32) >> 24 */
+
 struct nw_iface {
     __u16 n_fs;
     __u16 n_rules;
     __u32 _pad;
+    __u64 fs_bloom[NW_FS_BLOOM_WORDS];
     struct nw_fs fs[NW_MAX_FS];
     struct nw_rule rules[NW_MAX_RULES];
-};                                            /* 8 + 40 * FS + rule * RULES bytes */
+};                                            /* 40 + 40 * FS + rule * RULES bytes */
 
 struct nw_counter {
     __u64 packets;
@@ -103,6 +112,6 @@ struct nw_counter {
 };                                            /* 16 bytes, per CPU */
 
 #define NW_RULE_SIZE (16 + 4 * NW_MAX_PORTS)
-#define NW_IFACE_SIZE (8 + 40 * NW_MAX_FS + NW_RULE_SIZE * NW_MAX_RULES)
+#define NW_IFACE_SIZE (40 + 40 * NW_MAX_FS + NW_RULE_SIZE * NW_MAX_RULES)
 
 #endif /* NW_XDP_H */

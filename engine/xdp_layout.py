@@ -46,6 +46,16 @@ LPM6_KEY_SIZE = 20
 LPM_VALUE_SIZE = 8
 FS_SIZE = 40
 COUNTER_SIZE = 16
+NW_FS_BLOOM_WORDS = 4
+NW_FS_HASH_MUL = 2654435761
+NW_FS_HASH_PROTO = 40503
+NW_FS_HASH_DIR = 97
+
+
+def fs_bloom_bit(proto: int, sport: bool, port: int) -> int:
+    """The failsafe pre-filter bit of an entry (nw_fs_maybe in nw_xdp.c)."""
+    h = (port * NW_FS_HASH_MUL + proto * NW_FS_HASH_PROTO + int(sport) * NW_FS_HASH_DIR)
+    return (h & 0xFFFFFFFF) >> 24
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,8 @@ class BuildConfig:
         return 16 + 4 * self.max_ports
 
     def iface_size(self) -> int:
-        return 8 + FS_SIZE * self.max_fs + self.rule_size() * self.max_rules
+        return (8 + 8 * NW_FS_BLOOM_WORDS + FS_SIZE * self.max_fs
+                + self.rule_size() * self.max_rules)
 
 
 class Lpm4(ctypes.Structure):
@@ -119,7 +130,7 @@ def structs(cfg: BuildConfig) -> Structs:
         ("_pad", ctypes.c_uint16), ("ports", PortRange * cfg.max_ports)]})
     iface = type("Iface", (ctypes.Structure,), {"_fields_": [
         ("n_fs", ctypes.c_uint16), ("n_rules", ctypes.c_uint16), ("_pad", ctypes.c_uint32),
-        ("fs", Fs * cfg.max_fs), ("rules", rule * cfg.max_rules)]})
+        ("fs_bloom", ctypes.c_uint64 * NW_FS_BLOOM_WORDS), ("fs", Fs * cfg.max_fs), ("rules", rule * cfg.max_rules)]})
     assert ctypes.sizeof(rule) == cfg.rule_size()
     assert ctypes.sizeof(iface) == cfg.iface_size()
     return Structs(rule=rule, iface=iface)

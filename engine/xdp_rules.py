@@ -19,7 +19,14 @@ from .desired import XdpInterface, XdpState
 from .errors import KernelError
 from .model import Failsafe
 from .rule_ids import synthetic_id
-from .xdp_layout import NW_ACTION_ALLOW, NW_ACTION_DENY, BuildConfig, round_up, structs
+from .xdp_layout import (
+    NW_ACTION_ALLOW,
+    NW_ACTION_DENY,
+    BuildConfig,
+    fs_bloom_bit,
+    round_up,
+    structs,
+)
 
 _PROTO = {"tcp": 6, "udp": 17}
 
@@ -142,6 +149,8 @@ def iface_value(cfg: BuildConfig, iface: XdpInterface, slots: Mapping[str, int])
         e = v.fs[i]
         e.proto, e.family, e.port = proto, fam, port
         e.slot, e.sport = slots[rid], int(reverse)
+        bit = fs_bloom_bit(proto, reverse, port)
+        v.fs_bloom[bit >> 6] |= 1 << (bit & 63)
         e.addr[0], e.addr[1] = q
         e.mask[0], e.mask[1] = m
     for i, row in enumerate(rows):

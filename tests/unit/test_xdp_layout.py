@@ -37,7 +37,8 @@ def test_mirror_constants_match_header():
         assert d[f"NW_{field.upper()}"] == value, field
     for name in ("NW_GENERATIONS", "NW_ACTION_ALLOW", "NW_ACTION_DENY", "NW_ACT_NOMATCH",
                  "NW_ACT_ALLOW", "NW_ACT_DENY", "NW_ACT_FAILSAFE", "NW_ACT_NOTIP",
-                 "NW_ACT_NOCFG", "NW_ACT_VLAN", "NW_ACT_MAX"):
+                 "NW_ACT_NOCFG", "NW_ACT_VLAN", "NW_ACT_MAX", "NW_FS_BLOOM_WORDS",
+                 "NW_FS_HASH_MUL", "NW_FS_HASH_PROTO", "NW_FS_HASH_DIR"):
         assert getattr(L, name) == d[name], name
     assert len(L.ACT_NAMES) == d["NW_ACT_MAX"]
 
@@ -52,7 +53,7 @@ def test_mirror_struct_sizes_match_header_comments():
     for cfg in (L.BuildConfig(), L.BuildConfig(max_rules=128, max_fs=32, max_ports=4)):
         st = L.structs(cfg)
         assert ctypes.sizeof(st.rule) == 16 + 4 * cfg.max_ports
-        assert ctypes.sizeof(st.iface) == 8 + 40 * cfg.max_fs + (16 + 4 * cfg.max_ports) * \
+        assert ctypes.sizeof(st.iface) == 40 + 40 * cfg.max_fs + (16 + 4 * cfg.max_ports) * \
             cfg.max_rules
 
 
