@@ -60,9 +60,12 @@ def fingerprint(ns: str) -> str:
     nw- sets with their members (sorted: the hash order is not stable)."""
     lines = []
     for tool in ("iptables-legacy-save", "ip6tables-legacy-save"):
+        table = ""
         for ln in in_ns(ns, tool).stdout.splitlines():
-            if "nw-" in ln or "nw:" in ln or ln.startswith("*"):
-                lines.append(f"{tool} {_COUNTS.sub('', ln)}")
+            if ln.startswith("*"):
+                table = ln
+            elif "nw-" in ln or "nw:" in ln:
+                lines.append(f"{tool} {table} {_COUNTS.sub('', ln)}")
     sets = [_INITVAL.sub("", ln) for ln in in_ns(ns, "ipset", "save").stdout.splitlines()
             if " nw-" in ln]
     return "\n".join(lines + sorted(sets))
