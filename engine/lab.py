@@ -27,9 +27,12 @@ from typing import Any
 
 from . import lab_net, lab_traffic
 from .errors import EnvironmentProblem, KernelError
+from .ipset_sync import RUN_ROOT as IPSET_RUN_ROOT
 from .lab_net import LabNames
 from .netns import exists as netns_exists
 from .netns import run_in_netns
+from .state import default_state_dir
+from .xdp_maps import PIN_ROOT
 
 RUN_ROOT = Path("/run/nodewall")
 REDIS_PORT = 6379
@@ -201,3 +204,13 @@ def lab_down(prefix: str = "nwlab") -> None:
     lab_net.delete_namespaces(names)
     if rdir.exists():
         shutil.rmtree(rdir, ignore_errors=True)
+    for ns in (names.server, names.client):
+        forget_namespace(ns)
+
+
+def forget_namespace(ns: str) -> None:
+    """Drop what nodewall keeps outside a namespace that is gone: its bpffs pins
+    (which would keep the XDP program and maps alive), its ipset manifests and its
+    default state dir (generations that no longer describe any kernel)."""
+    for path in (PIN_ROOT / ns, IPSET_RUN_ROOT / ns, default_state_dir(ns)):
+        shutil.rmtree(path, ignore_errors=True)

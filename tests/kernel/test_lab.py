@@ -203,3 +203,23 @@ def test_lab_down_from_inside_the_lab_spares_the_caller():
         assert lab.lab_status(prefix) is None
     finally:
         lab.lab_down(prefix)
+
+
+def test_lab_down_forgets_nodewall_state_of_its_namespaces(tmp_path):
+    """Pins would keep a deleted namespace's XDP program and maps alive; the state dir
+    would describe a kernel that no longer exists."""
+    if not IS_ROOT:
+        pytest.skip("kernel test: needs root to create network namespaces")
+    from nodewall.engine.ipset_sync import RUN_ROOT
+    from nodewall.engine.state import default_state_dir
+    from nodewall.engine.xdp_maps import PIN_ROOT
+    prefix = f"nwt{uuid.uuid4().hex[:5]}"
+    info = lab.lab_up(prefix, duration=30, traffic=False)
+    made = [PIN_ROOT / info.server_ns, RUN_ROOT / info.server_ns,
+            default_state_dir(info.server_ns)]
+    try:
+        for path in made:
+            path.mkdir(parents=True, exist_ok=True)
+    finally:
+        lab.lab_down(prefix)
+    assert [p for p in made if p.exists()] == []
