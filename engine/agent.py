@@ -45,6 +45,7 @@ class Agent:
         self.tx = tx
         self.dir = Path(profiles_dir)
         self.log = log
+        self._last = ""
 
     def profiles(self) -> list[Path]:
         paths = sorted(self.dir.glob("*.toml")) if self.dir.is_dir() else []
@@ -84,6 +85,9 @@ class Agent:
             self.log(msg)
         else:
             msg = f"in place: generation {result.generation}"
+            if msg != self._last:  # said once, not every pass
+                self.log(msg)
+        self._last = msg
         return PassResult(EXIT_OK, result.generation, result.changed, drift, msg)
 
     def run(self, interval: float, *, once: bool = False,
