@@ -74,3 +74,16 @@ def rule_position(direction: str, index: int) -> str:
     """'in[0]' / 'eg[2]'; engine-internal rules (index < 0) show just 'in' / 'eg'."""
     short = direction[:2]
     return f"{short}[{index}]" if index >= 0 else short
+
+
+def clip(text: str, width: int, *, middle: bool = False) -> str:
+    """`text` in at most `width` characters, an ellipsis marking the cut (at the end,
+    or in the middle so that both ends - e.g. the ports of a rule summary - stay)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    if not middle:
+        return text[:width - 1] + "…"
+    tail = (width - 1) // 2
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]

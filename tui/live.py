@@ -29,6 +29,12 @@ def rule_key(rule: RuleStats) -> str:
     return f"{rule.id}:{rule.backend}"
 
 
+def is_policy_rule(rule: RuleStats) -> bool:
+    """A rule written in a profile (an untracked, pre-DNAT or normal policy's rule),
+    not one the engine adds (failsafe, default deny, conntrack, marks: index -1)."""
+    return rule.index >= 0 and not rule.policy.startswith("(")
+
+
 def _delta_rate(now: int, before: int | None, dt: float) -> float | None:
     if before is None or dt <= 0:
         return None
@@ -89,8 +95,14 @@ class LiveState:
         return rr.pps if rr and rr.pps is not None else 0.0
 
     def busiest(self, n: int = 5) -> list[RuleStats]:
-        """Rules with the highest hit rate now (ties: most packets overall)."""
+        """Rules with the highest hit rate now (ties: most packets overall), the
+        profiles' own rules first: policy rules that matched anything, then the
+        engine-internal ones (failsafe, conntrack, marks...) that matched, then idle
+        policy rules - the internal rules only fill space the policy rules leave."""
         if self.report is None:
             return []
-        ranked = sorted(self.report.rules, key=lambda r: (-self.pps(r), -r.packets, rule_key(r)))
-        return ranked[:n]
+
+        def rank(r: RuleStats) -> tuple:
+            group = (0 if r.packets else 2) if is_policy_rule(r) else (1 if r.packets else 3)
+            return (group, -self.pps(r), -r.packets, rule_key(r))
+        return sorted(self.report.rules, key=rank)[:n]

@@ -99,7 +99,8 @@ class ApplyScreen(NwScreen):
         log = self.query_one("#apply-log", Log)
         log.clear()
         lines = list(p.lines)
-        xdp = [rid for rid, where in p.xdp if where == "xdp"]
+        # placements read "xdp" / "xdp on eth0" (the real engine) or "raw only: <why>"
+        xdp = [rid for rid, where in p.xdp if where.startswith("xdp")]
         if p.xdp:
             lines.append(f"XDP: {len(xdp)} of {len(p.xdp)} untracked rules in XDP")
             lines += [f"  {rid}: {where}" for rid, where in p.xdp if where != "xdp"]

@@ -7,11 +7,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Static
 
 from .. import fmt
-from ..live import rule_key
 from .base import NwScreen
 
 CT_WARN = 0.8  # warn above 80 % full
 CPU_FIELDS = ("insert_failed", "drop", "early_drop")
+POLICY_W = 20  # policy names longer than this are clipped in the busiest-rules table
 
 
 def conntrack_lines(state, width: int = 20) -> tuple[str, str | None]:
@@ -50,7 +50,7 @@ class DashboardScreen(NwScreen):
             "iface", "state", "addresses", "rx/s", "tx/s", "XDP", "endpoint")
         self.query_one("#ct-cpus", DataTable).add_columns("cpu", "ins_fail", "drop", "e_drop")
         self.query_one("#top-rules", DataTable).add_columns(
-            "policy", "rule", "action", "backend", "rate", "history")
+            "policy", "rule", "backend", "rate", "what")
 
     def show(self, state) -> None:
         report = state.report
@@ -66,13 +66,23 @@ class DashboardScreen(NwScreen):
         cpus.clear()
         for c in report.conntrack.per_cpu:
             cpus.add_row(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))  # numbers
+        self._busiest(state)
+
+    def _busiest(self, state) -> None:
+        """The busiest rules, the profiles' own first (LiveState.busiest); the summary
+        ("what") tells rules of one policy apart and gets the width that is left."""
         top = self.query_one("#top-rules", DataTable)
         top.clear()
-        for r in state.busiest(5):
-            top.add_row(*map(Text, (r.policy, fmt.rule_position(r.direction, r.index), r.action,
-                                    r.backend, fmt.rate(state.pps(r), "p/s"),
-                                    fmt.sparkline(state.rule_history.get(rule_key(r), ()),
-                                                  10))))
+        rows = [(fmt.clip(r.policy, POLICY_W), fmt.rule_position(r.direction, r.index),
+                 r.backend, fmt.rate(state.pps(r), "p/s"), r.summary or r.action)
+                for r in state.busiest(5)]
+        if not rows:
+            return
+        width = top.size.width or self.app.size.width
+        used = sum(max(len(row[i]) for row in rows) for i in range(4)) + 2 * len(rows[0])
+        what_w = max(12, width - used - 1)
+        for row in rows:
+            top.add_row(*map(Text, (*row[:4], fmt.clip(row[4], what_w, middle=True))))
 
     def _interfaces(self, state) -> None:
         table = self.query_one("#ifaces", DataTable)
