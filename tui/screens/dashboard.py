@@ -12,6 +12,8 @@ from .base import NwScreen
 CT_WARN = 0.8  # warn above 80 % full
 CPU_FIELDS = ("insert_failed", "drop", "early_drop")
 POLICY_W = 20  # policy names longer than this are clipped in the busiest-rules table
+TOP_COLUMNS = ("policy", "rule", "via", "pkt/s", "what")  # "via": the backend
+RATE_W = 6  # "999.9k": room for the widest rate, so the summary does not jitter
 
 
 def conntrack_lines(state, width: int = 20) -> tuple[str, str | None]:
@@ -49,8 +51,7 @@ class DashboardScreen(NwScreen):
         self.query_one("#ifaces", DataTable).add_columns(
             "iface", "state", "addresses", "rx/s", "tx/s", "XDP", "endpoint")
         self.query_one("#ct-cpus", DataTable).add_columns("cpu", "ins_fail", "drop", "e_drop")
-        self.query_one("#top-rules", DataTable).add_columns(
-            "policy", "rule", "backend", "rate", "what")
+        self.query_one("#top-rules", DataTable).add_columns(*TOP_COLUMNS)
 
     def show(self, state) -> None:
         report = state.report
@@ -72,15 +73,18 @@ class DashboardScreen(NwScreen):
         """The busiest rules, the profiles' own first (LiveState.busiest); the summary
         ("what") tells rules of one policy apart and gets the width that is left."""
         top = self.query_one("#top-rules", DataTable)
-        top.clear()
+        top.clear(columns=True)  # column widths only ever grow: start afresh every tick
+        top.add_columns(*TOP_COLUMNS)
         rows = [(fmt.clip(r.policy, POLICY_W), fmt.rule_position(r.direction, r.index),
-                 r.backend, fmt.rate(state.pps(r), "p/s"), r.summary or r.action)
+                 r.backend, fmt.rate(state.pps(r), ""), r.summary or r.action)
                 for r in state.busiest(5)]
         if not rows:
             return
         width = top.size.width or self.app.size.width
-        used = sum(max(len(row[i]) for row in rows) for i in range(4)) + 2 * len(rows[0])
-        what_w = max(12, width - used - 1)
+        heads = TOP_COLUMNS
+        used = sum(max(len(heads[i]), RATE_W if i == 3 else 0, *(len(row[i]) for row in rows))
+                   for i in range(4)) + 2 * len(heads)  # cell padding: one space a side
+        what_w = max(12, width - used)  # never wider than the screen (no h-scrollbar)
         for row in rows:
             top.add_row(*map(Text, (*row[:4], fmt.clip(row[4], what_w, middle=True))))
 
