@@ -1,6 +1,7 @@
 /* nodewall XDP ingress program (bcc dialect; sizes come from -D flags, see nw_xdp.h).
  *
- * Per packet: find the interface's rule table for the active generation; parse
+ * Per packet: find the interface's rule table for the active generation (array
+ * nw_ifarr for ifindexes < NW_IFARR_SLOTS, hash nw_ifcfg above); parse
  * Ethernet, IPv4 / IPv6 (+extension headers), TCP/UDP/SCTP/UDP-Lite ports;
  * failsafe first (always XDP_PASS): inbound entries on the destination port, the
  * return traffic of outbound entries on the SOURCE port, as the raw chain does; then
@@ -22,6 +23,7 @@
 #include "nw_xdp.h"
 
 BPF_ARRAY(nw_active, __u32, 1);                       /* active generation (0/1) */
+BPF_ARRAY(nw_ifarr, struct nw_iface, NW_IFARR_SLOTS * NW_GENERATIONS);
 BPF_HASH(nw_ifcfg, struct nw_ifkey, struct nw_iface, NW_MAX_IFACES * NW_GENERATIONS);
 BPF_LPM_TRIE(nw_tmpl4, struct nw_lpm4, __u64, 1);     /* inner-map templates only */
 BPF_LPM_TRIE(nw_tmpl6, struct nw_lpm6, __u64, 1);
@@ -81,8 +83,17 @@ int nw_xdp(struct xdp_md *ctx)
     __u32 zero = 0;
     __u32 *genp = nw_active.lookup(&zero);
     __u32 gen = genp ? (*genp & 1) : 0;
-    struct nw_ifkey ik = {.ifindex = ctx->ingress_ifindex, .gen = gen};
-    struct nw_iface *ifc = nw_ifcfg.lookup(&ik);
+    __u32 ifx = ctx->ingress_ifindex;
+    struct nw_iface *ifc;
+    if (ifx < NW_IFARR_SLOTS) {               /* the common case: an inlined array load */
+        __u32 ai = ifx * NW_GENERATIONS + gen;
+        ifc = nw_ifarr.lookup(&ai);
+        if (ifc && !ifc->present)
+            ifc = 0;
+    } else {
+        struct nw_ifkey ik = {.ifindex = ifx, .gen = gen};
+        ifc = nw_ifcfg.lookup(&ik);
+    }
     if (!ifc)
         return nw_count(NW_ACT_NOCFG, len, XDP_PASS);
 

@@ -30,6 +30,9 @@
 
 /* ---- fixed constants ---- */
 #define NW_GENERATIONS 2        /* A/B: a full reload fills the inactive one, then flips */
+#define NW_IFARR_SLOTS 128      /* ifindexes below this have their rule table in the
+                                   array nw_ifarr (index ifindex * 2 + gen); larger ones
+                                   in the hash nw_ifcfg */
 #define NW_ACTION_ALLOW 1
 #define NW_ACTION_DENY 2
 
@@ -100,7 +103,8 @@ struct nw_rule {
 struct nw_iface {
     __u16 n_fs;
     __u16 n_rules;
-    __u32 _pad;
+    __u32 present;                            /* 1: a rule table (array slots of
+                                                 interfaces without one are 0) */
     __u64 fs_bloom[NW_FS_BLOOM_WORDS];
     struct nw_fs fs[NW_MAX_FS];
     struct nw_rule rules[NW_MAX_RULES];

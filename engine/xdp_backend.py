@@ -23,7 +23,7 @@ from typing import Any
 from . import xdp_trie as trie
 from .desired import XdpState
 from .errors import KernelError
-from .xdp_layout import ACT_NAMES, MAP_META, BuildConfig
+from .xdp_layout import ACT_NAMES, MAP_META, NW_IFARR_SLOTS, BuildConfig
 from .xdp_load import (
     Attachment,
     all_attachments,
@@ -280,27 +280,37 @@ class XdpBackend:
         swap = fresh or "reload" in plans.values()
         if swap:  # the fresh generation gets fresh tries for whatever changed
             plans = {f: ("reload" if h == "delta" else h) for f, h in plans.items()}
-        gen = 0 if fresh else (1 - old_gen if swap else old_gen)  # type: ignore[operator]
-        pending_deletes: list[tuple[int, list[bytes]]] = []
+        values = {name: iface_value(cfg, next(i for i in xdp.interfaces if i.iface == name),
+                                    slots) for name in targets}
+        # rule tables are never rewritten in place (an array value is copied without a
+        # lock): any change goes to the inactive generation, then one flip
+        flip = swap or self._tables_changed(p, cfg, old_gen, targets, values)  # type: ignore[arg-type]
+        gen = 0 if fresh else (1 - old_gen if flip else old_gen)  # type: ignore[operator]
+        if flip and not fresh:
+            for idx, g in p.iface_keys():  # stale tables of two applies ago
+                if g == gen:
+                    p.del_iface(idx, g)
+        pending_deletes: list[tuple[int, tuple[list[bytes], dict[bytes, int]]]] = []
         for fam in (4, 6):
             how = plans[fam]
             if how == "reload":
                 self._reload(p, fam, gen, xdp, new_tries[str(fam)])
-            elif how == "keep" and swap:
+                continue
+            if how == "delta":  # in place in the live trie: adds now, deletes last
+                pending_deletes.append((fam, self._delta_adds(p, fam, old_gen, xdp)))  # type: ignore[arg-type]
+            if how in ("keep", "delta") and flip and not fresh:
                 fd = p.inner_fd(fam, old_gen)  # type: ignore[arg-type]
-                p.set_inner(fam, gen, fd)
+                p.set_inner(fam, gen, fd)  # the same trie serves the new generation
                 if fd is not None:
                     os.close(fd)
-            elif how == "delta":
-                pending_deletes.append((fam, self._delta_adds(p, fam, gen, xdp)))
         for name, idx in targets.items():
-            iface = next(i for i in xdp.interfaces if i.iface == name)
-            p.put_iface(idx, gen, iface_value(cfg, iface, slots))
-        if swap and not fresh:
+            p.put_iface(idx, gen, values[name])
+        if flip and not fresh:
             p.set_active(gen)  # every packet from here on sees the new generation
             for idx, g in p.iface_keys():
-                if g == old_gen:
-                    p.del_iface(idx, g)
+                if g == old_gen and idx >= NW_IFARR_SLOTS:
+                    p.del_iface(idx, g)  # hash entries go (RCU); array slots stay until
+                    # the next flip clears them: a packet still on the old gen reads them
             for fam in (4, 6):
                 p.set_inner(fam, old_gen, None)  # type: ignore[arg-type]
         elif fresh:
@@ -309,16 +319,15 @@ class XdpBackend:
             if plans[fam] == "empty":
                 p.set_inner(fam, gen, None)
                 new_tries[str(fam)]["max_entries"] = 0
-        for fam, deletes in pending_deletes:
+        for fam, (deletes, fixups) in pending_deletes:
             fd = p.inner_fd(fam, gen)
             if fd is not None:
                 try:
+                    for b in trie.batches_from_dict(fixups, fam):
+                        trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam))
                     trie.delete_keys(fd, deletes, trie.key_size(fam))
                 finally:
                     os.close(fd)
-        for idx, g in p.iface_keys():
-            if g == gen and idx not in targets.values():
-                p.del_iface(idx, g)
         meta["gen"] = gen
         meta["slots"] = slots
         meta["actions"] = {r.rule_id: r.action for i in xdp.interfaces for r in i.rules}
@@ -326,6 +335,16 @@ class XdpBackend:
                                 for _, _, rid in failsafe_entries(i)})
         meta["bits"] = new_bits
         meta["tries"] = new_tries
+
+    @staticmethod
+    def _tables_changed(p: Pinned, cfg: BuildConfig, gen: int, targets: dict[str, int],
+                        values: dict[str, Any]) -> bool:
+        """Does generation gen hold other rule tables than values (or more of them)?"""
+        for name, idx in targets.items():
+            cur = p.get_iface(cfg, idx, gen)
+            if cur is None or bytes(cur) != bytes(values[name]):
+                return True
+        return any(g == gen and idx not in targets.values() for idx, g in p.iface_keys())
 
     def _reload(self, p: Pinned, fam: int, gen: int, xdp: XdpState,
                 info: dict[str, Any]) -> None:
@@ -343,8 +362,12 @@ class XdpBackend:
             os.close(fd)
         info["max_entries"] = size
 
-    def _delta_adds(self, p: Pinned, fam: int, gen: int, xdp: XdpState) -> list[bytes]:
-        """Upsert new/changed entries now; return the keys to delete afterwards."""
+    def _delta_adds(self, p: Pinned, fam: int, gen: int,
+                    xdp: XdpState) -> tuple[list[bytes], dict[bytes, int]]:
+        """Upsert new/changed entries now, each with the OR of its old and new bits (the
+        rule tables still live test the old bits, the next generation's the new ones;
+        compatible bits never mean two sets).  Return the keys to delete afterwards and
+        the final values of the entries that must lose old bits then."""
         fd = p.inner_fd(fam, gen)
         if fd is None:
             raise KernelError(f"IPv{fam} XDP trie missing from generation {gen}",
@@ -352,10 +375,11 @@ class XdpBackend:
         try:
             old = trie.dump(fd, fam)
             new = trie.content_dict(trie.iter_batches(xdp.sets, fam), fam)
-            adds = {k: v for k, v in new.items() if old.get(k) != v}
+            adds = {k: v | old.get(k, 0) for k, v in new.items() if old.get(k) != v}
             for b in trie.batches_from_dict(adds, fam):
                 trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam))
-            return [k for k in old if k not in new]
+            fixups = {k: v for k, v in new.items() if k in old and old[k] & ~v}
+            return [k for k in old if k not in new], fixups
         finally:
             os.close(fd)
 

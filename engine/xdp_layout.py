@@ -16,6 +16,7 @@ OWNED_PREFIX = "nw_"
 
 # fixed constants (#define in nw_xdp.h)
 NW_GENERATIONS = 2
+NW_IFARR_SLOTS = 128  # ifindexes below: rule table in the array nw_ifarr, else the hash
 NW_ACTION_ALLOW = 1
 NW_ACTION_DENY = 2
 NW_ACT_NOMATCH = 0
@@ -31,11 +32,12 @@ ACT_NAMES = ("nomatch", "allow", "deny", "failsafe", "notip", "nocfg", "vlan")
 # maps the program declares (bcc table names = kernel map names)
 MAP_ACTIVE = "nw_active"
 MAP_IFCFG = "nw_ifcfg"
+MAP_IFARR = "nw_ifarr"
 MAP_SRC4 = "nw_src4"
 MAP_SRC6 = "nw_src6"
 MAP_CNT = "nw_cnt"
 MAP_ACT = "nw_act"
-PROGRAM_MAPS = (MAP_ACTIVE, MAP_IFCFG, MAP_SRC4, MAP_SRC6, MAP_CNT, MAP_ACT)
+PROGRAM_MAPS = (MAP_ACTIVE, MAP_IFARR, MAP_IFCFG, MAP_SRC4, MAP_SRC6, MAP_CNT, MAP_ACT)
 # created by Python, not used by the program: the JSON metadata (slots -> rule ids, ...)
 MAP_META = "nw_meta"
 META_VALUE_SIZE = 256 * 1024
@@ -77,7 +79,8 @@ class BuildConfig:
 
     @staticmethod
     def from_json(d: dict[str, int]) -> BuildConfig:
-        return BuildConfig(**{k: int(v) for k, v in d.items() if k in BuildConfig.__dataclass_fields__})
+        fields = BuildConfig.__dataclass_fields__
+        return BuildConfig(**{k: int(v) for k, v in d.items() if k in fields})
 
     def rule_size(self) -> int:
         return 16 + 4 * self.max_ports
@@ -129,11 +132,17 @@ def structs(cfg: BuildConfig) -> Structs:
         ("family", ctypes.c_uint8), ("n_ports", ctypes.c_uint8),
         ("_pad", ctypes.c_uint16), ("ports", PortRange * cfg.max_ports)]})
     iface = type("Iface", (ctypes.Structure,), {"_fields_": [
-        ("n_fs", ctypes.c_uint16), ("n_rules", ctypes.c_uint16), ("_pad", ctypes.c_uint32),
-        ("fs_bloom", ctypes.c_uint64 * NW_FS_BLOOM_WORDS), ("fs", Fs * cfg.max_fs), ("rules", rule * cfg.max_rules)]})
+        ("n_fs", ctypes.c_uint16), ("n_rules", ctypes.c_uint16), ("present", ctypes.c_uint32),
+        ("fs_bloom", ctypes.c_uint64 * NW_FS_BLOOM_WORDS), ("fs", Fs * cfg.max_fs),
+        ("rules", rule * cfg.max_rules)]})
     assert ctypes.sizeof(rule) == cfg.rule_size()
     assert ctypes.sizeof(iface) == cfg.iface_size()
     return Structs(rule=rule, iface=iface)
+
+
+def ifarr_index(ifindex: int, gen: int) -> int | None:
+    """The nw_ifarr slot of (ifindex, gen); None when the table lives in the hash."""
+    return ifindex * NW_GENERATIONS + gen if 0 <= ifindex < NW_IFARR_SLOTS else None
 
 
 def round_up(n: int, floor: int) -> int:

@@ -23,17 +23,21 @@ from .xdp_layout import (
     MAP_ACT,
     MAP_ACTIVE,
     MAP_CNT,
+    MAP_IFARR,
     MAP_IFCFG,
     MAP_META,
     MAP_SRC4,
     MAP_SRC6,
     META_VALUE_SIZE,
     NW_ACT_MAX,
+    NW_GENERATIONS,
+    NW_IFARR_SLOTS,
     PIN_PROG,
     PROGRAM_MAPS,
     BuildConfig,
     Counter,
     IfKey,
+    ifarr_index,
     structs,
 )
 
@@ -95,6 +99,8 @@ class Pinned:
             prog = sys_.obj_get(str(d / PIN_PROG))
             p = cls(d, prog)
             for name in (*PROGRAM_MAPS, MAP_META):
+                if not (d / name).exists() and name == MAP_IFARR:
+                    continue  # pinned by an older program (recompiled on the next apply)
                 p.maps[name] = sys_.obj_get(str(d / name))
         except OSError as e:
             raise KernelError(f"cannot open nodewall's XDP pins in {d}: {e.strerror}",
@@ -150,17 +156,38 @@ class Pinned:
             sys_.map_update(outer, _u32(gen), ctypes.c_uint32(fd))
 
     # ---- rule tables ----
+    # Interfaces with ifindex < NW_IFARR_SLOTS: array nw_ifarr (slot ifindex * 2 + gen,
+    # field present = 1); larger ifindexes: hash nw_ifcfg.  An array value is copied in
+    # place without a lock, so the backend writes only the INACTIVE generation's slots
+    # (and flips nw_active afterwards): a packet never reads a half-written table.
+    def _ifarr_size(self) -> int:
+        return sys_.map_info(self.maps[MAP_IFARR]).value_size
+
     def put_iface(self, ifindex: int, gen: int, value: ctypes.Structure) -> None:
-        sys_.map_update(self.maps[MAP_IFCFG], IfKey(ifindex, gen), value)
+        ai = ifarr_index(ifindex, gen)
+        if ai is None:
+            sys_.map_update(self.maps[MAP_IFCFG], IfKey(ifindex, gen), value)
+        else:
+            sys_.map_update(self.maps[MAP_IFARR], _u32(ai), value)
 
     def get_iface(self, cfg: BuildConfig, ifindex: int, gen: int) -> ctypes.Structure | None:
         v = structs(cfg).iface()
-        return v if sys_.map_lookup(self.maps[MAP_IFCFG], IfKey(ifindex, gen), v) else None
+        ai = ifarr_index(ifindex, gen)
+        if ai is None:
+            return v if sys_.map_lookup(self.maps[MAP_IFCFG], IfKey(ifindex, gen), v) else None
+        sys_.map_lookup(self.maps[MAP_IFARR], _u32(ai), v)
+        return v if v.present else None
 
     def del_iface(self, ifindex: int, gen: int) -> None:
-        sys_.map_delete(self.maps[MAP_IFCFG], IfKey(ifindex, gen))
+        ai = ifarr_index(ifindex, gen)
+        if ai is None:
+            sys_.map_delete(self.maps[MAP_IFCFG], IfKey(ifindex, gen))
+        else:
+            sys_.map_update(self.maps[MAP_IFARR], _u32(ai),
+                            ctypes.create_string_buffer(self._ifarr_size()))
 
     def iface_keys(self) -> list[tuple[int, int]]:
+        """(ifindex, gen) of every rule table, array slots and hash entries."""
         fd = self.maps[MAP_IFCFG]
         out: list[tuple[int, int]] = []
         key, nxt = IfKey(), IfKey()
@@ -171,6 +198,12 @@ class Pinned:
             first = False
             ctypes.memmove(ctypes.byref(key), ctypes.byref(nxt), ctypes.sizeof(key))
             out.append((key.ifindex, key.gen))
+        if MAP_IFARR in self.maps:
+            buf = ctypes.create_string_buffer(self._ifarr_size())
+            for ai in range(NW_IFARR_SLOTS * NW_GENERATIONS):
+                if (sys_.map_lookup(self.maps[MAP_IFARR], _u32(ai), buf)
+                        and buf.raw[4:8] != b"\0\0\0\0"):
+                    out.append((ai // NW_GENERATIONS, ai % NW_GENERATIONS))
         return out
 
     # ---- counters ----

@@ -143,7 +143,7 @@ def iface_value(cfg: BuildConfig, iface: XdpInterface, slots: Mapping[str, int])
                           f"failsafe entries exceed the program's {cfg.max_rules} / "
                           f"{cfg.max_fs}", hint="internal: the program should have been "
                           "recompiled bigger")
-    v.n_rules, v.n_fs = len(rows), len(fss)
+    v.n_rules, v.n_fs, v.present = len(rows), len(fss), 1
     for i, (f, reverse, rid) in enumerate(fss):
         proto, fam, port, q, m = failsafe_entry(f)
         e = v.fs[i]

@@ -79,6 +79,17 @@ def _gen():
     return XdpBackend().observe().meta["gen"]
 
 
+def _trie_id(fam: int) -> int:
+    from nodewall.engine import xdp_sys
+    with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
+        fd = p.inner_fd(fam, p.active_gen())
+        assert fd is not None
+        try:
+            return xdp_sys.map_info(fd).id
+        finally:
+            os.close(fd)
+
+
 def _flush():
     b = XdpBackend()
     detached = b.flush()
@@ -152,9 +163,12 @@ def test_delta_and_full_reload_keep_counters(pair, tmp_path):
     assert netns.run_in_netns(pair.server, _gen) == 1 - gen
     assert probe(pair, pair.client_ip, pair.server_ip, 80) == "timeout"  # 10.77.0.2 in /28
     assert probe(pair, DENIED4, pair.server_ip, 80) == "refused"  # .99 is outside /28
-    # and a new bit for it: compatible, the file is small -> delta in place
+    # and a new bit for it: compatible, the file is small -> delta in place (the same
+    # trie), while the changed rule table goes to the other generation and flips
+    trie4 = netns.run_in_netns(pair.server, _trie_id, 4)
     netns.run_in_netns(pair.server, _apply, state(deny=(), files=(f,), bit=5, origin="file"))
-    assert netns.run_in_netns(pair.server, _gen) == 1 - gen
+    assert netns.run_in_netns(pair.server, _gen) == gen
+    assert netns.run_in_netns(pair.server, _trie_id, 4) == trie4
     assert probe(pair, pair.client_ip, pair.server_ip, 80) == "timeout"
 
 
@@ -311,3 +325,64 @@ def test_vlan_tagged_frames_pass_untouched(pair):
     assert after["deny"][0] - before["deny"][0] == 1  # the untagged copy is judged
     # the same through BPF_PROG_TEST_RUN: XDP_PASS (2) tagged, XDP_DROP (1) untagged
     assert netns.run_in_netns(pair.server, _test_run, [tagged, frame]) == [2, 1]
+
+
+# ---- rule tables: array slots for small ifindexes, hash for large ones ----
+
+BIG_IFINDEX = 300  # >= NW_IFARR_SLOTS: its rule table lives in the hash nw_ifcfg
+
+
+def _two_ifaces(allow_udp: bool) -> XdpState:
+    sets = (XdpSetSource(0, "blocklist", (f"{DENIED4}/32",), (), 1, 0),)
+    rules = (XdpRule("r-allow-udp", "allow", 17, (), 0),) if allow_udp else ()
+    rules += (XdpRule("r-deny", "deny", None, (), 1),)
+    ifaces = tuple(XdpInterface(n, rules, ()) for n in ("srv0", "big0"))
+    return XdpState("generic", ifaces, sets)  # type: ignore[arg-type]
+
+
+def _verdicts(frames: list[tuple[str, bytes]]) -> list[int]:
+    import socket
+
+    from nodewall.engine import xdp_sys
+    with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
+        out = []
+        for name, f in frames:
+            ctx = xdp_sys.XdpMd(0, len(f), 0, socket.if_nametoindex(name), 0, 0)
+            out.append(xdp_sys.prog_test_run(p.prog_fd, f, ctx=ctx)[0])
+        return out
+
+
+def _tables():
+    with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
+        return p.active_gen(), sorted(p.iface_keys())
+
+
+def test_rule_tables_array_and_hash_fallback_across_flips(pair):
+    from nodewall.engine import xdp_frames
+    from nodewall.engine.xdp_layout import NW_IFARR_SLOTS
+    in_ns(pair.server, "ip", "link", "add", "big0", "index", str(BIG_IFINDEX), "type", "veth",
+          "peer", "name", "big1")
+    for i in ("big0", "big1"):
+        in_ns(pair.server, "ip", "link", "set", i, "up")
+    small = int(in_ns(pair.server, "cat", "/sys/class/net/srv0/ifindex").stdout)
+    assert small < NW_IFARR_SLOTS <= BIG_IFINDEX
+    denied = xdp_frames.udp(DENIED4, pair.server_ip, 4000, 9999)
+    other = xdp_frames.udp(pair.client_ip, pair.server_ip, 4000, 9999)
+    frames = [("srv0", denied), ("big0", denied), ("srv0", other), ("big0", other),
+              ("lo", denied)]  # lo: no rule table -> passed
+    netns.run_in_netns(pair.server, _apply, _two_ifaces(False))
+    assert netns.run_in_netns(pair.server, _verdicts, frames) == [1, 1, 2, 2, 2]
+    gen0, keys = netns.run_in_netns(pair.server, _tables)
+    assert (small, gen0) in keys and (BIG_IFINDEX, gen0) in keys
+    # a changed rule table goes to the other generation (array slot and hash entry)
+    for flip in range(1, 4):
+        netns.run_in_netns(pair.server, _apply, _two_ifaces(flip % 2 == 1))
+        gen, keys = netns.run_in_netns(pair.server, _tables)
+        assert gen == gen0 ^ (flip & 1)
+        assert (small, gen) in keys and (BIG_IFINDEX, gen) in keys
+        assert (BIG_IFINDEX, 1 - gen) not in keys  # the old hash entry is gone
+        want = [2, 2] if flip % 2 == 1 else [1, 1]  # udp allowed first, or denied
+        assert netns.run_in_netns(pair.server, _verdicts, frames) == [*want, 2, 2, 2]
+    # unchanged: nothing is rewritten, no flip
+    netns.run_in_netns(pair.server, _apply, _two_ifaces(True))
+    assert netns.run_in_netns(pair.server, _tables)[0] == gen

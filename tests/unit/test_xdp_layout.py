@@ -35,7 +35,8 @@ def test_mirror_constants_match_header():
     cfg = L.BuildConfig()
     for field, value in cfg.to_json().items():
         assert d[f"NW_{field.upper()}"] == value, field
-    for name in ("NW_GENERATIONS", "NW_ACTION_ALLOW", "NW_ACTION_DENY", "NW_ACT_NOMATCH",
+    for name in ("NW_GENERATIONS", "NW_IFARR_SLOTS", "NW_ACTION_ALLOW", "NW_ACTION_DENY",
+                 "NW_ACT_NOMATCH",
                  "NW_ACT_ALLOW", "NW_ACT_DENY", "NW_ACT_FAILSAFE", "NW_ACT_NOTIP",
                  "NW_ACT_NOCFG", "NW_ACT_VLAN", "NW_ACT_MAX", "NW_FS_BLOOM_WORDS",
                  "NW_FS_HASH_MUL", "NW_FS_HASH_PROTO", "NW_FS_HASH_DIR"):
