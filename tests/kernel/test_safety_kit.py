@@ -40,12 +40,15 @@ def status(ns: str, state: Path) -> dict:
 
 
 def saves(ns: str) -> dict[str, str]:
-    """Everything the kernel holds that nodewall could touch, as the tools print it
-    (comment lines with timestamps dropped; nothing else is normalised)."""
+    """Everything the kernel holds that nodewall could touch, as the tools print it.
+    Dropped: comment lines (timestamps) and the built-in chains' policy counters
+    (`:INPUT ACCEPT [3:228]` counts packets, e.g. IPv6 neighbour discovery on the
+    veth; not configuration).  Nothing else is normalised."""
     out = {}
     for tool in ("iptables-legacy-save", "ip6tables-legacy-save"):
         text = in_ns(ns, tool).stdout
-        out[tool] = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+        out[tool] = "\n".join(_COUNTS.sub("[]", ln) if ln.startswith(":") else ln
+                              for ln in text.splitlines() if not ln.startswith("#"))
     out["ipset"] = in_ns(ns, "ipset", "save").stdout
     out["bpftool"] = in_ns(ns, "bpftool", "net", "show").stdout
     return out
