@@ -57,7 +57,11 @@ class Agent:
 
     def reconcile_once(self) -> PassResult:
         store = self.tx.store
-        recovered = self.tx.recover_if_idle()
+        try:
+            recovered = self.tx.recover_if_idle()
+        except NodewallError as exc:
+            self.log(exc.render())
+            return PassResult(exc.exit_code, store.current(), message=exc.render())
         if recovered:
             self.log(recovered)
         pending = store.pending()

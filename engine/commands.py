@@ -171,7 +171,10 @@ def _print_status(report: StatusReport) -> None:
 def cmd_status(args) -> int:
     svc = _service(args)
     if os.geteuid() == 0:  # finish an interrupted transaction nobody else is running
-        message = svc.tx.recover_if_idle()
+        try:
+            message = svc.tx.recover_if_idle()
+        except NodewallError as exc:  # status still shows what is there
+            message = exc.render()
         if message:
             print(f"nodewall: {message}", file=sys.stderr)
     while True:

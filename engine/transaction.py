@@ -191,27 +191,14 @@ class Transactions:
         journal = self.store.journal()
         if journal is not None:
             wait_for_orphans()
-            current = self.store.current()
-            if journal.action == "flush":
-                self.kernel.flush()
-                self.store.set_current(None)
-                outcome = "flushed"
-            elif journal.action == "panic":
-                self._restore(current)
-                outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
-            elif journal.action == "apply" and current == journal.target and \
-                    journal.target in self.store.generations():
-                self._restore(journal.target)
-                outcome = f"completed: generation {journal.target}"
-            else:
-                self._restore(journal.previous)
-                if journal.action == "apply":  # never took effect
-                    shutil.rmtree(self.store.generation_dir(journal.target),
-                                  ignore_errors=True)
-                outcome = f"back at generation {journal.previous}"
-            self.store.clear_journal()
-            message = (f"recovered an interrupted {journal.action} (pid {journal.pid}): "
-                       f"{outcome}")
+            try:
+                message = self._finish(journal)
+            except NodewallError as exc:
+                raise KernelError(
+                    f"an interrupted {journal.action} (pid {journal.pid}) could not be "
+                    f"finished: {exc.message}",
+                    hint="fix the cause and run the command again, or `nodewall flush` "
+                         "(removes everything nodewall owns and clears the journal)") from exc
         pending = self.store.pending()
         if pending is not None and time.time() >= pending.deadline + WATCHER_GRACE_S \
                 and not _alive(pending.watcher_pid):
@@ -222,6 +209,31 @@ class Transactions:
                 f"generation {pending.generation} was never confirmed: reverted to "
                 f"{pending.previous}")
         return message
+
+    def _finish(self, journal: Journal) -> str:
+        current = self.store.current()
+        if journal.action == "flush":
+            outcome = "flushed"
+            try:
+                self.kernel.flush()
+            except NodewallError as exc:  # must not block every later command
+                outcome = f"flushed, except: {exc.render()}"
+            self.store.set_current(None)
+        elif journal.action == "panic":
+            self._restore(current)
+            outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
+        elif journal.action == "apply" and current == journal.target and \
+                journal.target in self.store.generations():
+            self._restore(journal.target)
+            outcome = f"completed: generation {journal.target}"
+        else:
+            self._restore(journal.previous)
+            if journal.action == "apply":  # never took effect
+                shutil.rmtree(self.store.generation_dir(journal.target),
+                              ignore_errors=True)
+            outcome = f"back at generation {journal.previous}"
+        self.store.clear_journal()
+        return f"recovered an interrupted {journal.action} (pid {journal.pid}): {outcome}"
 
     def recover_if_idle(self) -> str | None:
         """recover(), when no other transaction runs (status and the agent call it;
@@ -379,10 +391,12 @@ class Transactions:
                                              pid=os.getpid(), started=time.time(),
                                              action="flush"))
             panic_mod.clear_marker(self.store.root)
-            self.kernel.flush()
-            self.store.clear_pending()
-            self.store.set_current(None)
-            self.store.clear_journal()
+            try:  # what cannot go (a foreign rule uses it) is emptied, and reported
+                self.kernel.flush()
+            finally:
+                self.store.clear_pending()
+                self.store.set_current(None)
+                self.store.clear_journal()
 
     # -- panic ---------------------------------------------------------------------
     def set_panic(self, on: bool, *, wait: bool = True,
