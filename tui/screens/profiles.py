@@ -30,7 +30,8 @@ class ProfilesScreen(NwScreen):
             "i / e add an ingress / egress rule to the selected untracked policy,\n"
             "x deletes the selected rule.  TOML: edit freely; it is validated as you\n"
             "type with the CLI's messages.  f8 validates now and jumps to the first\n"
-            "error, ctrl+s saves (atomic), ctrl+r reloads from disk, f2 next file.")
+            "error, ctrl+s saves (atomic), ctrl+r reloads from disk, f2 next file.\n"
+            "escape leaves the editor or a form field, so 1-5 switch screens again.")
     BINDINGS: ClassVar[list] = [
         Binding("ctrl+s", "save", "Save"),
         Binding("f8", "goto_error", "Check"),
@@ -39,6 +40,7 @@ class ProfilesScreen(NwScreen):
         Binding("i", "add_rule('ingress')", "+ingress", show=False),
         Binding("e", "add_rule('egress')", "+egress", show=False),
         Binding("x", "delete_rule", "Del rule", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
     def __init__(self, **kwargs):
@@ -217,6 +219,13 @@ class ProfilesScreen(NwScreen):
         bufs = list(self.app.buffers.values())
         if self.current in bufs and len(bufs) > 1:
             self.select_buffer(bufs[(bufs.index(self.current) + 1) % len(bufs)])
+
+    def action_leave_field(self) -> None:
+        """escape in a form field: back to the tree (the TOML editor's own escape
+        moves the focus on by itself)."""
+        focused = self.focused
+        if isinstance(focused, Input) and focused.id and focused.id.startswith("field-"):
+            self.query_one("#prof-tree", Tree).focus()
 
     # -- forms -----------------------------------------------------------------------------
     def _doc(self) -> ProfileDoc | None:
