@@ -6,9 +6,11 @@
  * failsafe first (always XDP_PASS): inbound entries on the destination port, the
  * return traffic of outbound entries on the SOURCE port, as the raw chain does; then
  * the rule rows in order, first match wins: allow -> XDP_PASS (iptables raw still
- * sees it), deny -> XDP_DROP.  The source's set-membership bits come from one LPM
- * lookup (v4 or v6 trie, the inner map of an array-of-maps slot per generation),
- * done only when a row needs them.
+ * sees it), deny -> XDP_DROP.  The source's set-membership bits (done only when a
+ * row needs them) come, like ipset's hash:net, from an exact-match hash of the host
+ * entries (/32, /128; each value includes the bits of every covering prefix) and,
+ * on a miss, one LPM lookup in the trie of the shorter prefixes.  Both are inner
+ * maps of an array-of-maps slot per generation; an empty slot = no such entries.
  *
  * VLAN-tagged frames are passed untouched (counted as NW_ACT_VLAN): iptables sees
  * them on the VLAN sub-interface (eth0.100), whose host endpoint and rules are not
@@ -27,8 +29,12 @@ BPF_ARRAY(nw_ifarr, struct nw_iface, NW_IFARR_SLOTS * NW_GENERATIONS);
 BPF_HASH(nw_ifcfg, struct nw_ifkey, struct nw_iface, NW_MAX_IFACES * NW_GENERATIONS);
 BPF_LPM_TRIE(nw_tmpl4, struct nw_lpm4, __u64, 1);     /* inner-map templates only */
 BPF_LPM_TRIE(nw_tmpl6, struct nw_lpm6, __u64, 1);
+BPF_F_TABLE("hash", __u32, __u64, nw_htmpl4, 1, BPF_F_NO_PREALLOC);
+BPF_F_TABLE("hash", struct nw_host6, __u64, nw_htmpl6, 1, BPF_F_NO_PREALLOC);
 BPF_ARRAY_OF_MAPS(nw_src4, "nw_tmpl4", NW_GENERATIONS);
 BPF_ARRAY_OF_MAPS(nw_src6, "nw_tmpl6", NW_GENERATIONS);
+BPF_ARRAY_OF_MAPS(nw_host4, "nw_htmpl4", NW_GENERATIONS);
+BPF_ARRAY_OF_MAPS(nw_host6, "nw_htmpl6", NW_GENERATIONS);
 BPF_PERCPU_ARRAY(nw_cnt, struct nw_counter, NW_MAX_SLOTS);
 BPF_PERCPU_ARRAY(nw_act, struct nw_counter, NW_ACT_MAX);
 
@@ -58,6 +64,12 @@ static __always_inline __u64 nw_bits(__u32 gen, __u8 family, union nw_addr *src)
 {
     __u64 *v = 0;
     if (family == 4) {
+        void *hosts = nw_host4.lookup(&gen);
+        if (hosts) {
+            v = bpf_map_lookup_elem(hosts, &src->w[0]);
+            if (v)
+                return *v;
+        }
         void *trie = nw_src4.lookup(&gen);
         if (!trie)
             return 0;
@@ -65,6 +77,12 @@ static __always_inline __u64 nw_bits(__u32 gen, __u8 family, union nw_addr *src)
         __builtin_memcpy(k.addr, src->b, 4);
         v = bpf_map_lookup_elem(trie, &k);
     } else {
+        void *hosts = nw_host6.lookup(&gen);
+        if (hosts) {
+            v = bpf_map_lookup_elem(hosts, src->b);
+            if (v)
+                return *v;
+        }
         void *trie = nw_src6.lookup(&gen);
         if (!trie)
             return 0;

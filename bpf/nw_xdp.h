@@ -58,6 +58,10 @@ struct nw_lpm6 {
     __u8 addr[16];
 };                                            /* 20 bytes */
 
+struct nw_host6 {                             /* key of the IPv6 host hash */
+    __u8 addr[16];
+};                                            /* 16 bytes */
+
 struct nw_ifkey {
     __u32 ifindex;
     __u32 gen;

@@ -37,6 +37,7 @@ from .xdp_load import (
 from .xdp_maps import (
     PIN_ROOT,
     Pinned,
+    create_hosts,
     create_meta_map,
     create_trie,
     ensure_bpffs,
@@ -277,6 +278,12 @@ class XdpBackend:
                 plans[fam] = "reload"
             new_tries[str(fam)] = {"digest": digest, "count": count,
                                    "max_entries": old.get("max_entries", 0)}
+        contents: dict[int, dict[bytes, int]] = {}
+        for fam in (4, 6):
+            if plans[fam] == "delta":  # in place only into maps that exist
+                contents[fam] = trie.content_dict(trie.iter_batches(xdp.sets, fam), fam)
+                if not self._delta_fits(p, fam, old_gen, contents[fam]):  # type: ignore[arg-type]
+                    plans[fam] = "reload"
         swap = fresh or "reload" in plans.values()
         if swap:  # the fresh generation gets fresh tries for whatever changed
             plans = {f: ("reload" if h == "delta" else h) for f, h in plans.items()}
@@ -296,13 +303,15 @@ class XdpBackend:
             if how == "reload":
                 self._reload(p, fam, gen, xdp, new_tries[str(fam)])
                 continue
-            if how == "delta":  # in place in the live trie: adds now, deletes last
-                pending_deletes.append((fam, self._delta_adds(p, fam, old_gen, xdp)))  # type: ignore[arg-type]
+            if how == "delta":  # in place in the live maps: adds now, deletes last
+                pending_deletes.append((fam, self._delta_adds(p, fam, old_gen,  # type: ignore[arg-type]
+                                                              contents[fam])))
             if how in ("keep", "delta") and flip and not fresh:
-                fd = p.inner_fd(fam, old_gen)  # type: ignore[arg-type]
-                p.set_inner(fam, gen, fd)  # the same trie serves the new generation
-                if fd is not None:
-                    os.close(fd)
+                for host in (False, True):  # the same maps serve the new generation
+                    fd = p.inner_fd(fam, old_gen, host)  # type: ignore[arg-type]
+                    p.set_inner(fam, gen, fd, host)
+                    if fd is not None:
+                        os.close(fd)
         for name, idx in targets.items():
             p.put_iface(idx, gen, values[name])
         if flip and not fresh:
@@ -312,22 +321,28 @@ class XdpBackend:
                     p.del_iface(idx, g)  # hash entries go (RCU); array slots stay until
                     # the next flip clears them: a packet still on the old gen reads them
             for fam in (4, 6):
-                p.set_inner(fam, old_gen, None)  # type: ignore[arg-type]
+                for host in (False, True):
+                    p.set_inner(fam, old_gen, None, host)  # type: ignore[arg-type]
         elif fresh:
             p.set_active(0)
         for fam in (4, 6):
             if plans[fam] == "empty":
-                p.set_inner(fam, gen, None)
+                for host in (False, True):
+                    p.set_inner(fam, gen, None, host)
                 new_tries[str(fam)]["max_entries"] = 0
         for fam, (deletes, fixups) in pending_deletes:
-            fd = p.inner_fd(fam, gen)
-            if fd is not None:
-                try:
-                    for b in trie.batches_from_dict(fixups, fam):
-                        trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam))
-                    trie.delete_keys(fd, deletes, trie.key_size(fam))
-                finally:
-                    os.close(fd)
+            fds = {host: p.inner_fd(fam, gen, host) for host in (False, True)}
+            try:
+                for b in trie.batches_from_dict(fixups, fam):
+                    fd = fds[b.host]
+                    assert fd is not None  # checked by _delta_fits
+                    trie.update_batch(fd, b.keys, b.values, b.count,
+                                      trie.key_size(fam, b.host))
+                trie.delete_content(fds[True], fds[False], deletes, fam)
+            finally:
+                for fd in fds.values():
+                    if fd is not None:
+                        os.close(fd)
         meta["gen"] = gen
         meta["slots"] = slots
         meta["actions"] = {r.rule_id: r.action for i in xdp.interfaces for r in i.rules}
@@ -348,40 +363,66 @@ class XdpBackend:
 
     def _reload(self, p: Pinned, fam: int, gen: int, xdp: XdpState,
                 info: dict[str, Any]) -> None:
+        """Fresh maps for the family in slot gen: the host hash and the trie, each
+        created on its first entry (a family without host entries has no hash, one
+        without shorter prefixes no trie: the program skips an empty slot)."""
         count = _counts(xdp, fam)
+        for host in (False, True):
+            p.set_inner(fam, gen, None, host)
         if count == 0 and not _inline(xdp, fam):
-            p.set_inner(fam, gen, None)
             info["max_entries"] = 0
             return
         size = _max_entries(count)
-        fd = create_trie(fam, size)
+        fds: dict[bool, int] = {}
+
+        def fd_for(host: bool) -> int:
+            if host not in fds:
+                fds[host] = create_hosts(fam, size) if host else create_trie(fam, size)
+            return fds[host]
+
         try:
-            trie.load(fd, trie.iter_batches(xdp.sets, fam), fam)
-            p.set_inner(fam, gen, fd)  # one update swaps the whole set in
+            trie.load(fd_for, trie.iter_batches(xdp.sets, fam), fam)
+            for host, fd in fds.items():
+                p.set_inner(fam, gen, fd, host)  # one update swaps each map in
         finally:
-            os.close(fd)
+            for fd in fds.values():
+                os.close(fd)
         info["max_entries"] = size
 
+    @staticmethod
+    def _delta_fits(p: Pinned, fam: int, gen: int, new: dict[bytes, int]) -> bool:
+        """Do the maps that new's entries need (host hash, trie) exist in slot gen?"""
+        full = (32 if fam == 4 else 128).to_bytes(4, "little")
+        need = {k[:4] == full for k in new}
+        for host in need:
+            fd = p.inner_fd(fam, gen, host)
+            if fd is None:
+                return False
+            os.close(fd)
+        return True
+
     def _delta_adds(self, p: Pinned, fam: int, gen: int,
-                    xdp: XdpState) -> tuple[list[bytes], dict[bytes, int]]:
+                    new: dict[bytes, int]) -> tuple[list[bytes], dict[bytes, int]]:
         """Upsert new/changed entries now, each with the OR of its old and new bits (the
         rule tables still live test the old bits, the next generation's the new ones;
-        compatible bits never mean two sets).  Return the keys to delete afterwards and
-        the final values of the entries that must lose old bits then."""
-        fd = p.inner_fd(fam, gen)
-        if fd is None:
-            raise KernelError(f"IPv{fam} XDP trie missing from generation {gen}",
-                              hint="`nodewall flush` then apply again")
+        compatible bits never mean two sets).  A shorter prefix added or removed changes
+        the covering bits of the host entries under it: new holds them recomputed, so
+        they are among the changes.  Return the keys to delete afterwards and the final
+        values of the entries that must lose old bits then."""
+        fds = {host: p.inner_fd(fam, gen, host) for host in (False, True)}
         try:
-            old = trie.dump(fd, fam)
-            new = trie.content_dict(trie.iter_batches(xdp.sets, fam), fam)
+            old = trie.dump_content(fds[True], fds[False], fam)
             adds = {k: v | old.get(k, 0) for k, v in new.items() if old.get(k) != v}
             for b in trie.batches_from_dict(adds, fam):
-                trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam))
+                fd = fds[b.host]
+                assert fd is not None  # checked by _delta_fits
+                trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam, b.host))
             fixups = {k: v for k, v in new.items() if k in old and old[k] & ~v}
             return [k for k in old if k not in new], fixups
         finally:
-            os.close(fd)
+            for fd in fds.values():
+                if fd is not None:
+                    os.close(fd)
 
     def _verify(self, p: Pinned, xdp: XdpState, targets: dict[str, int]) -> None:
         prog_id = p.prog_id()

@@ -11,6 +11,8 @@ PROG_NAME = "nw_xdp"  # kernel program name (ownership: XDP programs named nw_..
 PROG_FILE = "nw_xdp.c"
 FLOOR_FILE = "floor_lpm.c"
 FLOOR_NAME = "nw_floor"
+FLOOR_HASH_FILE = "floor_hash.c"
+FLOOR_HASH_NAME = "nw_floor_hash"
 HEADER_FILE = "nw_xdp.h"
 OWNED_PREFIX = "nw_"
 
@@ -35,9 +37,14 @@ MAP_IFCFG = "nw_ifcfg"
 MAP_IFARR = "nw_ifarr"
 MAP_SRC4 = "nw_src4"
 MAP_SRC6 = "nw_src6"
+MAP_HOST4 = "nw_host4"  # exact-match hash of the /32 entries (checked before the trie)
+MAP_HOST6 = "nw_host6"  # ... of the /128 entries
 MAP_CNT = "nw_cnt"
 MAP_ACT = "nw_act"
-PROGRAM_MAPS = (MAP_ACTIVE, MAP_IFARR, MAP_IFCFG, MAP_SRC4, MAP_SRC6, MAP_CNT, MAP_ACT)
+PROGRAM_MAPS = (MAP_ACTIVE, MAP_IFARR, MAP_IFCFG, MAP_SRC4, MAP_SRC6, MAP_HOST4, MAP_HOST6,
+                MAP_CNT, MAP_ACT)
+# added after the first pinned layout: older pins lack them (their program is rebuilt)
+LATER_MAPS = (MAP_IFARR, MAP_HOST4, MAP_HOST6)
 # created by Python, not used by the program: the JSON metadata (slots -> rule ids, ...)
 MAP_META = "nw_meta"
 META_VALUE_SIZE = 256 * 1024
@@ -46,6 +53,8 @@ PIN_PROG = "prog"
 LPM4_KEY_SIZE = 8
 LPM6_KEY_SIZE = 20
 LPM_VALUE_SIZE = 8
+HOST4_KEY_SIZE = 4
+HOST6_KEY_SIZE = 16
 FS_SIZE = 40
 COUNTER_SIZE = 16
 NW_FS_BLOOM_WORDS = 4

@@ -17,12 +17,17 @@ from . import netns
 from . import xdp_sys as sys_
 from .errors import EnvironmentProblem, KernelError
 from .xdp_layout import (
+    HOST4_KEY_SIZE,
+    HOST6_KEY_SIZE,
+    LATER_MAPS,
     LPM4_KEY_SIZE,
     LPM6_KEY_SIZE,
     LPM_VALUE_SIZE,
     MAP_ACT,
     MAP_ACTIVE,
     MAP_CNT,
+    MAP_HOST4,
+    MAP_HOST6,
     MAP_IFARR,
     MAP_IFCFG,
     MAP_META,
@@ -99,7 +104,7 @@ class Pinned:
             prog = sys_.obj_get(str(d / PIN_PROG))
             p = cls(d, prog)
             for name in (*PROGRAM_MAPS, MAP_META):
-                if not (d / name).exists() and name == MAP_IFARR:
+                if not (d / name).exists() and name in LATER_MAPS:
                     continue  # pinned by an older program (recompiled on the next apply)
                 p.maps[name] = sys_.obj_get(str(d / name))
         except OSError as e:
@@ -140,16 +145,23 @@ class Pinned:
     def set_active(self, gen: int) -> None:
         sys_.map_update(self.maps[MAP_ACTIVE], _u32(0), _u32(gen))
 
-    def inner_fd(self, family: int, gen: int) -> int | None:
-        """A new fd for the trie in slot gen (None when the slot is empty)."""
-        outer = self.maps[MAP_SRC4 if family == 4 else MAP_SRC6]
+    @staticmethod
+    def _outer(family: int, host: bool) -> str:
+        if host:
+            return MAP_HOST4 if family == 4 else MAP_HOST6
+        return MAP_SRC4 if family == 4 else MAP_SRC6
+
+    def inner_fd(self, family: int, gen: int, host: bool = False) -> int | None:
+        """A new fd for the trie (host: the host hash) in slot gen (None when the slot
+        is empty)."""
+        outer = self.maps[self._outer(family, host)]
         mid = _u32()
         if not sys_.map_lookup(outer, _u32(gen), mid):
             return None
         return sys_.map_fd_by_id(mid.value)
 
-    def set_inner(self, family: int, gen: int, fd: int | None) -> None:
-        outer = self.maps[MAP_SRC4 if family == 4 else MAP_SRC6]
+    def set_inner(self, family: int, gen: int, fd: int | None, host: bool = False) -> None:
+        outer = self.maps[self._outer(family, host)]
         if fd is None:
             sys_.map_delete(outer, _u32(gen))
         else:
@@ -255,6 +267,18 @@ def create_trie(family: int, max_entries: int) -> int:
                                sys_.F_NO_PREALLOC, f"nw_trie{family}")
     except OSError as e:
         raise KernelError(f"cannot create the IPv{family} XDP trie "
+                          f"({max_entries} entries): {e.strerror}",
+                          hint="check free memory; lower settings.max_set_entries") from e
+
+
+def create_hosts(family: int, max_entries: int) -> int:
+    """The exact-match hash of a family's host entries (/32 or /128)."""
+    ks = HOST4_KEY_SIZE if family == 4 else HOST6_KEY_SIZE
+    try:
+        return sys_.map_create(sys_.HASH, ks, LPM_VALUE_SIZE, max_entries,
+                               sys_.F_NO_PREALLOC, f"nw_hosts{family}")
+    except OSError as e:
+        raise KernelError(f"cannot create the IPv{family} XDP host hash "
                           f"({max_entries} entries): {e.strerror}",
                           hint="check free memory; lower settings.max_set_entries") from e
 

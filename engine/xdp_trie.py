@@ -1,13 +1,18 @@
-"""Source sets -> LPM trie contents (keys = struct nw_lpm4/6, values = u64 set bits).
+"""Source sets -> the XDP source maps of a family (values = u64 set bits): host
+entries (/32, /128) go to an exact-match hash (key = the raw address), shorter
+prefixes to an LPM trie (keys = struct nw_lpm4/6).  The program looks in the hash
+first and in the trie on a miss, like ipset's hash:net probing its prefix lengths.
 
 Streaming: CIDR lines arrive in chunks (engine.netsfile when available), are packed
 into one bytes buffer of keys per chunk (no per-entry objects survive the chunk)
 and fed to the kernel with BPF_MAP_UPDATE_BATCH from a second thread, so parsing
 the next chunk overlaps the kernel's insert of this one (ctypes drops the GIL).
 
-Semantics: an LPM lookup returns only the longest matching prefix, so an entry's
-value must carry the bits of every covering prefix of the other sets, and a CIDR
-in several sets gets the OR of their bits.  When a family has members from one set
+Semantics: an LPM lookup returns only the longest matching prefix (and a hash hit
+ends the lookup), so an entry's value must carry the bits of every covering prefix
+of the other sets, and a CIDR in several sets gets the OR of their bits.  Contents
+in dicts (merge, deltas) use LPM-style keys for both kinds; the split into host and
+trie entries happens at the map boundary.  When a family has members from one set
 only, every value is that set's bit and entries stream straight through; with two
 or more sets the entries are merged in a dict and ancestor bits are propagated.
 """
@@ -20,14 +25,14 @@ import queue
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import xdp_sys as sys_
 from .desired import XdpSetSource
 from .errors import InputError, KernelError, Loc
-from .xdp_layout import LPM4_KEY_SIZE, LPM6_KEY_SIZE
+from .xdp_layout import HOST4_KEY_SIZE, HOST6_KEY_SIZE, LPM4_KEY_SIZE, LPM6_KEY_SIZE
 
 CHUNK_LINES = 65536
 _PL = [struct.pack("<I", i) for i in range(129)]
@@ -38,8 +43,14 @@ _MASK6 = [((1 << 128) - 1) ^ ((1 << (128 - i)) - 1) for i in range(129)]
 _VAL = struct.Struct("<Q")
 
 
-def key_size(family: int) -> int:
+def key_size(family: int, host: bool = False) -> int:
+    if host:
+        return HOST4_KEY_SIZE if family == 4 else HOST6_KEY_SIZE
     return LPM4_KEY_SIZE if family == 4 else LPM6_KEY_SIZE
+
+
+def width(family: int) -> int:
+    return 32 if family == 4 else 128
 
 
 def _is_family(cidr: str, family: int) -> bool:
@@ -112,6 +123,34 @@ def pack_chunk(text: str | list[str], family: int, origin: str = "") -> tuple[by
     return b"".join(out), len(out)
 
 
+def pack_split(lines: list[str], family: int, origin: str = "") -> tuple[bytes, int, bytes, int]:
+    """Like pack_chunk, split: (host keys (raw addresses), count, LPM keys of the
+    shorter prefixes, count)."""
+    inet = socket.inet_pton
+    hosts: list[bytes] = []
+    nets: list[bytes] = []
+    ah, an = hosts.append, nets.append
+    pl_bytes = _PL
+    w = width(family)
+    af, mask = (socket.AF_INET, _MASK4) if family == 4 else (socket.AF_INET6, _MASK6)
+    plens = _PLEN4 if family == 4 else _PLEN6
+    nb = w // 8
+    try:
+        for line in lines:
+            a, _, p = line.partition("/")
+            pl = plens[p] if p else w
+            raw = inet(af, a)
+            if pl == w:
+                ah(raw)
+            else:
+                an(pl_bytes[pl] + (int.from_bytes(raw, "big") & mask[pl]).to_bytes(nb, "big"))
+    except (KeyError, OSError, ValueError) as exc:
+        bad = _first_bad("\n".join(lines), family)
+        raise InputError(Loc(origin or "(xdp set)"), f"bad IPv{family} CIDR {bad!r}",
+                         hint="one CIDR per line, e.g. 192.0.2.0/24 or 2001:db8::/32") from exc
+    return b"".join(hosts), len(hosts), b"".join(nets), len(nets)
+
+
 def _first_bad(text: str, family: int) -> str:
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     limit = 32 if family == 4 else 128
@@ -147,10 +186,12 @@ class Batch:
     keys: bytes
     values: bytes
     count: int
+    host: bool = False  # keys are raw addresses for the host hash (else LPM keys)
 
 
 def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
-    """The trie's entries as batches of packed keys and values."""
+    """The family's entries as batches of packed keys and values, host batches (for
+    the hash) and trie batches."""
     members = [s for s in sets if (s.count_v4 if family == 4 else s.count_v6) > 0
                or any(_is_family(c, family) for c in s.inline)]
     if not members:
@@ -161,9 +202,12 @@ def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
         for text in source_chunks(s, family):
             lines = text.split()
             for i in range(0, len(lines), CHUNK_LINES):  # small batches: the loader
-                keys, n = pack_chunk(lines[i:i + CHUNK_LINES], family, s.origin)  # starts early
-                if n:
-                    yield Batch(keys, val * n, n)
+                hk, nh, nk, nn = pack_split(lines[i:i + CHUNK_LINES], family,  # starts early
+                                            s.origin)
+                if nh:
+                    yield Batch(hk, val * nh, nh, True)
+                if nn:
+                    yield Batch(nk, val * nn, nn)
         return
     merged = merge(members, family)
     yield from batches_from_dict(merged, family)
@@ -206,19 +250,26 @@ def _mask(pl: int, width: int) -> int:
 
 
 def batches_from_dict(content: dict[bytes, int], family: int) -> Iterator[Batch]:
-    items = list(content.items())
-    for i in range(0, len(items), CHUNK_LINES):
-        part = items[i:i + CHUNK_LINES]
-        yield Batch(b"".join(k for k, _ in part), b"".join(_VAL.pack(v) for _, v in part),
-                    len(part))
+    """LPM-style keyed contents -> host batches (prefix = full width) and trie batches."""
+    full = _PL[width(family)]
+    hosts = [(k[4:], v) for k, v in content.items() if k[:4] == full]
+    nets = [(k, v) for k, v in content.items() if k[:4] != full]
+    for items, host in ((hosts, True), (nets, False)):
+        for i in range(0, len(items), CHUNK_LINES):
+            part = items[i:i + CHUNK_LINES]
+            yield Batch(b"".join(k for k, _ in part), b"".join(_VAL.pack(v) for _, v in part),
+                        len(part), host)
 
 
 def content_dict(batches: Iterable[Batch], family: int) -> dict[bytes, int]:
-    ks = key_size(family)
+    """Batches -> contents with LPM-style keys (host keys get the full prefix length)."""
+    full = _PL[width(family)]
     out: dict[bytes, int] = {}
     for b in batches:
+        ks = key_size(family, b.host)
+        pre = full if b.host else b""
         for i in range(b.count):
-            out[b.keys[i * ks:(i + 1) * ks]] = _VAL.unpack_from(b.values, i * 8)[0]
+            out[pre + b.keys[i * ks:(i + 1) * ks]] = _VAL.unpack_from(b.values, i * 8)[0]
     return out
 
 
@@ -256,10 +307,23 @@ def delete_keys(fd: int, keys: list[bytes], ks: int) -> None:
         sys_.map_delete(fd, buf)
 
 
-def load(fd: int, batches: Iterable[Batch], family: int) -> int:
-    """Feed batches to the map from a worker thread while the caller's iterator
-    parses the next one.  Returns the number of entries written."""
-    ks = key_size(family)
+def delete_content(host_fd: int | None, trie_fd: int | None, keys: list[bytes],
+                   family: int) -> None:
+    """Delete LPM-style keys from the host hash (full-width prefixes) or the trie."""
+    full = _PL[width(family)]
+    hosts = [k[4:] for k in keys if k[:4] == full]
+    nets = [k for k in keys if k[:4] != full]
+    if hosts and host_fd is not None:
+        delete_keys(host_fd, hosts, key_size(family, True))
+    if nets and trie_fd is not None:
+        delete_keys(trie_fd, nets, key_size(family))
+
+
+def load(fd_for: Callable[[bool], int], batches: Iterable[Batch],
+         family: int) -> tuple[int, int]:
+    """Feed batches to the maps from a worker thread while the caller's iterator
+    parses the next one.  fd_for(host) gives the map of a batch (the host hash or the
+    trie; it may create it on first use).  Returns the entries written (hosts, nets)."""
     q: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
 
@@ -271,30 +335,40 @@ def load(fd: int, batches: Iterable[Batch], family: int) -> int:
             if failure:
                 continue
             try:
-                update_batch(fd, item.keys, item.values, item.count, ks)
+                update_batch(fd_for(item.host), item.keys, item.values, item.count,
+                             key_size(family, item.host))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 failure.append(exc)
 
     t = threading.Thread(target=worker, name="nw-xdp-load", daemon=True)
     t.start()
-    total = 0
+    total = [0, 0]
     try:
         for b in batches:
             if failure:
                 break
             q.put(b)
-            total += b.count
+            total[0 if b.host else 1] += b.count
     finally:
         q.put(None)
         t.join()
     if failure:
         raise failure[0]
-    return total
+    return total[0], total[1]
 
 
-def dump(fd: int, family: int) -> dict[bytes, int]:
-    """Every entry of a trie (for deltas on small tries)."""
-    ks = key_size(family)
+def dump_content(host_fd: int | None, trie_fd: int | None, family: int) -> dict[bytes, int]:
+    """Both maps' entries with LPM-style keys (for deltas on small sets)."""
+    out = dump(trie_fd, family) if trie_fd is not None else {}
+    if host_fd is not None:
+        full = _PL[width(family)]
+        out.update({full + k: v for k, v in dump(host_fd, family, True).items()})
+    return out
+
+
+def dump(fd: int, family: int, host: bool = False) -> dict[bytes, int]:
+    """Every entry of a trie (host: of a host hash, keys = raw addresses)."""
+    ks = key_size(family, host)
     key = ctypes.create_string_buffer(ks)
     nxt = ctypes.create_string_buffer(ks)
     val = ctypes.c_uint64()

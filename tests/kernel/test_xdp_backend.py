@@ -386,3 +386,72 @@ def test_rule_tables_array_and_hash_fallback_across_flips(pair):
     # unchanged: nothing is rewritten, no flip
     netns.run_in_netns(pair.server, _apply, _two_ifaces(True))
     assert netns.run_in_netns(pair.server, _tables)[0] == gen
+
+
+# ---- source lookup: host hash first (values carry covering bits), then the trie ----
+
+def _covering(a_nets: tuple[str, ...], b_nets: tuple[str, ...], tag: str = "") -> XdpState:
+    """Rule 1 denies set A (bit 0) on UDP 9999, rule 2 denies set B (bit 1) on 9998.
+    Another tag = other sets behind the same bits: a full reload."""
+    def src(bit: int, nets: tuple[str, ...]) -> XdpSetSource:
+        n4 = sum(":" not in c for c in nets)
+        return XdpSetSource(bit, f"set{bit}{tag}", nets, (), n4, len(nets) - n4)
+    rules = (XdpRule("r-a", "deny", 17, (PortRange(9999, 9999),), 1),
+             XdpRule("r-b", "deny", 17, (PortRange(9998, 9998),), 2))
+    return XdpState("generic", (XdpInterface("srv0", rules, ()),),
+                    (src(0, a_nets), src(1, b_nets)))  # type: ignore[arg-type]
+
+
+def _source_maps():
+    with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
+        out = {}
+        for fam in (4, 6):
+            for host in (False, True):
+                fd = p.inner_fd(fam, p.active_gen(), host)
+                out[(fam, host)] = fd is not None
+                if fd is not None:
+                    os.close(fd)
+        return out
+
+
+def test_host_hash_values_carry_covering_prefix_bits_through_deltas(pair):
+    from nodewall.engine import xdp_frames
+    host4, host6, other4 = DENIED4, DENIED6, "10.77.0.98"
+
+    def frames(src: str, dst: str) -> list[tuple[str, bytes]]:
+        return [("srv0", xdp_frames.udp(src, dst, 4000, port)) for port in (9999, 9998)]
+
+    def verdicts() -> list[int]:
+        fr = (frames(host4, pair.server_ip) + frames(host6, pair.server_ip6)
+              + frames(other4, pair.server_ip))
+        return netns.run_in_netns(pair.server, _verdicts, fr)
+
+    drop, ok = 1, 2
+    # A covers B's hosts: a host entry must answer for A too (bits A|B)
+    netns.run_in_netns(pair.server, _apply, _covering(("10.77.0.0/24", "fd77::/64"),
+                                                      (f"{host4}/32", f"{host6}/128")))
+    assert netns.run_in_netns(pair.server, _source_maps) == {
+        (4, False): True, (4, True): True, (6, False): True, (6, True): True}
+    assert verdicts() == [drop, drop, drop, drop, drop, ok]
+    # delta: A loses its covering prefixes -> the host entries lose bit A
+    netns.run_in_netns(pair.server, _apply, _covering(("192.0.2.0/24", "2001:db8::/32"),
+                                                      (f"{host4}/32", f"{host6}/128")))
+    assert verdicts() == [ok, drop, ok, drop, ok, ok]
+    # delta: a covering prefix comes back in B only, a host moves to A
+    netns.run_in_netns(pair.server, _apply, _covering((f"{host4}/32", "2001:db8::/32"),
+                                                      ("10.77.0.0/16", f"{host6}/128")))
+    assert verdicts() == [drop, drop, ok, drop, ok, drop]
+    # only prefixes (no host hash), then only hosts (no trie): each a reload
+    netns.run_in_netns(pair.server, _apply, _covering(("10.77.0.96/30",), ("fd77::/64",), "x"))
+    assert netns.run_in_netns(pair.server, _source_maps) == {
+        (4, False): True, (4, True): False, (6, False): True, (6, True): False}
+    assert verdicts() == [drop, ok, ok, drop, drop, ok]
+    netns.run_in_netns(pair.server, _apply, _covering((f"{other4}/32",), (f"{host6}/128",), "y"))
+    assert netns.run_in_netns(pair.server, _source_maps) == {
+        (4, False): False, (4, True): True, (6, False): False, (6, True): True}
+    assert verdicts() == [ok, ok, ok, drop, drop, ok]
+    # a delta that needs a map the generation lacks (a prefix, no trie): a reload
+    netns.run_in_netns(pair.server, _apply, _covering((f"{other4}/32", "10.77.0.0/24"),
+                                                      (f"{host6}/128",), "y"))
+    assert netns.run_in_netns(pair.server, _source_maps)[(4, False)]
+    assert verdicts() == [drop, ok, ok, drop, drop, ok]

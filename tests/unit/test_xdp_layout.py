@@ -48,7 +48,7 @@ def test_mirror_struct_sizes_match_header_comments():
     pattern = r"struct (nw_\w+) \{[^}]*\};\s+/\* (\d+) bytes"
     sizes = {m[1]: int(m[2]) for m in re.finditer(pattern, HEADER)}
     assert sizes == {"nw_lpm4": ctypes.sizeof(L.Lpm4), "nw_lpm6": ctypes.sizeof(L.Lpm6),
-                     "nw_ifkey": ctypes.sizeof(L.IfKey), "nw_port_range": 4,
+                     "nw_host6": L.HOST6_KEY_SIZE, "nw_ifkey": ctypes.sizeof(L.IfKey), "nw_port_range": 4,
                      "nw_fs": ctypes.sizeof(L.Fs), "nw_counter": ctypes.sizeof(L.Counter)}
     assert ctypes.sizeof(L.Counter) == L.COUNTER_SIZE
     for cfg in (L.BuildConfig(), L.BuildConfig(max_rules=128, max_fs=32, max_ports=4)):
@@ -206,3 +206,20 @@ def test_iface_value_failsafe_slots_and_source_port_flag():
     many = tuple(Failsafe("tcp", p, None, Loc("x")) for p in range(1, 18))
     big = XdpState(interfaces=(XdpInterface("eth0", (), many, failsafe_return=many),))
     assert needed_config(big).max_fs == 64 and not fits(L.BuildConfig(), big)
+
+
+def test_host_entries_split_from_prefixes_and_round_trip():
+    hk, nh, nk, nn = T.pack_split(["10.1.2.3/8", "192.0.2.7", "198.51.100.9/32"], 4)
+    assert (nh, nn) == (2, 1) and hk == bytes([192, 0, 2, 7, 198, 51, 100, 9])
+    assert nk == struct.pack("<I4s", 8, bytes([10, 0, 0, 0]))
+    sets = [_src(0, "10.0.0.0/8", "fd00::/8", "fd00::1"), _src(2, "10.0.0.1/32", "fd00::1/128")]
+    for fam, host, full in ((4, "10.0.0.1/32", "10.0.0.0/8"), (6, "fd00::1/128", "fd00::/8")):
+        batches = list(T.iter_batches(sets, fam))
+        assert {b.host for b in batches} == {True, False}
+        assert all(len(b.keys) == b.count * T.key_size(fam, b.host) for b in batches)
+        content = T.content_dict(batches, fam)
+        assert _decode(content) == {full: 1, host: 1 | 4}  # the host carries A's bit
+        again = T.content_dict(T.batches_from_dict(content, fam), fam)
+        assert again == content
+    single = list(T.iter_batches([_src(3, "10.0.0.1", "10.0.0.0/24")], 4))
+    assert [(b.host, b.count) for b in single] == [(True, 1), (False, 1)]
