@@ -384,7 +384,8 @@ def until_dropped(client_ns: str, counter: Callable[[], int], before: int,
         if counter() > before:
             return time.perf_counter()
         time.sleep(0.01)
-    raise RuntimeError(f"a probe from {src} was not seen dropped within {timeout:g} s")
+    raise RuntimeError(f"a probe from {src} was not seen dropped within {timeout:g} s "
+                       f"(counter {counter()}, before {before})")
 
 
 # -- machine --------------------------------------------------------------------------------

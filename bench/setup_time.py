@@ -20,8 +20,6 @@ import shutil
 import time
 from pathlib import Path
 
-from nodewall.engine import service as _service  # noqa: F401 - forked children inherit it
-
 from bench import common as c
 from bench.common import Row
 
@@ -114,7 +112,7 @@ def nodewall_cli(lab, profile: Path, backend: str) -> tuple[float, c.CliRun]:
 
 
 def _inproc_apply(netns: str, state: str, profile: str) -> float:
-    from nodewall.engine.service import Service  # imported by the parent already
+    from nodewall.engine.service import Service  # (import not timed)
     t0 = time.perf_counter()
     Service(netns=netns, state_dir=Path(state)).apply([Path(profile)])
     return time.perf_counter() - t0
@@ -176,11 +174,15 @@ def measure(n: int, lab, *, linear_max: int = LINEAR_MAX, log=print) -> dict:
         m["xdp_cli_apply_s"] = run.seconds
         log(f"    N={n:>10,}  nodewall xdp CLI to drop {m['xdp_cli_s']:.3f} s, "
             f"peak RSS {run.peak_rss_mb:.0f} MB")
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        m["xdp_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log(f"    N={n:>10,}  XDP backend (CLI) failed: {m['xdp_error']}")
+    try:
         m["xdp_engine_s"], m["xdp_inproc_s"] = nodewall_inproc(lab, prof_xdp, "xdp")
         log(f"    N={n:>10,}  nodewall xdp in-process to drop {m['xdp_inproc_s']:.3f} s")
     except Exception as exc:  # noqa: BLE001 - reported in the table
-        m["xdp_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-        log(f"    N={n:>10,}  XDP backend failed: {m['xdp_error']}")
+        m["xdp_inproc_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log(f"    N={n:>10,}  XDP backend (in-process) failed: {m['xdp_inproc_error']}")
     maps = xdp_maps(lab, path, entries)
     if maps:
         m["bpf_batch_s"], m["nw_trie_s"] = maps
@@ -211,19 +213,23 @@ def rows_for(m: dict) -> list[Row]:
             extra={"kind": "ipt_inproc"}, why=why_inproc),
     ]
     if "xdp_cli_s" in m:
-        out += [
-            Row(SECTION, f"N={cap} XDP backend: `nodewall apply` (CLI) → XDP drop",
-                "ipset restore + rule → drop", m["raw_e2e_s"], m["xdp_cli_s"], "s", n=n,
-                note="includes the raw+ipset backstop, bcc compile and attach",
-                extra={"kind": "xdp_cli"}),
-            Row(SECTION, f"N={cap} XDP backend: engine in-process → XDP drop",
-                "ipset restore + rule → drop", m["raw_e2e_s"], m["xdp_inproc_s"], "s", n=n,
-                note=f"engine apply alone {m['xdp_engine_s']:.3f} s",
-                extra={"kind": "xdp_inproc"}),
-        ]
+        out.append(Row(SECTION, f"N={cap} XDP backend: `nodewall apply` (CLI) → XDP drop",
+                       "ipset restore + rule → drop", m["raw_e2e_s"], m["xdp_cli_s"], "s", n=n,
+                       note="includes the raw+ipset backstop, bcc compile and attach",
+                       extra={"kind": "xdp_cli"}))
     else:
-        out.append(Row(SECTION, f"N={cap} XDP backend → XDP drop", "ipset restore", None,
-                       None, "s", n=n, note=m.get("xdp_error", "not measured")))
+        out.append(Row(SECTION, f"N={cap} XDP backend: `nodewall apply` (CLI) → XDP drop",
+                       "ipset restore + rule → drop", m["raw_e2e_s"], None, "s", n=n,
+                       note=f"failed: {m.get('xdp_error', 'not measured')}"))
+    if "xdp_inproc_s" in m:
+        out.append(Row(SECTION, f"N={cap} XDP backend: engine in-process → XDP drop",
+                       "ipset restore + rule → drop", m["raw_e2e_s"], m["xdp_inproc_s"], "s",
+                       n=n, note=f"engine apply alone {m['xdp_engine_s']:.3f} s",
+                       extra={"kind": "xdp_inproc"}))
+    else:
+        out.append(Row(SECTION, f"N={cap} XDP backend: engine in-process → XDP drop",
+                       "ipset restore + rule → drop", m["raw_e2e_s"], None, "s", n=n,
+                       note=f"failed: {m.get('xdp_inproc_error', 'not measured')}"))
     if "bpf_batch_s" in m:
         out.append(Row(SECTION, f"N={cap} XDP map load: nodewall trie (parse + load)",
                        "raw BPF_MAP_UPDATE_BATCH", m["bpf_batch_s"], m["nw_trie_s"], "s",
@@ -251,7 +257,13 @@ def run(quick: bool, log=print) -> list[Row]:
     rows: list[Row] = []
     with c.lab() as lab:
         for n in (NS_QUICK if quick else NS_FULL):
-            m = measure(n, lab, log=log)
+            try:
+                m = measure(n, lab, log=log)
+            except Exception as exc:  # noqa: BLE001 - one N failing keeps the others
+                log(f"    N={n:>10,}  failed: {type(exc).__name__}: {exc}")
+                rows.append(Row(SECTION, f"N={n:,}", "ipset restore", None, None, "s", n=n,
+                                goal=1.0, note=f"failed: {type(exc).__name__}: {exc}"))
+                continue
             MEASURED[n] = m
             rows += rows_for(m)
     return rows
