@@ -14,7 +14,7 @@ of the other sets, and a CIDR in several sets gets the OR of their bits.  Conten
 in dicts (merge, deltas) use LPM-style keys for both kinds; the split into host and
 trie entries happens at the map boundary.  When a family has members from one set
 only, every value is that set's bit and entries stream straight through; with two
-or more sets the entries are merged in a dict and ancestor bits are propagated.
+or more sets they are merged as int sets per prefix length (merged_batches).
 """
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ import hashlib
 import queue
 import socket
 import struct
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 from . import xdp_sys as sys_
@@ -209,40 +212,114 @@ def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
                 if nn:
                     yield Batch(nk, val * nn, nn)
         return
-    merged = merge(members, family)
-    yield from batches_from_dict(merged, family)
+    yield from merged_batches(members, family)
 
 
 def merge(sets: Iterable[XdpSetSource], family: int) -> dict[bytes, int]:
     """key -> OR of the bits of the sets holding that CIDR or any covering prefix."""
-    ks = key_size(family)
-    width = 32 if family == 4 else 128
-    by_len: dict[int, dict[int, int]] = {}
+    return content_dict(merged_batches(list(sets), family), family)
+
+
+def _host_ints(blob: bytes, family: int) -> Iterable[int]:
+    """Raw host addresses (4 or 16 bytes each, network order) as ints."""
+    if family == 4:
+        arr = array("I", blob)
+        if sys.byteorder == "little":
+            arr.byteswap()
+        return arr
+    return [int.from_bytes(blob[i:i + 16], "big") for i in range(0, len(blob), 16)]
+
+
+def _host_blob(addrs: list[int], family: int) -> bytes:
+    if family == 4:
+        arr = array("I", addrs)
+        if sys.byteorder == "little":
+            arr.byteswap()
+        return arr.tobytes()
+    return b"".join(a.to_bytes(16, "big") for a in addrs)
+
+
+def _covered(addrs: dict[int, int], nets: dict[int, int], mask: int) -> list[int]:
+    """The addresses whose mask-ed value is in nets (map/compress: no bytecode per
+    address; both iterations walk the same unchanged dict in the same order)."""
+    return list(compress(addrs, map(nets.__contains__, map(mask.__and__, addrs))))
+
+
+def _nets_by_len(blob: bytes, count: int, family: int) -> dict[int, list[int]]:
+    """LPM keys -> prefix length -> addresses (ints)."""
+    if family == 4:
+        arr = array("I", blob)
+        pls, addrs = arr[0::2], arr[1::2]
+        if sys.byteorder == "little":
+            addrs.byteswap()
+        return {pl: list(compress(addrs, map(pl.__eq__, pls))) for pl in set(pls)}
+    out: dict[int, list[int]] = {}
+    for i in range(0, count * 20, 20):
+        out.setdefault(int.from_bytes(blob[i:i + 4], "little"), []).append(
+            int.from_bytes(blob[i + 4:i + 20], "big"))
+    return out
+
+
+def _union_bits(parts: list[tuple[int, Iterable[int]]]) -> dict[int, int]:
+    """address -> OR of the bits of the parts holding it.  Sets of ints and dict
+    operations run in C; only addresses in two or more parts take a Python step."""
+    out: dict[int, int] = {}
+    for bit, addrs in parts:
+        new = set(addrs)
+        common = new & out.keys()
+        if common:
+            new -= common
+            for a in common:
+                out[a] |= bit
+        out.update(dict.fromkeys(new, bit))
+    return out
+
+
+def merged_batches(sets: list[XdpSetSource], family: int) -> Iterator[Batch]:
+    """The batches of two or more sets of one family, merged without per-entry objects
+    beyond one int per address: host entries (/32, /128) and each shorter prefix
+    length are unions of int sets (duplicates OR their bits); a prefix then takes the
+    bits of the prefixes covering it (shortest lengths first, so theirs are final),
+    and a host those of every prefix covering it."""
+    w = width(family)
+    hosts: list[tuple[int, Iterable[int]]] = []
+    nets: dict[int, list[tuple[int, list[int]]]] = {}
+    nb = w // 8
     for s in sets:
         bit = 1 << s.bit
         for text in source_chunks(s, family):
-            keys, n = pack_chunk(text, family, s.origin)
-            for i in range(n):
-                k = keys[i * ks:(i + 1) * ks]
-                pl = int.from_bytes(k[:4], "little")
-                a = int.from_bytes(k[4:], "big")
-                d = by_len.setdefault(pl, {})
-                d[a] = d.get(a, 0) | bit
-    lengths = sorted(by_len)
-    out: dict[bytes, int] = {}
-    nbytes = ks - 4
-    for idx, pl in enumerate(lengths):
-        shorter = lengths[:idx][::-1]
-        cur = by_len[pl]
-        for a, bits in cur.items():
-            for q in shorter:
-                anc = by_len[q].get(a & _mask(q, width))
-                if anc is not None:
-                    bits |= anc  # ancestors were finalised first (ascending lengths)
-                    break
-            cur[a] = bits
-            out[_PL[pl] + a.to_bytes(nbytes, "big")] = bits
-    return out
+            hk, nh, nk, nn = pack_split(text.split(), family, s.origin)
+            if nh:
+                hosts.append((bit, _host_ints(hk, family)))
+            for pl, addrs in _nets_by_len(nk, nn, family).items():
+                nets.setdefault(pl, []).append((bit, addrs))
+    host_bits = _union_bits(hosts)
+    del hosts
+    lengths = sorted(nets)
+    net_bits = {pl: _union_bits(nets[pl]) for pl in lengths}
+    del nets
+    for idx, pl in enumerate(lengths):  # covering bits among the prefixes
+        cur = net_bits[pl]
+        for q in lengths[:idx]:
+            shorter, m = net_bits[q], _mask(q, w)
+            for a in _covered(cur, shorter, m):
+                cur[a] |= shorter[a & m]
+    for q in lengths:  # covering bits of the hosts
+        shorter, m = net_bits[q], _mask(q, w)
+        for a in _covered(host_bits, shorter, m):
+            host_bits[a] |= shorter[a & m]
+    addrs = list(host_bits)
+    for i in range(0, len(addrs), CHUNK_LINES):
+        part = addrs[i:i + CHUNK_LINES]
+        yield Batch(_host_blob(part, family), array("Q", map(host_bits.__getitem__, part))
+                    .tobytes(), len(part), True)
+    for pl in lengths:
+        items = list(net_bits[pl].items())
+        pre = _PL[pl]
+        for i in range(0, len(items), CHUNK_LINES):
+            part = items[i:i + CHUNK_LINES]
+            yield Batch(b"".join(pre + a.to_bytes(nb, "big") for a, _ in part),
+                        array("Q", [v for _, v in part]).tobytes(), len(part))
 
 
 def _mask(pl: int, width: int) -> int:

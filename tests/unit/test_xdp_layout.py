@@ -223,3 +223,26 @@ def test_host_entries_split_from_prefixes_and_round_trip():
         assert again == content
     single = list(T.iter_batches([_src(3, "10.0.0.1", "10.0.0.0/24")], 4))
     assert [(b.host, b.count) for b in single] == [(True, 1), (False, 1)]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_merge_matches_brute_force_containment(family):
+    import random
+    rng = random.Random(family)
+    base = ipaddress.ip_network("10.0.0.0/16" if family == 4 else "fd00::/112")
+    w = base.max_prefixlen
+    nets = []
+    for _ in range(300):  # dense: many duplicates and nested prefixes across 3 sets
+        pl = rng.choice([w - 12, w - 8, w - 4, w, w, w])
+        addr = base.network_address + rng.randrange(base.num_addresses)
+        nets.append(ipaddress.ip_network(f"{addr}/{pl}", strict=False))
+    members: dict[int, list] = {0: [], 2: [], 5: []}
+    for n in nets:
+        members[rng.choice(list(members))].append(n)
+    sets = [_src(bit, *(str(n) for n in ns)) for bit, ns in members.items()]
+    got = _decode(T.content_dict(T.iter_batches(sets, family), family))
+    want = {}
+    for n in set(nets):
+        want[str(n)] = sum(1 << bit for bit, ns in members.items()
+                           if any(n.subnet_of(m) for m in ns))
+    assert got == want
