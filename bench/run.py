@@ -81,6 +81,12 @@ def _droprate(quick: bool, log) -> list[Row]:
         if rows is not None:
             for r in rows:
                 r.section = "droprate"
+                if r.met is False and not r.why:
+                    ceil = r.extra.get("ceiling_pps")
+                    r.why = ("the per-core figure includes the injector's own cost on the "
+                             "same core" + (f" (it alone tops out at {ceil:,.0f}/s)"
+                                            if ceil else "")
+                             + ", which weighs more on the faster path; see bench/xdp_drop.py")
             return rows
     return [Row("droprate", f"{what}, N={n}", "raw + ipset", None, None, "Mpps/core",
                 goal=2.5 if what == "XDP" else None, higher_is_better=True,
@@ -247,16 +253,16 @@ def droprate_plot(rows: list[Row], out: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    series: dict[str, list[tuple[int, float]]] = {}
+    series: dict[str, set[tuple[int, float]]] = {}
     for r in pts:
-        series.setdefault(r.extra.get("series", r.case.split(",")[0]), []).append(
-            (r.n, r.value))
+        series.setdefault("XDP (nodewall)", set()).add((r.n, r.value))
         if r.raw is not None:
-            series.setdefault(r.raw_tool, []).append((r.n, r.raw))
+            label = "linear iptables" if "linear" in r.case else "iptables raw + ipset"
+            series.setdefault(label, set()).add((r.n, r.raw))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, xs in series.items():
-        xs = sorted(set(xs))
-        ax.plot([x for x, _ in xs], [y for _, y in xs], marker="o", label=label)
+        xy = sorted(xs)
+        ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("entries in the deny set")
     ax.set_ylabel(pts[0].unit)
@@ -269,6 +275,19 @@ def droprate_plot(rows: list[Row], out: Path) -> bool:
     return True
 
 
+def render(rows: list[Row], meta: dict, out: Path, *, readme: bool, log=print) -> None:
+    plots = []
+    from bench import setup_time
+    if setup_time.plot(rows, out.parent / "setup_time.png"):
+        plots.append("setup_time.png")
+    if droprate_plot(rows, out.parent / "droprate.png"):
+        plots.append("droprate.png")
+    write_results(rows, meta, plots, out)
+    if readme and update_readme(rows, meta):
+        log("README.md benchmark table updated")
+    log(f"wrote {out} ({meta['minutes']:.1f} min)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N: a smoke run")
@@ -276,7 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--json", type=Path, help="also write every row as JSON here")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    ap.add_argument("--from-json", type=Path,
+                    help="re-render results.md, plots and the README table from a --json "
+                         "file of an earlier run (no measuring)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        meta = data["meta"]
+        render([c.row_from_json(r) for r in data["rows"]], meta, args.out,
+               readme=not (meta["quick"] or args.no_readme or meta["command"] != "make bench"))
+        return 0
     if os.geteuid() != 0:
         print("bench: needs root (it creates network namespaces)", file=sys.stderr)
         return 1
@@ -313,20 +341,11 @@ def main(argv: list[str] | None = None) -> int:
             "command": cmd, "quick": args.quick, "sections": chosen,
             "minutes": (time.monotonic() - t_start) / 60, "machine": c.machine(),
             "errors": errors, "section_seconds": timings}
-    plots = []
-    if "setup" in chosen:
-        from bench import setup_time
-        if setup_time.plot(rows, args.out.parent / "setup_time.png"):
-            plots.append("setup_time.png")
-    if "droprate" in chosen and droprate_plot(rows, args.out.parent / "droprate.png"):
-        plots.append("droprate.png")
-    write_results(rows, meta, plots, args.out)
     if args.json:
         args.json.write_text(json.dumps(
             {"meta": meta, "rows": [r.to_json() for r in rows]}, indent=1, default=str) + "\n")
-    if not (args.quick or args.only or args.no_readme) and update_readme(rows, meta):
-        log("README.md benchmark table updated")
-    log(f"wrote {args.out} ({meta['minutes']:.1f} min)")
+    render(rows, meta, args.out, readme=not (args.quick or args.only or args.no_readme),
+           log=log)
     return 1 if errors else 0
 
 

@@ -270,24 +270,39 @@ def run(quick: bool, log=print) -> list[Row]:
 
 
 def plot(rows: list[Row], out: Path) -> bool:
+    """Set-up time vs N, one line per tool, from section 1's rows."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    ms = [MEASURED[n] for n in sorted(MEASURED)]
-    if not ms:
+    series: dict[str, list[tuple[int, float]]] = {}
+
+    def add(label: str, n: int, v: float | None) -> None:
+        if v is not None:
+            series.setdefault(label, []).append((n, v))
+
+    for r in rows:
+        kind = r.extra.get("kind") if r.section == SECTION else None
+        if kind is None or r.n is None:
+            continue
+        if kind == "ipt_cli":
+            add("ipset restore + rule", r.n, r.raw)
+            add("nodewall iptables+ipset (CLI)", r.n, r.value)
+        elif kind == "xdp_cli":
+            add("nodewall XDP (CLI)", r.n, r.value)
+        elif kind == "trie":
+            add("raw BPF batch (map only)", r.n, r.raw)
+            add("nodewall trie load (map only)", r.n, r.value)
+        elif kind == "linear":
+            add("linear iptables rules", r.n, r.raw)
+    if not series:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    series = [("ipset restore + rule", "raw_e2e_s"), ("linear iptables", "linear_e2e_s"),
-              ("nodewall iptables (CLI)", "ipt_cli_s"), ("nodewall XDP (CLI)", "xdp_cli_s"),
-              ("raw BPF batch (map only)", "bpf_batch_s"),
-              ("nodewall trie load (map only)", "nw_trie_s")]
-    for label, key in series:
-        pts = [(m["entries"], m[key]) for m in ms if m.get(key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
+    for label, pts in series.items():
+        pts.sort()
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("CIDRs in the set (89 % /32, 10 % /24, 1 % /16)")
