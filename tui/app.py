@@ -5,6 +5,7 @@ All engine work runs in thread workers (EngineClient serializes the calls) and
 comes back as messages; the UI thread never calls the Service."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -68,7 +69,10 @@ class NodewallApp(App):
     def __init__(self, service_factory: Callable[[], Any], profiles: Iterable[Path] = (), *,
                  interval: float = 1.0, readonly: bool = False, confirm_timeout: float = 30.0,
                  clock: Callable[[], float] = time.time, sample_every: float = SAMPLE_EVERY):
-        super().__init__()
+        # NO_COLOR: Textual's default turns colours into greys (still colour codes);
+        # with ansi_color it strips them instead and the terminal's own colours stay.
+        # Selection and cursors then show as reverse video (nodewall.tcss, :nocolor).
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") is not None else None)
         self.guard = Guard(readonly, "--readonly" if readonly else "")
         self.client = EngineClient(service_factory, self.guard)
         self.client_ready = False
