@@ -39,9 +39,13 @@ def _destroy(sets: Iterable[ObservedSet], manifests: Path | None) -> DestroyRepo
     return DestroyReport(tuple(done), tuple(busy))
 
 
-def destroy_unused(keep: set[str], manifests: Path | None = None) -> DestroyReport:
-    """Destroy every nw- set not in `keep` (call after iptables stopped using them)."""
-    return _destroy((s for n, s in observe().items() if n not in keep), manifests)
+def destroy_unused(keep: set[str], manifests: Path | None = None,
+                   observed: dict[str, ObservedSet] | None = None) -> DestroyReport:
+    """Destroy every nw- set not in `keep` (call after iptables stopped using them).
+    `observed`: a listing taken earlier in the same transaction (sets not in `keep`
+    existed then, and only nodewall creates nw- sets)."""
+    live = observe() if observed is None else observed
+    return _destroy((s for n, s in live.items() if n not in keep), manifests)
 
 
 def flush_all(manifests: Path | None = None) -> DestroyReport:

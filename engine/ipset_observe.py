@@ -87,6 +87,12 @@ def observe() -> dict[str, ObservedSet]:
     return {n: s for n, s in observe_all().items() if n.startswith(PREFIX)}
 
 
+def names() -> set[str]:
+    """nodewall's set names only (`ipset list -n`: no member walk in the kernel)."""
+    out = run_ipset("list", "-n", what="list -n").stdout
+    return {n for n in out.split() if n.startswith(PREFIX)}
+
+
 def observe_one(name: str) -> ObservedSet | None:
     """One set's header, or None when it does not exist."""
     proc = run_ipset("list", "-t", name, check=False)

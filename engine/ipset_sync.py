@@ -204,12 +204,15 @@ def _ordered(specs: Sequence[IpSetSpec]) -> list[IpSetSpec]:
 
 
 def sync(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
-         manifests: Path | None = None) -> SyncReport:
+         manifests: Path | None = None, *, observed: dict[str, ObservedSet] | None = None,
+         planned: IpsetPlan | None = None) -> SyncReport:
     """Create or update every desired set (member sets before list:sets).  Sets no
-    spec wants are left for destroy_unused(), once iptables no longer uses them."""
+    spec wants are left for destroy_unused(), once iptables no longer uses them.
+    `observed` / `planned`: what the caller already read and planned in this same
+    transaction (listing a 1M-member set's header makes the kernel walk it)."""
     specs = _ordered(specs)
-    observed = observe()
-    p = plan(specs, baselines, observed, manifests)
+    observed = observe() if observed is None else observed
+    p = planned if planned is not None else plan(specs, baselines, observed, manifests)
     by_name = {s.name: s for s in specs}
     lines = 0
     for ch in p.changes:

@@ -13,6 +13,7 @@ process's C stdout.
 from __future__ import annotations
 
 import ctypes as ct
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,10 @@ def loaded_tables(family: Family) -> frozenset[str]:
 
 
 def _iptc() -> Any:
+    # python-iptables imports distutils; in a venv with setuptools that resolves to
+    # setuptools' vendored copy (~100 ms and a pkg_resources warning). The stdlib's
+    # own distutils (still in 3.11) does the job.
+    os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     try:
         import iptc
     except Exception as exc:

@@ -14,6 +14,8 @@ import ipaddress
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,40 @@ class Kernel:
         self.state_root = state_root
         self.xdp = xdp or XdpBackend()
         self._mode: tuple[float, str] | None = None
+        self._view: dict[str, Any] | None = None
+
+    # -- one transaction's view of the sets -----------------------------------
+    @contextmanager
+    def transaction_view(self) -> Iterator[None]:
+        """Within one locked transaction, read the ipset headers once and let apply()
+        reuse the plan preview() made: listing a 1M-member set's header makes the
+        kernel walk all of it (~20 ms), which would otherwise happen five times."""
+        self._view = {}
+        try:
+            yield
+        finally:
+            self._view = None
+
+    def _observed_sets(self) -> dict[str, ipset_observe.ObservedSet]:
+        if self._view is None:
+            return ipset_observe.observe()
+        if "sets" not in self._view:
+            self._view["sets"] = ipset_observe.observe()
+        return self._view["sets"]
+
+    @staticmethod
+    def warm_up() -> None:
+        """Load the libraries behind the backends (libiptc via python-iptables), so
+        a transaction's own duration does not include the import."""
+        iptables_kernel._iptc()
 
     # -- read ------------------------------------------------------------------
     def preview(self, desired: DesiredState,
                 baselines: BaselineStore | None = None) -> PlanPreview:
         ipt = iptables_plan.plan(desired, iptables_observe.observe())
-        sets = ipset_sync.plan(desired.ipsets, baselines)
+        sets = ipset_sync.plan(desired.ipsets, baselines, self._observed_sets())
+        if self._view is not None:
+            self._view["plan"] = (desired.ipsets, baselines, sets)
         xdp_ops = self.xdp.plan(desired.xdp, self.xdp.observe())
         lines = [*sets.describe(), *ipt.describe(), *(op.describe() for op in xdp_ops)]
         s_stats, i_stats = sets.stats(), ipt.stats()
@@ -81,18 +111,27 @@ class Kernel:
 
     # -- write -----------------------------------------------------------------
     def apply(self, desired: DesiredState, baselines: BaselineStore | None) -> None:
-        ipset_sync.sync(desired.ipsets, baselines)
+        observed = self._observed_sets()
+        planned = None
+        if self._view is not None and "plan" in self._view:
+            ipsets, planned_baselines, sets_plan = self._view.pop("plan")
+            if ipsets is desired.ipsets and planned_baselines is baselines:
+                planned = sets_plan
+        if self._view is not None:
+            self._view.pop("sets", None)  # the kernel's sets change from here on
+        ipset_sync.sync(desired.ipsets, baselines, observed=observed, planned=planned)
         iptables_apply.apply(desired)
         if desired.xdp.interfaces:
             self.xdp.apply(desired.xdp)
         else:
             self.xdp.flush()
-        ipset_flush.destroy_unused({s.name for s in desired.ipsets}).raise_if_incomplete()
+        ipset_flush.destroy_unused({s.name for s in desired.ipsets},
+                                   observed=observed).raise_if_incomplete()
 
     def verify(self, desired: DesiredState) -> None:
         """iptables is verified per commit; here: every set exists, XDP is attached."""
         from .errors import KernelError
-        live = ipset_observe.observe()
+        live = ipset_observe.names()
         missing = [s.name for s in desired.ipsets if s.name not in live]
         attached = self.xdp.attached() if desired.xdp.interfaces else {}
         detached = [i.iface for i in desired.xdp.interfaces if i.iface not in attached]
@@ -189,7 +228,7 @@ class Kernel:
     def forget_drifted_sets(self, desired: DesiredState) -> list[str]:
         """Drop the manifest of every small set whose members were changed by hand
         (same count), so that the next sync reloads it in full.  Returns their names."""
-        live = ipset_observe.observe()
+        live = self._observed_sets()
         out = []
         for spec in desired.ipsets:
             man = ipset_sync.load_manifest(spec.name)

@@ -147,7 +147,19 @@ def _map(path: Path) -> tuple[mmap.mmap | bytes, int]:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return b"", 0
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
+        # MAP_POPULATE: fault the pages in one go, not one fault per 4 KiB page
+        return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE,
+                         prot=mmap.PROT_READ), size
+
+
+def _stat_key(path: Path) -> tuple[str, int, int, int]:
+    st = os.stat(path)
+    return (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# One apply asks for the same delta several times (validation, then the v4 and v6
+# sets of the network set); the files are identified by inode, size and mtime.
+_delta_cache: dict[tuple, FileDelta | None] = {}
 
 
 def _line_start(buf: mmap.mmap | bytes, pos: int, region_start: int) -> bool:
@@ -157,6 +169,18 @@ def _line_start(buf: mmap.mmap | bytes, pos: int, region_start: int) -> bool:
 def file_delta(old: Path, new: Path, max_region: int = 16 << 20) -> FileDelta | None:
     """The differing line region of `new` against `old` (the baseline copy), or None
     when there is no baseline or the region is larger than `max_region` bytes."""
+    try:
+        key = (_stat_key(old), _stat_key(new), max_region)
+    except OSError:
+        return None
+    if key not in _delta_cache:
+        if len(_delta_cache) > 64:
+            _delta_cache.clear()
+        _delta_cache[key] = _file_delta(old, new, max_region)
+    return _delta_cache[key]
+
+
+def _file_delta(old: Path, new: Path, max_region: int) -> FileDelta | None:
     try:
         a, la = _map(old)
         b, lb = _map(new)

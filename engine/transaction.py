@@ -258,37 +258,39 @@ class Transactions:
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
               confirm_timeout: float | None = None, wait: bool = True,
               on_wait: OnWait = None) -> ApplyResult:
+        self.kernel.warm_up()
         t0 = time.monotonic()
         with self.store.lock(wait=wait, on_wait=on_wait):
             self.recover()
             previous = self.store.current()
             baselines = self.baselines(previous)
             profile, desired = load_and_plan(paths, backend=backend, baselines=baselines)
-            self.kernel.forget_drifted_sets(desired)
-            preview = self.kernel.preview(self._with_panic(desired, profile),
-                                          baselines=baselines)
-            if check:
-                if preview.empty:
-                    raise NothingToDo("the kernel already matches these profiles")
-                return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
-            if preview.empty and previous is not None and confirm_timeout is None:
-                return ApplyResult(previous, False, preview, time.monotonic() - t0,
-                                   warnings=profile.warnings)
-            n = self.store.next_generation()
-            self._record_files(n, profile)
-            self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
-                                             started=time.time(), action="apply"))
-            try:
-                written = self._kernel_write(desired, profile, baselines)
-                self.kernel.verify(written)
-            except BaseException as exc:
-                self._restore(previous)
-                shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
-                self.store.clear_journal()
-                if isinstance(exc, NodewallError):
-                    raise
-                raise KernelError(f"apply failed and was rolled back: {exc}",
-                                  hint="the previous generation is in place") from exc
+            with self.kernel.transaction_view():
+                self.kernel.forget_drifted_sets(desired)
+                preview = self.kernel.preview(self._with_panic(desired, profile),
+                                              baselines=baselines)
+                if check:
+                    if preview.empty:
+                        raise NothingToDo("the kernel already matches these profiles")
+                    return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+                if preview.empty and previous is not None and confirm_timeout is None:
+                    return ApplyResult(previous, False, preview, time.monotonic() - t0,
+                                       warnings=profile.warnings)
+                n = self.store.next_generation()
+                self._record_files(n, profile)
+                self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
+                                                 started=time.time(), action="apply"))
+                try:
+                    written = self._kernel_write(desired, profile, baselines)
+                    self.kernel.verify(written)
+                except BaseException as exc:
+                    self._restore(previous)
+                    shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
+                    self.store.clear_journal()
+                    if isinstance(exc, NodewallError):
+                        raise
+                    raise KernelError(f"apply failed and was rolled back: {exc}",
+                                      hint="the previous generation is in place") from exc
             self.store.write_meta(GenerationMeta(
                 generation=n, created=time.time(), sources=[str(p) for p in paths],
                 backend=backend or "profile", rules=_rule_meta_json(desired),
