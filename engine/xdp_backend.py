@@ -15,13 +15,14 @@ apply() order (each step leaves the kernel consistent):
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import xdp_trie as trie
-from .desired import XdpState
+from .desired import XdpInterface, XdpState
 from .errors import KernelError
 from .xdp_layout import ACT_NAMES, MAP_META, NW_IFARR_SLOTS, BuildConfig
 from .xdp_load import (
@@ -116,6 +117,12 @@ def _reusable(meta: dict[str, Any], xdp: XdpState) -> BuildConfig | None:
     return cfg
 
 
+def rules_digest(iface: XdpInterface) -> str:
+    """What an interface's rule table is built from: unchanged digest, no rewrite."""
+    text = repr((iface.rules, iface.failsafe, iface.failsafe_return))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class XdpBackend:
     def __init__(self, pin_root: Path = PIN_ROOT):
         self.pin_root = Path(pin_root)
@@ -173,9 +180,10 @@ class XdpBackend:
                                  f"load up to {_counts(xdp, fam)} source entries"))
         old_ifaces = meta.get("ifaces", {})
         for i in xdp.interfaces:
-            ops.append(XdpOp("rules", i.iface, f"{len(i.rules)} rules, "
-                             f"{len(i.failsafe)} failsafe, "
-                             f"{len(i.failsafe_return)} failsafe return"))
+            if old_ifaces.get(i.iface, {}).get("rules_digest") != rules_digest(i):
+                ops.append(XdpOp("rules", i.iface, f"{len(i.rules)} rules, "
+                                 f"{len(i.failsafe)} failsafe, "
+                                 f"{len(i.failsafe_return)} failsafe return"))
             a = observed.attachments.get(i.iface)
             if a is None or i.iface not in old_ifaces:
                 ops.append(XdpOp("attach", i.iface, f"mode {xdp.mode}"))
@@ -226,8 +234,10 @@ class XdpBackend:
                 a = observed.attachments.get(name)
                 if a is not None and a.owned:
                     detach(name, a.ifindex, a)
-            meta["ifaces"] = {n: {"ifindex": targets[n], "mode": result.modes[n]}
-                              for n in targets}
+            meta["ifaces"] = {i.iface: {"ifindex": targets[i.iface],
+                                        "mode": result.modes[i.iface],
+                                        "rules_digest": rules_digest(i)}
+                              for i in xdp.interfaces}
             meta["prog_id"] = new_prog_id
             meta["schema"] = SCHEMA
             meta["build"] = cfg.to_json()

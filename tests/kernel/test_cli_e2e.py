@@ -193,3 +193,16 @@ def test_every_example_profile_validates_and_applies(lab, tmp_path, profile):
     assert report["generation"] == 1 and report["drift"] == []
     nw(lab, state, "flush")
     assert _nw_lines(lab.server_ns) == ""
+
+
+def test_unchanged_xdp_profile_is_nothing_to_do(lab, tmp_path):
+    """With XDP in play, a second apply of the same profile changes nothing: no new
+    generation, and `apply --check` exits 3."""
+    state = tmp_path / "state"
+    profile = str(REPO / "profiles" / "redis-host.toml")
+    first = json.loads(nw(lab, state, "apply", "--output", "json", profile).stdout)
+    assert any(p["placement"].startswith("xdp on") for p in first["plan"]["xdp"])
+    assert nw(lab, state, "apply", "--check", profile, check=False).returncode == 3
+    again = json.loads(nw(lab, state, "apply", "--output", "json", profile).stdout)
+    assert again["changed"] is False and again["generation"] == first["generation"]
+    nw(lab, state, "flush")
