@@ -17,6 +17,8 @@ The CLI runs also record the nodewall process's peak RSS (section 6 uses the 10M
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -111,29 +113,51 @@ def nodewall_cli(lab, profile: Path, backend: str) -> tuple[float, c.CliRun]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+_INPROC = """
+import sys, time
+from pathlib import Path
+from nodewall.engine import netns
+from nodewall.engine.service import Service
+ns, state, profile, what = sys.argv[1:5]
+netns.enter(ns)  # setns like --netns (not `ip netns exec`: its private /sys hides bpffs)
+svc = Service(netns=ns, state_dir=Path(state))
+t0 = time.perf_counter()
+svc.apply([Path(profile)]) if what == "apply" else svc.tx.flush()
+print(time.perf_counter() - t0)
+"""
+
+
+def _inproc(netns: str, state: str, profile: str, what: str = "apply") -> float:
+    """Service.apply() (or flush) timed inside a fresh interpreter that enters the
+    namespace with setns as `--netns` does (`ip netns exec` would give it a private /sys
+    without the bpffs, so XDP pins would vanish with it): the
+    engine's own time, without start-up and imports (and without inheriting this
+    process's modules)."""
+    res = subprocess.run([sys.executable, "-c", _INPROC, netns, state, profile, what],
+                         check=False, capture_output=True, text=True, timeout=1800)
+    if res.returncode != 0:
+        raise RuntimeError(f"in-process {what} failed: {res.stderr.strip()[-600:]}")
+    return float(res.stdout.strip().splitlines()[-1])
+
+
 def _inproc_apply(netns: str, state: str, profile: str) -> float:
-    from nodewall.engine.service import Service  # (import not timed)
-    t0 = time.perf_counter()
-    Service(netns=netns, state_dir=Path(state)).apply([Path(profile)])
-    return time.perf_counter() - t0
+    return _inproc(netns, state, profile)
 
 
 def _inproc_flush(netns: str, state: str) -> None:
-    from nodewall.engine.service import Service
-    Service(netns=netns, state_dir=Path(state)).tx.flush()
+    _inproc(netns, state, "-", "flush")
 
 
 def nodewall_inproc(lab, profile: Path, backend: str) -> tuple[float, float]:
     """(engine apply seconds, apply + verified drop seconds)"""
     state = c.workdir() / f"state-{c.unique_prefix()}"
     try:
-        engine_s = c.run_in(lab.server_ns, _inproc_apply, lab.server_ns, str(state),
-                            str(profile))
-        t0 = time.perf_counter()  # the fork around the call is not the engine's time
+        engine_s = _inproc_apply(lab.server_ns, str(state), str(profile))
+        t0 = time.perf_counter()  # start-up around the call is not the engine's time
         t1 = c.until_dropped(lab.client_ns, _counter(lab, backend), 0)
         return engine_s, engine_s + t1 - t0
     finally:
-        c.run_in(lab.server_ns, _inproc_flush, lab.server_ns, str(state))
+        _inproc_flush(lab.server_ns, str(state))
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -166,8 +190,12 @@ def measure(n: int, lab, *, linear_max: int = LINEAR_MAX, log=print) -> dict:
     m["ipt_cli_apply_s"] = run.seconds
     log(f"    N={n:>10,}  nodewall iptables CLI to drop {m['ipt_cli_s']:.3f} s, "
         f"peak RSS {run.peak_rss_mb:.0f} MB")
-    m["ipt_engine_s"], m["ipt_inproc_s"] = nodewall_inproc(lab, prof_ipt, "iptables")
-    log(f"    N={n:>10,}  nodewall iptables in-process to drop {m['ipt_inproc_s']:.3f} s")
+    try:
+        m["ipt_engine_s"], m["ipt_inproc_s"] = nodewall_inproc(lab, prof_ipt, "iptables")
+        log(f"    N={n:>10,}  nodewall iptables in-process to drop {m['ipt_inproc_s']:.3f} s")
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        m["ipt_inproc_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log(f"    N={n:>10,}  iptables in-process failed: {m['ipt_inproc_error']}")
     try:
         m["xdp_cli_s"], run = nodewall_cli(lab, prof_xdp, "xdp")
         m["xdp_cli_rss_mb"], m["xdp_cli_tree_rss_mb"] = run.peak_rss_mb, run.maxrss_tree_mb
@@ -193,7 +221,9 @@ def measure(n: int, lab, *, linear_max: int = LINEAR_MAX, log=print) -> dict:
 def rows_for(m: dict) -> list[Row]:
     n = m["n"]
     cap = f"{n:,}"
-    startup = max(0.0, m["ipt_cli_s"] - m["ipt_inproc_s"])
+    if "ipt_inproc_s" not in m:  # failed: the row says so, the why has no split
+        m = {**m, "ipt_inproc_s": None, "ipt_engine_s": float("nan")}
+    startup = max(0.0, m["ipt_cli_s"] - (m["ipt_inproc_s"] or m["ipt_cli_s"]))
     why_ipt = (f"a nodewall apply is more than a set load: CLI start-up and imports "
                f"≈ {startup:.2f} s (CLI minus in-process); the engine ({m['ipt_engine_s']:.2f} s"
                f" vs `ipset restore` {m['raw_restore_s']:.2f} s) also loads and validates the "
@@ -209,7 +239,9 @@ def rows_for(m: dict) -> list[Row]:
             extra={"kind": "ipt_cli"}, why=why_ipt),
         Row(SECTION, f"N={cap} iptables+ipset: engine in-process → drop",
             "ipset restore + rule → drop", m["raw_e2e_s"], m["ipt_inproc_s"], "s", goal=1.0,
-            n=n, note=f"engine apply alone {m['ipt_engine_s']:.3f} s",
+            n=n, note=(f"engine apply alone {m['ipt_engine_s']:.3f} s"
+                       if m["ipt_inproc_s"] is not None
+                       else f"failed: {m.get('ipt_inproc_error')}"),
             extra={"kind": "ipt_inproc"}, why=why_inproc),
     ]
     if "xdp_cli_s" in m:
@@ -351,7 +383,7 @@ def _inc_nodewall(lab, n: int, backend: str, mode: str) -> tuple[float, float, d
         if mode == "cli":
             r = c.nodewall_must(lab.server_ns, state, "apply", str(prof)).seconds
         else:
-            r = c.run_in(lab.server_ns, _inproc_apply, lab.server_ns, str(state), str(prof))
+            r = _inproc_apply(lab.server_ns, str(state), str(prof))
         return r, time.perf_counter()
 
     try:

@@ -27,7 +27,7 @@ T0 = float(sys.argv[1]); ns, state, profile = sys.argv[2:5]
 TICKS, INTERVAL = int(sys.argv[5]), float(sys.argv[6])
 from pathlib import Path
 from nodewall.engine import netns
-netns.enter(ns)  # names the namespace (pins, state) like `--netns` does
+netns.enter(ns)  # setns like `--netns` (`ip netns exec` would hide the bpffs pins)
 from nodewall.engine.service import Service
 from nodewall.tui.app import make_app
 
@@ -93,7 +93,7 @@ def run(quick: bool, log=print) -> list[Row]:
             status = c.nodewall_must(lab.server_ns, state, "status", "--output", "json")
             t0 = time.time()
             proc = subprocess.run(
-                ["ip", "netns", "exec", lab.server_ns, sys.executable, "-c", _SCRIPT, repr(t0),
+                [sys.executable, "-c", _SCRIPT, repr(t0),
                  lab.server_ns, str(state), str(prof), str(ticks), str(interval)],
                 capture_output=True, text=True, timeout=300, check=False,
                 env={**os.environ, "NO_COLOR": "1"})
