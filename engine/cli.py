@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     profiles(sp, required=False)
     sp.add_argument("--interval", type=float, default=1.0, help="refresh interval, seconds")
     sp.add_argument("--readonly", action="store_true", help="disable every mutating action")
+    sp.add_argument("--confirm-timeout", type=float, default=30.0, metavar="S",
+                    help="seconds an apply from the TUI waits for keep before it reverts")
 
     sp = sub.add_parser("validate", help="check profiles; exit 0, or 2 with file:line:col errors")
     profiles(sp)

@@ -196,7 +196,8 @@ def cmd_tui(args) -> int:
     app = importlib.import_module("nodewall.tui.app")
     readonly = args.readonly or os.geteuid() != 0
     return app.run(lambda: Service(netns=args.netns, state_dir=args.state_dir),
-                   list(args.profiles), interval=args.interval, readonly=readonly)
+                   list(args.profiles), interval=args.interval, readonly=readonly,
+                   confirm_timeout=args.confirm_timeout)
 
 
 def cmd_lab(args) -> int:

@@ -49,5 +49,6 @@ class Service:
     def confirm(self) -> None:
         self.tx.confirm()
 
-    def rollback(self) -> None:
-        self.tx.rollback()
+    def rollback(self, pending_generation: int | None = None) -> None:
+        """Roll back; with `pending_generation`, only that pending apply."""
+        self.tx.rollback(pending_generation=pending_generation)

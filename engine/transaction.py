@@ -367,13 +367,23 @@ class Transactions:
         self.store.clear_journal()
 
     # -- rollback / flush --------------------------------------------------------
-    def rollback(self, *, wait: bool = True, on_wait: OnWait = None) -> int | None:
+    def rollback(self, *, wait: bool = True, on_wait: OnWait = None,
+                 pending_generation: int | None = None) -> int | None:
         """Return to the generation before the current one (or the pending one's
-        previous).  Returns the generation now in place."""
+        previous).  Returns the generation now in place.  With `pending_generation`,
+        only revert that pending apply: if the confirm watcher reverted it (or it was
+        kept) a moment ago, refuse instead of rolling back one generation more."""
         with self.store.lock(wait=wait, on_wait=on_wait):
             self.recover()
             pending = self.store.pending()
             current = self.store.current()
+            if pending_generation is not None and (
+                    pending is None or pending.generation != pending_generation
+                    or current != pending_generation):
+                raise NodewallError(
+                    f"generation {pending_generation} is no longer pending (it was kept, "
+                    "or reverted at its deadline); nothing was rolled back",
+                    hint="`nodewall status` shows the generation in place")
             if pending is not None and pending.generation == current:
                 target = pending.previous
             else:

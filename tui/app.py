@@ -170,9 +170,9 @@ class NodewallApp(App):
             self.post_message(EngineFailed("apply", render_error(exc)))
 
     @work(thread=True, group="decide", exit_on_error=False)
-    def _decide(self, keep: bool) -> None:
+    def _decide(self, keep: bool, generation: int | None) -> None:
         try:
-            seq = self.client.confirm() if keep else self.client.rollback()
+            seq = self.client.confirm() if keep else self.client.rollback(generation)
             self.post_message(Decided(keep, seq))
         except Exception as exc:  # noqa: BLE001
             self.post_message(EngineFailed("keep" if keep else "revert", render_error(exc)))
@@ -318,14 +318,14 @@ class NodewallApp(App):
         if self.pending is None or self._deciding:
             return
         self._deciding = True
-        self._decide(True)
+        self._decide(True, self.pending.generation)
 
     @mutating
     def action_revert(self) -> None:
         if self.pending is None or self._deciding:
             return
         self._deciding = True
-        self._decide(False)
+        self._decide(False, self.pending.generation)
 
     def action_pause(self) -> None:
         self.paused = not self.paused

@@ -66,6 +66,8 @@ class EngineClient:
         self._guard.require("keep")
         return self._seq_call("confirm")[0]
 
-    def rollback(self) -> int:
+    def rollback(self, pending_generation: int | None = None) -> int:
+        """Revert; given the pending generation, the engine refuses when the watcher
+        already reverted it (no second rollback)."""
         self._guard.require("revert")
-        return self._seq_call("rollback")[0]
+        return self._seq_call("rollback", pending_generation=pending_generation)[0]

@@ -170,3 +170,28 @@ def test_two_applies_at_once_serialize(two):
     assert report["generation"] == 2 and report["drift"] == []
     nw(ns, state, "apply", last[0])  # the kernel is exactly the last one
     assert status(ns, state)["generation"] == 2
+
+
+def test_late_revert_of_a_pending_apply_does_not_roll_back_further(two, tmp_path):
+    """The TUI's revert names the pending generation: once the watcher has reverted it,
+    a revert arriving a moment later is refused instead of undoing generation 1 too."""
+    from nodewall.engine.errors import NodewallError
+    from nodewall.engine.netns import run_in_netns
+    from nodewall.engine.service import Service
+
+    ns, state, a, b = two
+    nw(ns, state, "apply", str(a))
+    fa = fingerprint(ns)
+    nw(ns, state, "apply", str(b), "--confirm-timeout", "1")
+    assert _until(lambda: StateStore(state).pending() is None)  # the watcher reverted
+    assert StateStore(state).current() == 1
+
+    def late_revert() -> str:
+        try:
+            Service(netns=ns, state_dir=state).rollback(pending_generation=2)
+        except NodewallError as exc:
+            return exc.message
+        return "rolled back"
+
+    assert "no longer pending" in run_in_netns(ns, late_revert)
+    assert StateStore(state).current() == 1 and fingerprint(ns) == fa

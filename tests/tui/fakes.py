@@ -180,7 +180,7 @@ class FakeService:
         self._record("confirm")
         self.pending = None
 
-    def rollback(self) -> None:
+    def rollback(self, pending_generation: int | None = None) -> None:
         self._record("rollback")
         if self.pending is not None:
             self.generation = self.pending.previous_generation
