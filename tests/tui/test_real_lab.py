@@ -208,7 +208,7 @@ def test_every_screen_shows_the_real_engine(lab):
     assert obs["diffed"], obs["apply"]
     # nothing to change; both untracked rules of the profile placed in XDP
     assert "XDP: 2 of 2 untracked rules in XDP" in obs["apply"]
-    assert "rules +0 -0" in obs["apply"]
+    assert "no changes: the kernel already matches" in obs["apply"]  # an unchanged kernel
 
 
 # -- apply: keep, revert, confirm timeout --------------------------------------------------
