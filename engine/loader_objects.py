@@ -125,7 +125,8 @@ def parse_host_endpoint(ctx: Ctx, t: dict[str, Any], path: Path) -> HostEndpoint
     labels = ctx.labels(t, path, what)
     if not ctx.clean_since(mark) or name is None or interface is None:
         return None
-    return HostEndpoint(name, interface, tuple(ips), labels, ctx.table_loc(path))
+    return HostEndpoint(name, interface, tuple(ips), labels, ctx.table_loc(path),
+                        ctx.value_loc(path + ("interface",)))
 
 
 class NetworkSetDraft:

@@ -72,6 +72,7 @@ class HostEndpoint:
     expected_ips: tuple[str, ...]  # normalized addresses (no prefix)
     labels: Mapping[str, str]
     loc: Loc
+    interface_loc: Loc | None = None  # where `interface = ...` is written
 
 
 @dataclass(frozen=True)

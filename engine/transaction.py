@@ -92,7 +92,7 @@ def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
 
 
 def check_interfaces(profile: Profile) -> None:
-    errors = [InputError(hep.loc, f"unknown interface '{hep.interface}' in this network "
+    errors = [InputError(hep.interface_loc or hep.loc, f"unknown interface '{hep.interface}' in this network "
                                   "namespace", hint="check `ip link`; or use interface = \"*\"")
               for hep in profile.host_endpoints
               if hep.interface != "*" and not interface_exists(hep.interface)]

@@ -82,7 +82,7 @@ def test_bad_profiles_exit_2_and_leave_the_kernel_byte_for_byte(netns_pair, tmp_
 
     assert len(cases) >= 40
     expected = {f"{c} {t.name}": e for t, _, e in cases for c in ("validate", "apply")}
-    expected["apply unknown interface"] = (f"{unknown_if}:5:1: ",  # the [[host_endpoints]]
+    expected["apply unknown interface"] = (f"{unknown_if}:7:13: ",  # the interface value
                                            "unknown interface 'nosuch0'")
     for name, rc, err in results:
         assert rc == 2, f"{name}: exit {rc}\n{err}"
