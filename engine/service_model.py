@@ -20,7 +20,7 @@ class PlanPreview:
     set_members_removed: int = 0
     sets_added: int = 0
     sets_removed: int = 0
-    xdp: tuple[tuple[str, str], ...] = ()  # (rule_id, "xdp" or "raw only: <reason>")
+    xdp: tuple[tuple[str, str], ...] = ()  # (rule_id, "xdp on IFACE" or "raw only: <why>")
     warnings: tuple[str, ...] = ()
 
     @property
