@@ -17,70 +17,7 @@ from nodewall.engine.model import (
 )
 from nodewall.engine.netsfile_baseline import BaselineStore
 
-DESIGN_EXAMPLE = '''\
-# profiles/redis-host.toml — a host-networked Redis with an untracked fast path
-[settings]
-backend = "auto"                    # auto | iptables | xdp
-xdp_mode = "auto"                   # auto | native | generic
-failsafe_inbound = ["tcp:22", "udp:68"]     # omitted: Felix's defaults; [] disables
-failsafe_outbound = ["udp:53", "udp:67", "tcp:443@10.0.0.0/8"]   # proto:port[@cidr]
-
-[[host_endpoints]]
-name = "uplink"
-interface = "eth0"                  # or "*" (all interfaces; no untracked policy then)
-expected_ips = ["192.0.2.10"]
-labels = { hep = "redis-host" }
-
-[[network_sets]]
-name = "blocklist"
-labels = { list = "drop" }
-nets = ["203.0.113.0/24", "2001:db8:bad::/48"]
-nets_file = "blocklist.txt"         # optional; one CIDR per line, '#' comments
-
-[[policies]]
-name = "drop-blocklist"
-order = 10
-selector = "all()"                  # selects host endpoints by their labels
-do_not_track = true
-apply_on_forward = true
-types = ["ingress"]
-
-  [[policies.ingress]]
-  action = "deny"
-  source = { selector = 'list == "drop"' }   # selects network sets (and host endpoints)
-
-[[policies]]
-name = "redis-untracked"
-order = 20
-selector = 'has(hep) && hep == "redis-host"'
-do_not_track = true
-apply_on_forward = true
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "tcp"
-  source = { nets = ["10.0.0.0/8"] }
-  destination = { ports = [6379] }
-
-  [[policies.egress]]                # the return path: untracked flows are stateless
-  action = "allow"
-  protocol = "tcp"
-  source = { ports = [6379] }
-
-[[policies]]
-name = "ssh-and-icmp"
-order = 100
-selector = "all()"
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "tcp"
-  destination = { ports = [22, "8000:8080"] }
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-'''
+DESIGN_EXAMPLE = (Path(__file__).parent.parent / "data" / "design_example.toml").read_text()
 
 BLOCKLIST = "# bad actors\n198.51.100.7\n198.51.100.0/24   # a whole net\n\n2001:db8::1\n"
 

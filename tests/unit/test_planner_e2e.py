@@ -11,69 +11,8 @@ from nodewall.engine.planner import plan
 
 from .test_planner_kit import chain_names, lines, policy_ids
 
-EXAMPLE = '''
-[settings]
-backend = "auto"
-xdp_mode = "auto"
-failsafe_inbound = ["tcp:22", "udp:68"]
-failsafe_outbound = ["udp:53", "udp:67", "tcp:443@10.0.0.0/8"]
-
-[[host_endpoints]]
-name = "uplink"
-interface = "eth0"
-expected_ips = ["192.0.2.10"]
-labels = { hep = "redis-host" }
-
-[[network_sets]]
-name = "blocklist"
-labels = { list = "drop" }
-nets = ["203.0.113.0/24", "2001:db8:bad::/48"]
-nets_file = "blocklist.txt"
-
-[[policies]]
-name = "drop-blocklist"
-order = 10
-selector = "all()"
-do_not_track = true
-apply_on_forward = true
-types = ["ingress"]
-
-  [[policies.ingress]]
-  action = "deny"
-  source = { selector = 'list == "drop"' }
-
-[[policies]]
-name = "redis-untracked"
-order = 20
-selector = 'has(hep) && hep == "redis-host"'
-do_not_track = true
-apply_on_forward = true
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "tcp"
-  source = { nets = ["10.0.0.0/8"] }
-  destination = { ports = [6379] }
-
-  [[policies.egress]]
-  action = "allow"
-  protocol = "tcp"
-  source = { ports = [6379] }
-
-[[policies]]
-name = "ssh-and-icmp"
-order = 100
-selector = "all()"
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "tcp"
-  destination = { ports = [22, "8000:8080"] }
-
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-'''
+# DESIGN.md section 8, verbatim
+EXAMPLE = (Path(__file__).parent.parent / "data" / "design_example.toml").read_text()
 
 BLOCKLIST = "# test list\n198.51.100.0/24\n198.51.101.0/24\n2001:db8:beef::/48\n"
 
