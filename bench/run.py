@@ -48,6 +48,28 @@ TITLES = {
 }
 
 
+SECTION_NOTES = {
+    "setup": "Each case starts from an empty kernel; the probe is a UDP datagram from "
+             "203.0.113.7 (the last line of every set), and the time stops when the DROP "
+             "rule's (or XDP's deny) counter is seen to move. The CLI rows are `nodewall "
+             "--netns … apply` as a subprocess; the in-process rows time Service.apply() "
+             "inside a fresh interpreter (no start-up, no imports). The XDP map rows are "
+             "bench/xdp_load's raw BPF_MAP_UPDATE_BATCH of pre-packed keys beside nodewall's "
+             "trie load of the same file.",
+    "incremental": "The operator edits one line of the 1M-line nets_file (a /32 no other "
+                   "line covers becomes 198.18.77.0/24) and applies again; the time stops "
+                   "when a probe from 198.18.77.5 is seen dropped.",
+    "latency": "redis-benchmark reports its percentiles in 8 µs steps at these values: "
+               "equal figures mean \"within one step\", and p99 moves by one step between "
+               "runs on this shared machine.",
+    "big_sets": "From section 1's 10M runs: peak RSS is VmHWM of the `nodewall apply` "
+                "process, polled from /proc until it exits.",
+    "tui": "A fresh interpreter enters the namespace and runs the app headless "
+           "(App.run_test, 120x40); first frame = the first status report rendered. "
+           "CPU per tick is the process's CPU time over 10 ticks divided by 10.",
+}
+
+
 def _setup(quick: bool, log) -> list[Row]:
     from bench import setup_time
     return setup_time.run(quick, log=log)
@@ -222,6 +244,8 @@ def write_results(rows: list[Row], meta: dict, plots: list[str], path: Path) -> 
         if not srows and sec not in meta["sections"]:
             continue
         lines += [f"## {title}", ""]
+        if sec in SECTION_NOTES:
+            lines += [SECTION_NOTES[sec], ""]
         if sec in meta.get("errors", {}):
             lines += [f"Section failed: `{_cell(meta['errors'][sec])}`", ""]
         if srows:
