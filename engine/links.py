@@ -10,9 +10,8 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+import socket
+from typing import Any
 
 from .errors import EnvironmentProblem
 from .status_model import InterfaceInfo
@@ -99,7 +98,7 @@ def _xdp(msg: object) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _addresses(ipr: IPRoute) -> dict[int, list[str]]:
+def _addresses(ipr: Any) -> dict[int, list[str]]:
     by_index: dict[int, list[str]] = {}
     for msg in ipr.get_addr():
         addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
@@ -110,7 +109,10 @@ def _addresses(ipr: IPRoute) -> dict[int, list[str]]:
     return by_index
 
 
-def _open() -> IPRoute:
+def _open() -> Any:
+    # pyroute2's package import costs ~80 ms (it loads ndb, ipdb, conntrack, ...):
+    # only status and the TUI need it, so it is imported here, not by `apply`.
+    from pyroute2 import IPRoute
     try:
         return IPRoute()
     except OSError as exc:
@@ -148,9 +150,10 @@ def list_interfaces() -> list[InterfaceInfo]:
 
 
 def interface_exists(name: str) -> bool:
-    """Whether a link called NAME exists in the current namespace."""
-    with _open() as ipr:
-        try:
-            return bool(ipr.link_lookup(ifname=name))
-        except NetlinkError:
-            return False
+    """Whether a link called NAME exists in the current namespace (if_nametoindex
+    asks the kernel through a socket of this process's namespace)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
