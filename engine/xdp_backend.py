@@ -36,7 +36,6 @@ from .xdp_load import (
     ifindex,
 )
 from .xdp_maps import (
-    PIN_ROOT,
     Pinned,
     create_hosts,
     create_meta_map,
@@ -47,6 +46,7 @@ from .xdp_maps import (
     unpin_all,
     write_meta_fd,
 )
+from .xdp_maps import pin_root as default_pin_root
 from .xdp_rules import (
     allocate_slots,
     counted_ids,
@@ -124,8 +124,13 @@ def rules_digest(iface: XdpInterface) -> str:
 
 
 class XdpBackend:
-    def __init__(self, pin_root: Path = PIN_ROOT):
-        self.pin_root = Path(pin_root)
+    def __init__(self, pin_root: Path | None = None):
+        self._pin_root = Path(pin_root) if pin_root is not None else None
+
+    @property
+    def pin_root(self) -> Path:
+        """PIN_ROOT, or the host's through /proc/<pid>/root under `ip netns exec`."""
+        return self._pin_root if self._pin_root is not None else default_pin_root()
 
     @property
     def dir(self) -> Path:

@@ -48,11 +48,45 @@ from .xdp_layout import (
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodewall"
+NETNS_RUN_DIR = Path("/run/netns")
 _libc = ctypes.CDLL(None, use_errno=True)
+_scope_cache: dict[tuple[int, int], str] = {}
+_root_cache: dict[tuple[int, int] | None, Path] = {}
 
 
-def pin_dir(root: Path = PIN_ROOT) -> Path:
-    return root / netns.scope_name()
+def _ns_id(path: str | Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def pin_scope() -> str:
+    """The pin directory's name for the current network namespace: the name entered
+    with --netns, else the /run/netns name of the namespace we run in (`ip netns exec
+    NS nodewall ...` does not go through --netns), else "host"."""
+    if netns.current_name() is not None:
+        return netns.scope_name()
+    me = _ns_id("/proc/self/ns/net")
+    if me is None:
+        return netns.scope_name()
+    if me not in _scope_cache:
+        name = netns.scope_name()
+        try:
+            entries = sorted(NETNS_RUN_DIR.iterdir())
+        except OSError:
+            entries = []
+        for e in entries[:4096]:  # bounded
+            if _ns_id(e) == me:
+                name = e.name
+                break
+        _scope_cache[me] = name
+    return _scope_cache[me]
+
+
+def pin_dir(root: Path | None = None) -> Path:
+    return (root if root is not None else pin_root()) / pin_scope()
 
 
 def bpffs_mounted(path: Path = BPFFS) -> bool:
@@ -60,8 +94,74 @@ def bpffs_mounted(path: Path = BPFFS) -> bool:
         return any(line.split()[1:3] == [str(path), "bpf"] for line in fh)
 
 
+def _bpffs_in(pid: int) -> bool:
+    """Is /sys/fs/bpf a bpffs mount in pid's mount namespace?"""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                if left.split()[4:5] == [str(BPFFS)] and right.split()[:1] == ["bpf"]:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _ancestors(limit: int = 64) -> list[int]:
+    out, pid = [], os.getppid()
+    for _ in range(limit):
+        if pid <= 1 or pid in out:
+            break
+        out.append(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
+def bpffs_root() -> Path:
+    """The bpffs to pin into, seen from this process.  `ip netns exec` runs commands
+    in a private mount namespace with a fresh /sys, where /sys/fs/bpf is not the
+    host's bpffs (a bpffs mounted there would vanish with the command, and its pins
+    with it).  Then the host's bpffs is reached through /proc/<pid>/root of a process
+    in another mount namespace that has one (PID 1, else the nearest ancestor, e.g.
+    the shell that ran `ip netns exec`); otherwise /sys/fs/bpf as it is."""
+    mine = _ns_id("/proc/self/ns/mnt")
+    if mine not in _root_cache:
+        _root_cache[mine] = _find_bpffs_root(mine)
+    return _root_cache[mine]
+
+
+def _find_bpffs_root(mine: tuple[int, int] | None) -> Path:
+    local = _ns_id(BPFFS) if bpffs_mounted() else None
+    for pid in (1, *_ancestors()):
+        other = _ns_id(f"/proc/{pid}/ns/mnt")
+        if other is None:
+            continue  # not ours to look at (another user, or a sandbox's PID 1)
+        if other == mine:
+            if pid == 1:
+                return BPFFS  # the host's mount namespace is ours
+            continue
+        if not _bpffs_in(pid):
+            continue
+        path = Path(f"/proc/{pid}/root") / BPFFS.relative_to("/")
+        there = _ns_id(path)
+        if there is None or there == local:
+            return BPFFS  # the same bpffs is mounted here too
+        return path
+    return BPFFS
+
+
+def pin_root() -> Path:
+    """nodewall's pin root in the bpffs this process should use (see bpffs_root)."""
+    return bpffs_root() / "nodewall"
+
+
 def ensure_bpffs(root: Path = PIN_ROOT) -> None:
-    """Mount bpffs at /sys/fs/bpf when it is not, then make the pin directory."""
+    """Mount bpffs at /sys/fs/bpf when it is not (and root lies there), then make the
+    pin directory."""
     if (root.is_relative_to(BPFFS) and not bpffs_mounted()
             and _libc.mount(b"bpf", str(BPFFS).encode(), b"bpf", 0, None) != 0):
         err = ctypes.get_errno()
