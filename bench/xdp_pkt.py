@@ -194,8 +194,8 @@ def _measure(path: Path, n: int, quick: bool) -> dict:
                                                "expected every frame dropped")
                         key = (pattern, name)
                         best[key] = min(best.get(key, float("inf")), ns)
-        floor.bpf.cleanup()  # type: ignore[attr-defined]
-        floor_h.bpf.cleanup()  # type: ignore[attr-defined]
+        floor.close()
+        floor_h.close()
         empty.cleanup()
         return {"hot_repeat": hot_repeat, "random_frames": k, "rounds": rounds,
                 "ns": {f"{a}/{b}": v for (a, b), v in best.items()}}
@@ -226,8 +226,8 @@ def _rows(n: int, m: dict) -> list[dict]:
                 note=f"net of the test-run harness ({base:.1f} ns, empty program); {detail}",
                 extra={"floor": floor_name, "floor_gross_ns": floor, "nodewall_gross_ns": ours,
                        "harness_ns": base, "gross_ratio": ours / floor if floor else None,
-                       "config": "1 deny rule on the set, Felix default failsafe "
-                                 "(9 inbound + 9 return entries)"}).to_json())
+                       "config": ("1 deny rule on the set, Felix default failsafe "
+                                  "(9 inbound + 9 return entries)")}).to_json())
     return out
 
 

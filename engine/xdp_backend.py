@@ -258,7 +258,7 @@ class XdpBackend:
         finally:
             if compiled is not None:
                 os.close(p.maps[MAP_META])
-                compiled.bpf.cleanup()  # type: ignore[attr-defined]
+                compiled.close()
             else:
                 p.close()
         return result
