@@ -66,8 +66,8 @@ def _file_chunks(path: Path, family: int) -> Iterator[str]:
         from .netsfile import iter_member_chunks  # type: ignore[attr-defined]
     except ImportError:
         iter_member_chunks = None
-    if iter_member_chunks is not None:
-        for chunk in iter_member_chunks(path, family):
+    if iter_member_chunks is not None:  # 1 MiB chunks: ~15 MB of str objects at a time
+        for chunk in iter_member_chunks(path, family, 1 << 20):
             yield chunk.decode("ascii")
         return
     want_v6 = family == 6
@@ -212,7 +212,110 @@ def iter_batches(sets: Iterable[XdpSetSource], family: int) -> Iterator[Batch]:
                 if nn:
                     yield Batch(nk, val * nn, nn)
         return
+    sizes = {s.bit: source_size(s, family) for s in members}
+    big = [s for s in members if sizes[s.bit] > SMALL_MERGE]
+    small = [s for s in members if sizes[s.bit] <= SMALL_MERGE]
+    if len(big) == 1 and sum(sizes[s.bit] for s in small) <= SMALL_MERGE:
+        yield from streamed_batches(big[0], small, family)
+        return
     yield from merged_batches(members, family)
+
+
+SMALL_MERGE = 65536  # sets up to this size (together) are merged in memory
+
+
+def source_size(s: XdpSetSource, family: int) -> int:
+    """Upper bound of a set's entries in one family (file counts + inline)."""
+    return ((s.count_v4 if family == 4 else s.count_v6)
+            + sum(1 for c in s.inline if _is_family(c, family)))
+
+
+def _lpm_entries(blob: bytes, count: int, family: int) -> tuple[list[int], list[int]]:
+    """LPM keys -> (prefix lengths, addresses as ints), in key order."""
+    if family == 4:
+        arr = array("I", blob)
+        pls, addrs = arr[0::2], arr[1::2]
+        if sys.byteorder == "little":
+            addrs.byteswap()
+        return list(pls), list(addrs)
+    return ([int.from_bytes(blob[i:i + 4], "little") for i in range(0, count * 20, 20)],
+            [int.from_bytes(blob[i + 4:i + 20], "big") for i in range(0, count * 20, 20)])
+
+
+def streamed_batches(big: XdpSetSource, small: list[XdpSetSource],
+                     family: int) -> Iterator[Batch]:
+    """One big set and a few small ones in a family, without holding the big one: the
+    small sets are merged in memory; the big set streams through in chunks, each entry
+    valued big's bit | the bits of small entries equal to or covering it; the small
+    entries covered by (or equal to) a big entry are noted on the way and written
+    last with their full values."""
+    w = width(family)
+    nb = w // 8
+    full = _PL[w]
+    small_content = merge(small, family) if small else {}
+    s_hosts: dict[int, int] = {}
+    s_nets: dict[int, dict[int, int]] = {}  # prefix length -> address -> bits
+    for k, v in small_content.items():
+        pl, a = int.from_bytes(k[:4], "little"), int.from_bytes(k[4:], "big")
+        if pl == w:
+            s_hosts[a] = v
+        else:
+            s_nets.setdefault(pl, {})[a] = v
+    s_lens = sorted(s_nets)
+    # small keys by their address masked to each big prefix length (built on first use)
+    s_keys = [(int.from_bytes(k[:4], "little"), int.from_bytes(k[4:], "big"), k)
+              for k in small_content]
+    masked: dict[int, dict[int, list[bytes]]] = {}
+
+    def under(pl: int) -> dict[int, list[bytes]]:
+        if pl not in masked:
+            m, d = _mask(pl, w), {}
+            for spl, a, k in s_keys:
+                if spl >= pl:
+                    d.setdefault(a & m, []).append(k)
+            masked[pl] = d
+        return masked[pl]
+
+    bit = 1 << big.bit
+    base = array("Q", [bit])
+    hit_small: set[bytes] = set()
+    for text in source_chunks(big, family):
+        lines = text.split()
+        for i in range(0, len(lines), CHUNK_LINES):
+            hk, nh, nk, nn = pack_split(lines[i:i + CHUNK_LINES], family, big.origin)
+            if nh:
+                addrs = list(_host_ints(hk, family))
+                vals = base * nh
+                if s_hosts:
+                    for j in compress(range(nh), map(s_hosts.__contains__, addrs)):
+                        vals[j] |= s_hosts[addrs[j]]
+                for q in s_lens:
+                    nets, m = s_nets[q], _mask(q, w)
+                    for j in compress(range(nh), map(nets.__contains__, map(m.__and__, addrs))):
+                        vals[j] |= nets[addrs[j] & m]
+                if s_hosts:
+                    hit_small.update(full + a.to_bytes(nb, "big")
+                                     for a in compress(addrs, map(s_hosts.__contains__, addrs)))
+                yield Batch(hk, vals.tobytes(), nh, True)
+            if nn:
+                pls, addrs = _lpm_entries(nk, nn, family)
+                vals = base * nn
+                for q in s_lens:
+                    nets, m = s_nets[q], _mask(q, w)
+                    for j in compress(range(nn), map(nets.__contains__, map(m.__and__, addrs))):
+                        if pls[j] >= q:
+                            vals[j] |= nets[addrs[j] & m]
+                if s_keys:
+                    for pl in set(pls):
+                        d = under(pl)
+                        if d:
+                            for j in compress(range(nn), map(d.__contains__, addrs)):
+                                if pls[j] == pl:
+                                    hit_small.update(d[addrs[j]])
+                yield Batch(nk, vals.tobytes(), nn)
+    if small_content:
+        yield from batches_from_dict({k: v | (bit if k in hit_small else 0)
+                                      for k, v in small_content.items()}, family)
 
 
 def merge(sets: Iterable[XdpSetSource], family: int) -> dict[bytes, int]:

@@ -246,3 +246,40 @@ def test_merge_matches_brute_force_containment(family):
         want[str(n)] = sum(1 << bit for bit, ns in members.items()
                            if any(n.subnet_of(m) for m in ns))
     assert got == want
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_one_big_set_streams_beside_small_ones_like_the_merge(family, tmp_path, monkeypatch):
+    """One set above SMALL_MERGE streams (its entries never held together) beside small
+    ones; values must equal the brute-force containment bits, duplicates included."""
+    import random
+    rng = random.Random(10 + family)
+    base = ipaddress.ip_network("10.0.0.0/16" if family == 4 else "fd00::/112")
+    w = base.max_prefixlen
+
+    def nets(k: int) -> list:
+        out = []
+        for _ in range(k):
+            pl = rng.choice([w - 12, w - 8, w - 4, w, w, w])
+            addr = base.network_address + rng.randrange(base.num_addresses)
+            out.append(ipaddress.ip_network(f"{addr}/{pl}", strict=False))
+        return out
+
+    big, s1, s2 = nets(400), nets(25), nets(25)
+    big += s1[:5] + big[:10]  # shared with a small set, and duplicated
+    f = tmp_path / "big.txt"
+    f.write_text("".join(f"{n}\n" for n in big[3:]))
+    monkeypatch.setattr(T, "SMALL_MERGE", 60)
+    monkeypatch.setattr(T, "CHUNK_LINES", 37)  # many chunks
+    members = {0: big, 2: s1, 5: s2}
+    sets = [_src(0, *(str(n) for n in big[:3]), files=[f], file_v4=len(big),
+                 file_v6=len(big)),
+            _src(2, *(str(n) for n in s1)), _src(5, *(str(n) for n in s2))]
+    streamed = list(T.streamed_batches(sets[0], sets[1:], family))
+    assert sum(b.count for b in streamed) >= len(big)  # went through the stream
+    got = _decode(T.content_dict(T.iter_batches(sets, family), family))
+    want = {str(n): sum(1 << bit for bit, ns in members.items()
+                        if any(n.subnet_of(m) for m in ns))
+            for n in {*big, *s1, *s2}}
+    assert got == want
+    assert _decode(T.content_dict(streamed, family)) == want
