@@ -122,7 +122,7 @@ class Kernel:
         ipset_sync.sync(desired.ipsets, baselines, observed=observed, planned=planned)
         iptables_apply.apply(desired)
         if desired.xdp.interfaces:
-            self.xdp.apply(desired.xdp)
+            self.xdp.apply(desired.xdp, baselines=baselines)
         else:
             self.xdp.flush()
         ipset_flush.destroy_unused({s.name for s in desired.ipsets},

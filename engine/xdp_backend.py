@@ -15,15 +15,19 @@ apply() order (each step leaves the kernel consistent):
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import xdp_sys as sys_
 from . import xdp_trie as trie
 from .desired import XdpInterface, XdpState
 from .errors import KernelError
+from .netsfile_baseline import BaselineStore, delta_members, file_delta
 from .xdp_layout import ACT_NAMES, MAP_META, NW_IFARR_SLOTS, BuildConfig
 from .xdp_load import (
     Attachment,
@@ -57,6 +61,7 @@ from .xdp_rules import (
 )
 
 DELTA_MAX = 65536  # tries at most this big (old and new) are updated in place
+FILE_DELTA_MAX = 65536  # host entries changed in place from nets_file deltas, at most
 SCHEMA = 1
 
 
@@ -197,7 +202,9 @@ class XdpBackend:
         return ops
 
     # ---- apply ----
-    def apply(self, xdp: XdpState) -> XdpApplied:
+    def apply(self, xdp: XdpState, baselines: BaselineStore | None = None) -> XdpApplied:
+        """baselines: the nets_files as the previous generation applied them; a small
+        edit of a big file then changes only the host entries it touches."""
         observed = self.observe()
         ops = self.plan(xdp, observed)
         result = XdpApplied(ops=ops)
@@ -222,7 +229,7 @@ class XdpBackend:
             cfg = reuse
             p = Pinned.open(self.dir)  # type: ignore[assignment]
         try:
-            self._fill(p, cfg, xdp, meta, targets, fresh)
+            self._fill(p, cfg, xdp, meta, targets, fresh, baselines)
             new_prog_id = p.prog_id()
             for i in xdp.interfaces:
                 cur = observed.attachments.get(i.iface)
@@ -264,7 +271,8 @@ class XdpBackend:
         return result
 
     def _fill(self, p: Pinned, cfg: BuildConfig, xdp: XdpState, meta: dict[str, Any],
-              targets: dict[str, int], fresh: bool) -> None:
+              targets: dict[str, int], fresh: bool,
+              baselines: BaselineStore | None = None) -> None:
         old_gen = None if fresh else p.active_gen()
         old_bits = meta.get("bits", {})
         new_bits = _bits(xdp)
@@ -277,7 +285,8 @@ class XdpBackend:
             if meta.get("slots", {}).get(rid) != s:
                 p.zero_slot(s)
         new_tries: dict[str, dict[str, Any]] = {}
-        plans: dict[int, str] = {}  # family -> keep / delta / reload
+        plans: dict[int, str] = {}  # family -> keep / filedelta / delta / reload / empty
+        fchanges: dict[int, tuple[dict[bytes, int], dict[bytes, int], list[bytes]]] = {}
         for fam in (4, 6):
             digest = trie.source_digest(xdp.sets, fam)
             old = old_tries.get(str(fam), {})
@@ -286,13 +295,18 @@ class XdpBackend:
                 plans[fam] = "keep"
             elif not fresh and count == 0 and not _inline(xdp, fam):
                 plans[fam] = "empty"  # nothing of this family: the slot is emptied last
+            elif compatible and baselines is not None and (fc := self._file_delta(
+                    p, fam, old_gen, xdp, old, baselines)) is not None:  # type: ignore[arg-type]
+                plans[fam] = "filedelta"
+                fchanges[fam] = fc
             elif (compatible and count <= DELTA_MAX and old.get("count", 0) <= DELTA_MAX
                   and 0 < count <= old.get("max_entries", 0)):
                 plans[fam] = "delta"
             else:
                 plans[fam] = "reload"
             new_tries[str(fam)] = {"digest": digest, "count": count,
-                                   "max_entries": old.get("max_entries", 0)}
+                                   "max_entries": old.get("max_entries", 0),
+                                   "sources": trie.sources_record(xdp.sets, fam)}
         contents: dict[int, dict[bytes, int]] = {}
         for fam in (4, 6):
             if plans[fam] == "delta":  # in place only into maps that exist
@@ -321,7 +335,11 @@ class XdpBackend:
             if how == "delta":  # in place in the live maps: adds now, deletes last
                 pending_deletes.append((fam, self._delta_adds(p, fam, old_gen,  # type: ignore[arg-type]
                                                               contents[fam])))
-            if how in ("keep", "delta") and flip and not fresh:
+            if how == "filedelta":  # the same, for the host entries a nets_file edit touched
+                adds, fixups, deletes = fchanges[fam]
+                self._write(p, fam, old_gen, adds)  # type: ignore[arg-type]
+                pending_deletes.append((fam, (deletes, fixups)))
+            if how in ("keep", "delta", "filedelta") and flip and not fresh:
                 for host in (False, True):  # the same maps serve the new generation
                     fd = p.inner_fd(fam, old_gen, host)  # type: ignore[arg-type]
                     p.set_inner(fam, gen, fd, host)
@@ -403,6 +421,136 @@ class XdpBackend:
             for fd in fds.values():
                 os.close(fd)
         info["max_entries"] = size
+
+    @staticmethod
+    def _write(p: Pinned, fam: int, gen: int, content: dict[bytes, int]) -> None:
+        """Upsert LPM-style keyed entries into the live maps of generation gen."""
+        if not content:
+            return
+        fds = {host: p.inner_fd(fam, gen, host) for host in (False, True)}
+        try:
+            for b in trie.batches_from_dict(content, fam):
+                fd = fds[b.host]
+                assert fd is not None  # checked by the caller
+                trie.update_batch(fd, b.keys, b.values, b.count, trie.key_size(fam, b.host))
+        finally:
+            for fd in fds.values():
+                if fd is not None:
+                    os.close(fd)
+
+    @staticmethod
+    def _member_changes(xdp: XdpState, fam: int, rec: dict[str, Any],
+                        baselines: BaselineStore) -> tuple[dict[int, int], dict[int, int]] | None:
+        """Host address -> bits gained, and -> bits lost, between the sources recorded in
+        the metadata (rec) and xdp's, from the inline lists and the nets_file deltas
+        against the previous generation's copies.  None when that is not known for sure
+        or not host entries only (a shorter prefix changes the covering bits of every
+        host under it: the caller reloads the family)."""
+        w = trie.width(fam)
+        if set(rec) != {str(s.bit) for s in xdp.sets}:
+            return None
+        gained: dict[int, int] = {}
+        lost: dict[int, int] = {}
+        try:
+            for s in xdp.sets:
+                r = rec[str(s.bit)]
+                files = [str(Path(f).absolute()) for f in s.files]
+                if [f for f, _ in r["files"]] != files:
+                    return None
+                new_inline = {str(ipaddress.ip_network(c, strict=False)) for c in s.inline
+                              if (":" in c) == (fam == 6)}
+                old_inline = {str(ipaddress.ip_network(c, strict=False)) for c in r["inline"]}
+                add, rem = new_inline - old_inline, old_inline - new_inline
+                if rem and files:  # a file may still hold it
+                    return None
+                for path, size in r["files"]:
+                    base = baselines.get(Path(path))
+                    if base is None or base.copy_path.stat().st_size != size:
+                        return None
+                    delta = file_delta(base.copy_path, Path(path))
+                    if delta is None:
+                        return None
+                    if delta.unchanged:
+                        continue
+                    f_add, f_rem = delta_members(delta, fam)
+                    if f_rem and len(files) > 1:  # another of the set's files may hold it
+                        return None
+                    add.update(f_add)
+                    rem.update(m for m in f_rem if m not in new_inline)
+                rem -= add
+                bit = 1 << s.bit
+                for members, out in ((add, gained), (rem, lost)):
+                    for m in members:
+                        net = ipaddress.ip_network(m)
+                        if net.prefixlen != w:
+                            return None
+                        a = int(net.network_address)
+                        out[a] = out.get(a, 0) | bit
+                if len(gained) + len(lost) > FILE_DELTA_MAX:
+                    return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return gained, lost
+
+    def _file_delta(self, p: Pinned, fam: int, gen: int, xdp: XdpState, old: dict[str, Any],
+                    baselines: BaselineStore
+                    ) -> tuple[dict[bytes, int], dict[bytes, int], list[bytes]] | None:
+        """The in-place change of the family's host hash for small nets_file / inline
+        edits (see _member_changes): (upserts now, each old | new bits; final values
+        after the flip; keys deleted after the flip), or None for a full reload.
+
+        A host entry's value is (bits of the sets holding the address itself) | (the
+        value of the longest covering prefix in the trie, i.e. its covering bits); no
+        prefix changes here, so the trie lookup gives the covering bits, the old entry
+        minus them the sets that hold the address exactly (bits also in the covering
+        value do not matter: they stay set either way).  An entry that would say no
+        more than the trie is deleted: a miss falls through to the trie."""
+        rec = old.get("sources")
+        if not rec or _counts(xdp, fam) > old.get("max_entries", 0):
+            return None
+        changes = self._member_changes(xdp, fam, rec, baselines)
+        if changes is None:
+            return None
+        gained, lost = changes
+        if not gained and not lost:
+            return {}, {}, []
+        host_fd, trie_fd = p.inner_fd(fam, gen, True), p.inner_fd(fam, gen, False)
+        try:
+            if host_fd is None and gained:
+                return None  # the generation has no host hash: a reload makes one
+            w = trie.width(fam)
+            full = w.to_bytes(4, "little")
+            hkey = ctypes.create_string_buffer(w // 8)
+            lkey = ctypes.create_string_buffer(4 + w // 8)
+            val = ctypes.c_uint64()
+            adds: dict[bytes, int] = {}
+            fixups: dict[bytes, int] = {}
+            deletes: list[bytes] = []
+            for a in sorted(gained.keys() | lost.keys()):
+                raw = a.to_bytes(w // 8, "big")
+                cover = 0
+                if trie_fd is not None:
+                    ctypes.memmove(lkey, full + raw, 4 + w // 8)
+                    cover = val.value if sys_.map_lookup(trie_fd, lkey, val) else 0
+                old_v = None
+                if host_fd is not None:
+                    ctypes.memmove(hkey, raw, w // 8)
+                    old_v = val.value if sys_.map_lookup(host_fd, hkey, val) else None
+                exact = (((old_v or 0) & ~cover) & ~lost.get(a, 0)) | gained.get(a, 0)
+                new_v = exact | cover
+                k = full + raw
+                if exact & ~cover:
+                    if old_v != new_v:
+                        adds[k] = new_v | (old_v or 0)
+                        if old_v is not None and old_v & ~new_v:
+                            fixups[k] = new_v
+                elif old_v is not None:
+                    deletes.append(k)
+            return adds, fixups, deletes
+        finally:
+            for fd in (host_fd, trie_fd):
+                if fd is not None:
+                    os.close(fd)
 
     @staticmethod
     def _delta_fits(p: Pinned, fam: int, gen: int, new: dict[bytes, int]) -> bool:

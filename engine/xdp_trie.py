@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import os
 import queue
 import socket
 import struct
@@ -168,20 +169,45 @@ def _first_bad(text: str, family: int) -> str:
     return "?"
 
 
+_file_hashes: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's content, memoized per (path, inode, size, mtime): one apply
+    asks for it in the plan, the fill and the metadata."""
+    st = os.stat(path)
+    key = (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _file_hashes:
+        if len(_file_hashes) > 256:
+            _file_hashes.clear()
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        _file_hashes[key] = h.hexdigest()
+    return _file_hashes[key]
+
+
 def source_digest(sets: Iterable[XdpSetSource], family: int) -> str:
-    """What the family's trie is made from: bits, inline CIDRs, file contents."""
-    h = hashlib.sha256(f"v1 family {family}\n".encode())
+    """What the family's maps are made from: bits, inline CIDRs, file contents."""
+    h = hashlib.sha256(f"v2 family {family}\n".encode())
     for s in sorted(sets, key=lambda s: s.bit):
         h.update(f"bit {s.bit}\n".encode())
         for c in s.inline:
             if _is_family(c, family):
                 h.update(c.encode() + b"\n")
         for p in s.files:
-            h.update(f"file {p}\n".encode())
-            with open(p, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
+            h.update(f"file {p} {file_sha256(p)}\n".encode())
     return h.hexdigest()
+
+
+def sources_record(sets: Iterable[XdpSetSource], family: int) -> dict[str, dict]:
+    """What the metadata keeps of a family's sources for the next apply's file deltas:
+    per bit the inline CIDRs (as written) and the nets_files with their sizes."""
+    return {str(s.bit): {"inline": [c for c in s.inline if _is_family(c, family)],
+                         "files": [[str(Path(p).absolute()), os.stat(p).st_size]
+                                   for p in s.files]}
+            for s in sets}
 
 
 @dataclass

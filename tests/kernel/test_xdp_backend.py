@@ -455,3 +455,100 @@ def test_host_hash_values_carry_covering_prefix_bits_through_deltas(pair):
                                                       (f"{host6}/128",), "y"))
     assert netns.run_in_netns(pair.server, _source_maps)[(4, False)]
     assert verdicts() == [drop, ok, ok, drop, drop, ok]
+
+
+# ---- nets_file edits applied in place (baselines of the previous generation) ----
+
+def _filed(path: Path, lines: list[str], extra_inline: tuple[str, ...] = (),
+           allow_udp: bool = False) -> XdpState:
+    """Set A (bit 0): the nets_file (+ inline); set B (bit 1): 10.78.0.0/16 inline.
+    UDP 9999 denies A, UDP 9998 denies B (optionally after an allow of UDP 7)."""
+    path.write_text("".join(f"{x}\n" for x in lines))
+    n4 = sum(":" not in x for x in lines)
+    a = XdpSetSource(0, "set-a", extra_inline, (path,), n4 + len(extra_inline), len(lines) - n4)
+    b = XdpSetSource(1, "set-b", ("10.78.0.0/16",), (), 1, 0)
+    rules = (XdpRule("r-7", "allow", 17, (PortRange(7, 7),), 0),) if allow_udp else ()
+    rules += (XdpRule("r-a", "deny", 17, (PortRange(9999, 9999),), 1),
+              XdpRule("r-b", "deny", 17, (PortRange(9998, 9998),), 2))
+    return XdpState("generic", (XdpInterface("srv0", rules, ()),), (a, b))  # type: ignore[arg-type]
+
+
+def _apply_with(xdp: XdpState, base_dir: Path, record: Path):
+    """Apply with the baselines of the previous apply, then record the file as applied
+    (what the transaction layer does per generation)."""
+    from nodewall.engine.netsfile_baseline import BaselineStore
+    store = BaselineStore(base_dir)
+    XdpBackend().apply(xdp, baselines=store)
+    s = xdp.sets[0]
+    store.put(record, (s.count_v4, s.count_v6))
+    meta = XdpBackend().observe().meta
+    return {fam: meta["tries"][str(fam)]["digest"] for fam in (4, 6)}
+
+
+def _map_ids() -> dict[str, int | None]:
+    from nodewall.engine import xdp_sys
+    out: dict[str, int | None] = {}
+    with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
+        for host in (False, True):
+            fd = p.inner_fd(4, p.active_gen(), host)
+            out["hosts" if host else "trie"] = xdp_sys.map_info(fd).id if fd is not None else None
+            if fd is not None:
+                os.close(fd)
+    return out
+
+
+def test_nets_file_one_line_edit_changes_host_entries_in_place(pair, tmp_path):
+    import random
+
+    from nodewall.engine import xdp_frames
+    from nodewall.engine.xdp_trie import source_digest
+    rng = random.Random(5)
+    bulk = [f"198.18.{rng.randrange(256)}.{rng.randrange(256)}" for _ in range(3000)]
+    lines = [*bulk[:1500], "10.77.0.99", "192.0.2.0/24", "fd77::99", *bulk[1500:]]
+    f, bases = tmp_path / "deny.txt", tmp_path / "bases"
+    drop, ok = 1, 2
+
+    def verdicts(srcs: list[str], port: int = 9999) -> list[int]:
+        frames = [("srv0", xdp_frames.udp(s, pair.server_ip6 if ":" in s else pair.server_ip,
+                                          4000, port)) for s in srcs]
+        return netns.run_in_netns(pair.server, _verdicts, frames)
+
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines), bases, f)
+    assert verdicts(["10.77.0.99", "10.77.0.77", bulk[7], "192.0.2.5", "fd77::99"]) == [
+        drop, ok, drop, drop, drop]
+    ids = netns.run_in_netns(pair.server, _map_ids)
+    # one line: the denied member 10.77.0.99 becomes 10.77.0.77
+    lines[1500] = "10.77.0.77"
+    xdp = _filed(f, lines)
+    digests = netns.run_in_netns(pair.server, _apply_with, xdp, bases, f)
+    assert netns.run_in_netns(pair.server, _map_ids) == ids  # in place, no reload
+    assert digests[4] == source_digest(xdp.sets, 4)  # the next apply sees the new state
+    assert verdicts(["10.77.0.77", "10.77.0.99", bulk[7], bulk[2999], "192.0.2.5",
+                     "fd77::99"]) == [drop, ok, drop, drop, drop, drop]
+    assert "trie" not in " ".join(op.kind for op in netns.run_in_netns(
+        pair.server, lambda: XdpBackend().plan(xdp, XdpBackend().observe())))
+    # a host under set B's prefix: its entry carries B's covering bit beside A's
+    lines[10] = "10.78.0.5"
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines), bases, f)
+    assert verdicts(["10.78.0.5", bulk[10]]) == [drop, ok]
+    assert verdicts(["10.78.0.5", "10.78.0.6"], 9998) == [drop, drop]
+    # and back out of A, with a rule table change in the same apply (flip): the entry
+    # goes, B's prefix still answers through the trie
+    gen = netns.run_in_netns(pair.server, _gen)
+    lines[10] = bulk[10]
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines, allow_udp=True), bases, f)
+    assert netns.run_in_netns(pair.server, _gen) == 1 - gen
+    assert netns.run_in_netns(pair.server, _map_ids) == ids
+    assert verdicts(["10.78.0.5", bulk[10], "10.77.0.77"]) == [ok, drop, drop]
+    assert verdicts(["10.78.0.5"], 9998) == [drop]
+    # an inline host of the same set, then a prefix line (covering bits change under
+    # it: not a host-entry delta; this small set takes the full-content delta instead)
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines, ("10.77.0.66",), True),
+                       bases, f)
+    assert verdicts(["10.77.0.66", "10.77.0.77"]) == [drop, drop]
+    assert netns.run_in_netns(pair.server, _map_ids) == ids
+    lines[20] = "10.77.0.128/25"
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines, ("10.77.0.66",), True),
+                       bases, f)
+    assert verdicts(["10.77.0.200", "10.77.0.66", "10.77.0.99", bulk[20]]) == [
+        drop, drop, ok, ok]
