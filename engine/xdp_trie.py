@@ -27,6 +27,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -170,22 +171,28 @@ def _first_bad(text: str, family: int) -> str:
 
 
 _file_hashes: dict[tuple[str, int, int, int], str] = {}
+RACY_NS = 100_000_000
 
 
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's content, memoized per (path, inode, size, mtime): one apply
-    asks for it in the plan, the fill and the metadata."""
+    asks for it in the plan and the fill.  Like git's racy-timestamp rule, a file
+    modified less than RACY_NS before hashing began is not memoized (file times come
+    from a coarse clock: a second same-size edit may keep the same mtime)."""
     st = os.stat(path)
     key = (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _file_hashes:
+    if key in _file_hashes:
+        return _file_hashes[key]
+    started = time.time_ns()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    if started - st.st_mtime_ns > RACY_NS:
         if len(_file_hashes) > 256:
             _file_hashes.clear()
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
         _file_hashes[key] = h.hexdigest()
-    return _file_hashes[key]
+    return h.hexdigest()
 
 
 def source_digest(sets: Iterable[XdpSetSource], family: int) -> str:
