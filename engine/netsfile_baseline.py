@@ -22,6 +22,7 @@ v4 member shorter than /8 (no fixed octet) falls back to normalizing every v4 li
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import ipaddress
 import json
@@ -101,43 +102,76 @@ class BaselineStore:
             stem.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def _common_prefix(a: mmap.mmap | bytes, b: mmap.mmap | bytes, limit: int) -> int:
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.memcmp.restype = ctypes.c_int
+_libc.memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+class _Raw:
+    """A read-only mapping of a whole file by address, so that two files are compared
+    with memcmp in place: slicing a Python mmap copies every byte it compares."""
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as f:
+            self.size = os.fstat(f.fileno()).st_size
+            self.addr = 0
+            if self.size:
+                addr = _libc.mmap(None, self.size, mmap.PROT_READ,
+                                  mmap.MAP_SHARED | mmap.MAP_POPULATE, f.fileno(), 0)
+                if addr in (None, _MAP_FAILED):
+                    raise OSError(ctypes.get_errno(), f"mmap {path}")
+                self.addr = addr
+
+    def close(self) -> None:
+        if self.addr:
+            _libc.munmap(self.addr, self.size)
+            self.addr = 0
+
+
+def _same(a: _Raw, a_off: int, b: _Raw, b_off: int, n: int) -> bool:
+    return n <= 0 or _libc.memcmp(a.addr + a_off, b.addr + b_off, n) == 0
+
+
+def _common_prefix(a: _Raw, b: _Raw, limit: int) -> int:
+    """Length of the common prefix (at most `limit`): memcmp per block, then bisect."""
     n = 0
     while n < limit:
         step = min(_BLOCK, limit - n)
-        if a[n:n + step] == b[n:n + step]:
+        if _same(a, n, b, n, step):
             n += step
             continue
-        while step > 64:  # bisect inside the block
+        while step > 1:  # the first difference lies in [n, n + step)
             half = step // 2
-            if a[n:n + half] == b[n:n + half]:
+            if _same(a, n, b, n, half):
                 n += half
                 step -= half
             else:
                 step = half
-        while n < limit and a[n] == b[n]:
-            n += 1
         return n
     return n
 
 
-def _common_suffix(a: mmap.mmap | bytes, b: mmap.mmap | bytes, limit: int) -> int:
-    la, lb = len(a), len(b)
+def _common_suffix(a: _Raw, b: _Raw, limit: int) -> int:
+    """Length of the common suffix (at most `limit`)."""
+    la, lb = a.size, b.size
     n = 0
     while n < limit:
         step = min(_BLOCK, limit - n)
-        if a[la - n - step:la - n] == b[lb - n - step:lb - n]:
+        if _same(a, la - n - step, b, lb - n - step, step):
             n += step
             continue
-        while step > 64:
+        while step > 1:
             half = step // 2
-            if a[la - n - half:la - n] == b[lb - n - half:lb - n]:
+            if _same(a, la - n - half, b, lb - n - half, half):
                 n += half
                 step -= half
             else:
                 step = half
-        while n < limit and a[la - n - 1] == b[lb - n - 1]:
-            n += 1
         return n
     return n
 
@@ -184,13 +218,14 @@ def _file_delta(old: Path, new: Path, max_region: int) -> FileDelta | None:
     try:
         a, la = _map(old)
         b, lb = _map(new)
+        ra, rb = _Raw(old), _Raw(new)
     except OSError:
         return None
     try:
-        p = _common_prefix(a, b, min(la, lb))
+        p = _common_prefix(ra, rb, min(la, lb))
         if p < min(la, lb) or la != lb:  # align to the start of the differing line
             p = b.rfind(b"\n", 0, p) + 1 if p else 0
-        s = _common_suffix(a, b, min(la, lb) - p)
+        s = _common_suffix(ra, rb, min(la, lb) - p)
         if s and not (_line_start(a, la - s, p) and _line_start(b, lb - s, p)):
             nl = b.find(b"\n", lb - s, lb)  # the next line start is common to both
             s = lb - nl - 1 if nl >= 0 else 0
@@ -200,6 +235,8 @@ def _file_delta(old: Path, new: Path, max_region: int) -> FileDelta | None:
         return FileDelta(bytes(a[p:old_end]), bytes(b[p:new_end]), p, old_end, new_end,
                          Path(new).absolute(), lb)
     finally:
+        ra.close()
+        rb.close()
         for m in (a, b):
             if isinstance(m, mmap.mmap):
                 m.close()

@@ -291,3 +291,39 @@ def test_one_line_edit_of_a_million_lines(tmp_path: Path) -> None:
     assert delta_members(d, 4) == (["203.0.113.99/32"], [] if still_there else [old_norm])
     inc = scan(path, baseline=baseline)
     assert inc.count_v4 == 1_000_000
+
+
+def test_common_prefix_and_suffix_match_a_naive_reference(tmp_path):
+    """memcmp on raw mappings, block-wise then bisected, against a byte loop."""
+    import os as _os
+    import random as _random
+
+    from nodewall.engine import netsfile_baseline as nb
+
+    rnd = _random.Random(7)
+    for case in range(60):
+        size = rnd.choice([0, 1, 5, 4095, 4096, 70_000, (1 << 20) + 3])
+        base = bytes(rnd.getrandbits(8) for _ in range(min(size, 2000))) * (size // 2000 + 1)
+        a = base[:size]
+        b = bytearray(a)
+        if b and case % 3:
+            b[rnd.randrange(len(b))] ^= 0xFF  # one flipped byte anywhere
+        if case % 4 == 0:
+            b = b + b"tail"  # different lengths
+        if case % 5 == 0 and b:
+            b = b[rnd.randrange(len(b)):]  # cut the front
+        pa, pb = tmp_path / f"a{case}", tmp_path / f"b{case}"
+        pa.write_bytes(a)
+        pb.write_bytes(bytes(b))
+        limit = min(len(a), len(b))
+        want_p = next((i for i in range(limit) if a[i] != b[i]), limit)
+        want_s = next((i for i in range(limit) if a[-1 - i] != b[-1 - i]), limit)
+        ra, rb = nb._Raw(pa), nb._Raw(pb)
+        try:
+            assert nb._common_prefix(ra, rb, limit) == want_p
+            assert nb._common_suffix(ra, rb, limit) == want_s
+        finally:
+            ra.close()
+            rb.close()
+        _os.unlink(pa)
+        _os.unlink(pb)
