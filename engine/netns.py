@@ -51,14 +51,41 @@ def enter(name: str) -> None:
 
 
 def current_name() -> str | None:
-    """The namespace entered with enter(), or None for the one we started in."""
-    return _current
+    """The namespace this process is in: the one entered with enter(), or — when
+    started inside one by `ip netns exec NAME` — the /run/netns name whose inode is
+    ours.  None for the host's (or an unnamed) namespace."""
+    return _current or _detected_name()
+
+
+def _detected_name() -> str | None:
+    try:
+        mine = os.stat("/proc/self/ns/net")
+    except OSError:
+        return None
+    try:
+        init = os.stat("/proc/1/ns/net")
+        if (init.st_dev, init.st_ino) == (mine.st_dev, mine.st_ino):
+            return None
+    except OSError:  # /proc/1 unreadable (a sandbox): look the name up anyway
+        pass
+    try:
+        names = sorted(os.listdir(NETNS_RUN_DIR))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            st = os.stat(NETNS_RUN_DIR / name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+            return name
+    return None
 
 
 def scope_name() -> str:
-    """A filesystem-safe name for the current namespace ("host" when none was
-    entered); used to keep bpffs pins and state per namespace."""
-    return _current or "host"
+    """A filesystem-safe name for the current namespace ("host" for the host's);
+    used to keep bpffs pins, ipset manifests and state per namespace."""
+    return current_name() or "host"
 
 
 def run_in_netns(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -196,6 +196,12 @@ def _stat_key(path: Path) -> tuple[str, int, int, int]:
 _delta_cache: dict[tuple, FileDelta | None] = {}
 
 
+def forget_deltas() -> None:
+    """Start afresh: a long-lived process (agent, TUI) calls this per transaction, so
+    a file edited in place within one clock tick is never served a stale delta."""
+    _delta_cache.clear()
+
+
 def _line_start(buf: mmap.mmap | bytes, pos: int, region_start: int) -> bool:
     return pos == region_start or buf[pos - 1:pos] == b"\n"
 

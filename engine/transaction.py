@@ -30,7 +30,7 @@ from .kernel import Kernel
 from .links import interface_exists
 from .loader import load_profiles
 from .model import Profile
-from .netsfile_baseline import BaselineStore
+from .netsfile_baseline import BaselineStore, forget_deltas
 from .planner import plan
 from .service_model import ApplyResult, PlanPreview
 from .state import GenerationMeta, Journal, Pending, StateStore
@@ -102,6 +102,7 @@ def check_interfaces(profile: Profile) -> None:
 
 def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
                   baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
+    forget_deltas()  # nets_file deltas are memoized within one transaction only
     profile = load_profiles([Path(p) for p in paths], baselines=baselines)
     if backend:
         profile = dataclasses.replace(

@@ -48,9 +48,7 @@ from .xdp_layout import (
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodewall"
-NETNS_RUN_DIR = Path("/run/netns")
 _libc = ctypes.CDLL(None, use_errno=True)
-_scope_cache: dict[tuple[int, int], str] = {}
 _root_cache: dict[tuple[int, int] | None, Path] = {}
 
 
@@ -63,26 +61,10 @@ def _ns_id(path: str | Path) -> tuple[int, int] | None:
 
 
 def pin_scope() -> str:
-    """The pin directory's name for the current network namespace: the name entered
-    with --netns, else the /run/netns name of the namespace we run in (`ip netns exec
-    NS nodewall ...` does not go through --netns), else "host"."""
-    if netns.current_name() is not None:
-        return netns.scope_name()
-    me = _ns_id("/proc/self/ns/net")
-    if me is None:
-        return netns.scope_name()
-    if me not in _scope_cache:
-        name = netns.scope_name()
-        try:
-            entries = sorted(NETNS_RUN_DIR.iterdir())
-        except OSError:
-            entries = []
-        for e in entries[:4096]:  # bounded
-            if _ns_id(e) == me:
-                name = e.name
-                break
-        _scope_cache[me] = name
-    return _scope_cache[me]
+    """The pin directory's name for the current network namespace: the --netns name,
+    or the /run/netns name of the namespace `ip netns exec NS` started us in, else
+    "host" (engine.netns.scope_name)."""
+    return netns.scope_name()
 
 
 def pin_dir(root: Path | None = None) -> Path:
