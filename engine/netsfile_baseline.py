@@ -109,6 +109,8 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.memcmp.restype = ctypes.c_int
 _libc.memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+_libc.memmem.restype = ctypes.c_void_p
+_libc.memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
@@ -135,6 +137,14 @@ class _Raw:
 
 def _same(a: _Raw, a_off: int, b: _Raw, b_off: int, n: int) -> bool:
     return n <= 0 or _libc.memcmp(a.addr + a_off, b.addr + b_off, n) == 0
+
+
+def _memfind(raw: _Raw, needle: bytes, lo: int, hi: int) -> int:
+    """bytes.find over the mapping, with glibc's memmem (no copy, no GIL-bound loop)."""
+    if hi - lo < len(needle) or not raw.addr:
+        return -1
+    hit = _libc.memmem(raw.addr + lo, hi - lo, needle, len(needle))
+    return -1 if not hit else hit - raw.addr
 
 
 def _common_prefix(a: _Raw, b: _Raw, limit: int) -> int:
@@ -283,9 +293,9 @@ def _blocks(buf: mmap.mmap | bytes, lo: int, hi: int) -> list[bytes]:
     return out
 
 
-def _still_present(buf: mmap.mmap | bytes, ranges: list[tuple[int, int]],
+def _still_present(buf: mmap.mmap | bytes, raw: _Raw, ranges: list[tuple[int, int]],
                    member: str, family: int) -> bool:
-    """Does a line inside `ranges` of `buf` denote `member`?"""
+    """Does a line inside `ranges` of `buf` (mapped as `raw` too) denote `member`?"""
     net = ipaddress.ip_network(member)
     if family == 6:
         needle = b":"
@@ -298,7 +308,7 @@ def _still_present(buf: mmap.mmap | bytes, ranges: list[tuple[int, int]],
             if any(member in _normalized(block, family) for block in _blocks(buf, lo, hi)):
                 return True
             continue
-        pos = buf.find(needle, lo, hi)
+        pos = _memfind(raw, needle, lo, hi)
         seen_line = -1
         while pos >= 0:
             line_start = buf.rfind(b"\n", 0, pos) + 1
@@ -310,7 +320,7 @@ def _still_present(buf: mmap.mmap | bytes, ranges: list[tuple[int, int]],
             nl = buf.find(b"\n", pos, hi)
             if nl < 0:
                 break
-            pos = buf.find(needle, nl, hi)
+            pos = _memfind(raw, needle, nl, hi)
     return False
 
 
@@ -324,10 +334,13 @@ def delta_members(delta: FileDelta, family: int) -> tuple[list[str], list[str]]:
     if not candidates:
         return added, []
     buf, size = _map(delta.new_path)
+    raw = _Raw(delta.new_path)
     try:
         ranges = [(0, delta.start), (delta.new_end, size)]
-        removed = [m for m in candidates if not _still_present(buf, ranges, m, family)]
+        removed = [m for m in candidates
+                   if not _still_present(buf, raw, ranges, m, family)]
     finally:
+        raw.close()
         if isinstance(buf, mmap.mmap):
             buf.close()
     return added, removed

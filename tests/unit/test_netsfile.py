@@ -327,3 +327,18 @@ def test_common_prefix_and_suffix_match_a_naive_reference(tmp_path):
             rb.close()
         _os.unlink(pa)
         _os.unlink(pb)
+
+
+def test_memfind_matches_bytes_find(tmp_path):
+    from nodewall.engine import netsfile_baseline as nb
+
+    data = b"10.0.0.1\n10.0.0.10\n192.0.2.0/24\n10.0.0.1\n" * 1000
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    raw = nb._Raw(path)
+    try:
+        for needle in (b"10.0.0.1", b"192.0.2.", b"\n10.0.0.10\n", b"absent", b":"):
+            for lo, hi in ((0, len(data)), (5, 40), (17, len(data) - 3), (30, 30)):
+                assert nb._memfind(raw, needle, lo, hi) == data.find(needle, lo, hi)
+    finally:
+        raw.close()
