@@ -52,12 +52,25 @@ async def settle(pilot) -> None:
 
 
 async def tick(pilot, clock: FakeClock | None = None, dt: float = 1.0) -> None:
-    """One refresh, as the interval timer would do it."""
+    """One refresh, as the interval timer would do it.  The app skips a tick while a
+    status call is still in flight (a screen switch starts one too), so tick again
+    until one is taken: the snapshot then always has the same history length."""
+    # Connected, and no status call in flight: a report is stamped when the worker
+    # runs, so one still pending would share the tick's time and add no rate.
+    for _ in range(50):
+        await settle(pilot)
+        if pilot.app.client_ready and not pilot.app._status_busy:
+            break
     if clock is not None:
         clock.advance(dt)
     await settle(pilot)
-    pilot.app.tick()
-    await settle(pilot)
+    for _ in range(20):
+        skipped = pilot.app.skipped_ticks
+        pilot.app.tick()
+        await settle(pilot)
+        if pilot.app.skipped_ticks == skipped:
+            return
+    raise AssertionError("the app skipped 20 refreshes in a row")
 
 
 def screen_text(app) -> str:

@@ -30,8 +30,13 @@ class NwScreen(Screen):
         """Update from the app's LiveState (may be called before any report)."""
 
     def update_bars(self, interval: float, paused: bool, parts: list[tuple[str, str]]) -> None:
-        self.query_one(NavBar).update_nav(interval, paused)
-        self.query_one(StateBar).update_state(parts)
+        # A screen counts as mounted a moment before its children are: the app's
+        # one-second timer can land in between (seen as NoMatches under load).
+        navs, states = self.query(NavBar), self.query(StateBar)
+        if not navs or not states:
+            return
+        navs.first().update_nav(interval, paused)
+        states.first().update_state(parts)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         return self.app.guard.check_action(action)
