@@ -12,7 +12,9 @@ Nothing here touches the host's namespace: every command names a namespace we ma
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -438,3 +440,20 @@ def median(xs: Sequence[float]) -> float:
 
 
 warnings.filterwarnings("ignore", message="Module nodewall was already imported")
+
+
+def section_main(run: Callable[[bool], list[dict]],
+                 table: Callable[[list[dict]], str]) -> None:
+    """`python -m bench.<section> [--quick] [--out FILE]`: run one section on its own,
+    print its table and optionally keep the rows as JSON."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    try:
+        rows = run(args.quick)
+    finally:
+        cleanup_workdir()
+    print(table(rows))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -38,10 +38,8 @@ pins) are deleted at the end.  Nothing outside them is touched.
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -58,7 +56,7 @@ from nodewall.engine.xdp_backend import XdpBackend
 from nodewall.engine.xdp_frames import mac, udp
 from nodewall.engine.xdp_maps import PIN_ROOT
 
-from bench.common import Row, cidr_file, cleanup_workdir
+from bench.common import Row, cidr_file, section_main
 from bench.xdp_pkt import _failsafe, sample_sources
 
 INJ_IF, RCV_IF = "xi0", "xr0"
@@ -395,17 +393,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-    try:
-        rows = run(args.quick)
-    finally:
-        cleanup_workdir()
-    print(table(rows))
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    section_main(run, table)
 
 
 if __name__ == "__main__":

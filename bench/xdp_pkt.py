@@ -39,10 +39,8 @@ end together with nodewall's pins in it.
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import ipaddress
-import json
 import os
 import random
 import shutil
@@ -72,7 +70,7 @@ from nodewall.engine.xdp_layout import (
 from nodewall.engine.xdp_load import compile_program
 from nodewall.engine.xdp_maps import PIN_ROOT, Pinned, create_trie
 
-from bench.common import Row, cidr_file, cleanup_workdir
+from bench.common import Row, cidr_file, section_main
 
 IFACE, PEER = "xp0", "xp1"
 DST = "10.0.0.1"
@@ -264,17 +262,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-    try:
-        rows = run(args.quick)
-    finally:
-        cleanup_workdir()
-    print(table(rows))
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    section_main(run, table)
 
 
 if __name__ == "__main__":
