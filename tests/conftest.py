@@ -57,11 +57,17 @@ class NetnsPair:
 
     def delete(self) -> None:
         for ns in (self.server, self.client):
-            # kill anything still running inside, then drop the namespace
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
-                sh("kill", "-9", pid, check=False)
-            sh("ip", "netns", "del", ns, check=False)
+            drop_namespace(ns)
+
+
+def drop_namespace(ns: str) -> None:
+    """Kill what still runs inside, delete the namespace, and drop what nodewall kept
+    for it outside (bpffs pins, ipset manifests, default state dir)."""
+    from nodewall.engine.lab import forget_namespace
+    for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+        sh("kill", "-9", pid, check=False)
+    sh("ip", "netns", "del", ns, check=False)
+    forget_namespace(ns)
 
 
 @pytest.fixture
@@ -87,6 +93,4 @@ def netns_one():
         sh("ip", "-n", name, "link", "set", "lo", "up")
         yield name
     finally:
-        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-            sh("kill", "-9", pid, check=False)
-        sh("ip", "netns", "del", name, check=False)
+        drop_namespace(name)
