@@ -98,6 +98,21 @@ def entries(name: str) -> int:
     return int(text.split("Number of entries:")[1].split()[0])
 
 
+def prepare(nets: Path, work: Path) -> tuple[IpSetSpec, Path, int, int]:
+    """The set spec nodewall loads, the plain `ipset restore` file of the same CIDRs,
+    and the sizing both use."""
+    counts = scan_nets_file(nets, Loc(str(nets)), 16 << 20)
+    restore = work / "plain.restore"
+    with open(nets, "rb") as src, open(restore, "wb") as dst:
+        data = src.read()
+        dst.write(b"add bench-plain " + data[:-1].replace(b"\n", b"\nadd bench-plain ")
+                  + b"\n")
+    hashsize, maxelem = sizing(counts.count_v4)
+    spec = IpSetSpec("nw-s-bench", 4, "hash:net", files=(nets,),
+                     expected_count=counts.count_v4, origin="bench")
+    return spec, restore, hashsize, maxelem
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -111,22 +126,14 @@ def main() -> int:
         work = Path(tmp)
         nets = work / "big.txt"
         make_file(nets, args.lines)
-        counts = scan_nets_file(nets, Loc(str(nets)), 16 << 20)
-        restore = work / "plain.restore"
-        with open(nets, "rb") as src, open(restore, "wb") as dst:
-            data = src.read()
-            dst.write(b"add bench-plain " + data[:-1].replace(b"\n", b"\nadd bench-plain ")
-                      + b"\n")
-        hashsize, maxelem = sizing(counts.count_v4)
-        spec = IpSetSpec("nw-s-bench", 4, "hash:net", files=(nets,),
-                         expected_count=counts.count_v4, origin="bench")
+        spec, restore, hashsize, maxelem = prepare(nets, work)
         subprocess.run(["ip", "netns", "add", ns], check=True)
         try:
             r = run_in_netns(ns, _run, spec, nets, restore, work, hashsize, maxelem)
         finally:
             subprocess.run(["ip", "netns", "del", ns], check=False)
-    r.update({"lines": args.lines, "members_v4": counts.count_v4, "cpus": os.cpu_count()})
-    print(f"members: {counts.count_v4} v4 lines ({args.lines} lines, {r['cpus']} cpus)")
+    r.update({"lines": args.lines, "members_v4": spec.expected_count, "cpus": os.cpu_count()})
+    print(f"members: {spec.expected_count} v4 lines ({args.lines} lines, {r['cpus']} cpus)")
     print(f"(a)  plain create+restore (default hashsize): {r['plain_s']:.3f} s")
     print(f"(a') plain create+restore (nodewall sizing):  {r['plain_sized_s']:.3f} s")
     print(f"(a'') plain, create inside one restore:        {r['plain_one_restore_s']:.3f} s")

@@ -432,10 +432,6 @@ def _inc_raw(lab, n: int) -> tuple[float, float, str]:
 def _inc_ipset_layer(lab, n: int) -> dict:
     """bench/ipset_load's measurement (the ipset layer alone, in-process): nodewall's
     ipset_sync full load vs the one-line delta, on a fresh copy of the file."""
-    from nodewall.engine.desired import IpSetSpec
-    from nodewall.engine.errors import Loc
-    from nodewall.engine.ipset_load import sizing
-    from nodewall.engine.netsfile import scan_nets_file
 
     from bench import ipset_load
     work = c.workdir() / f"ipset-layer-{c.unique_prefix()}"
@@ -443,15 +439,7 @@ def _inc_ipset_layer(lab, n: int) -> dict:
     try:
         nets = work / "big.txt"
         shutil.copyfile(c.cidr_file(n), nets)
-        counts = scan_nets_file(nets, Loc(str(nets)), 16 << 20)
-        restore = work / "plain.restore"
-        with open(nets, "rb") as src, open(restore, "wb") as dst:
-            data = src.read()
-            dst.write(b"add bench-plain " + data[:-1].replace(b"\n", b"\nadd bench-plain ")
-                      + b"\n")
-        hashsize, maxelem = sizing(counts.count_v4)
-        spec = IpSetSpec("nw-s-bench", 4, "hash:net", files=(nets,),
-                         expected_count=counts.count_v4, origin="bench")
+        spec, restore, hashsize, maxelem = ipset_load.prepare(nets, work)
         return c.run_in(lab.server_ns, ipset_load._run, spec, nets, restore, work, hashsize,
                         maxelem)
     finally:
