@@ -96,9 +96,11 @@ class Kernel:
             xdp=tuple(placement),
             warnings=desired.warnings)
 
-    def counters(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """{(rule_id, backend): (packets, bytes)}; backend is raw/mangle/filter/xdp."""
-        out = dict(iptables_observe.counters())
+    def counters(self, observed: iptables_observe.IptablesObserved | None = None
+                 ) -> dict[tuple[str, str], tuple[int, int]]:
+        """{(rule_id, backend): (packets, bytes)}; backend is raw/mangle/filter/xdp.
+        `observed`: a read of the tables the caller already made (status reads once)."""
+        out = dict(iptables_observe.counters(observed))
         for rid, pb in self.xdp.counters().items():
             out[(rid, "xdp")] = pb
         return out
@@ -162,13 +164,14 @@ class Kernel:
                 "xdp": sorted(i.iface for i in desired.xdp.interfaces),
                 "host_endpoints": host_endpoints}
 
-    def drift(self, expected: dict[str, Any]) -> list[str]:
+    def drift(self, expected: dict[str, Any],
+              observed: iptables_observe.IptablesObserved | None = None) -> list[str]:
         """What differs between the kernel and a recorded generation's shape: nw- chains
         missing, changed (rule blocks by id: deleted, added, reordered, foreign rules
         inside) or unexpected; hooks missing or no longer first; ipsets missing or
         with other members; XDP detached or replaced."""
         out: list[str] = []
-        observed = iptables_observe.observe()
+        observed = observed or iptables_observe.observe()
         have_chains: dict[str, list[str]] = {}
         have_hooks: dict[str, int] = {}
         for t in observed.tables:
@@ -238,12 +241,12 @@ class Kernel:
                 out.append(spec.name)
         return out
 
-    def foreign(self) -> list[str]:
+    def foreign(self, observed: iptables_observe.IptablesObserved | None = None) -> list[str]:
         """What other tools have that touches nodewall's objects, or sits where it
         works (left alone, but worth knowing): rules jumping into nw- chains or
         matching nw- sets, and XDP programs that are not nodewall's."""
         out: list[str] = []
-        for t in iptables_observe.observe().tables:
+        for t in (observed or iptables_observe.observe()).tables:
             for r in t.foreign_refs:
                 out.append(f"{t.table} v{t.family}: rule {r.position} of {r.chain} "
                            f"(not nodewall's) jumps to {r.target}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from . import iptables_observe
 from . import panic as panic_mod
 from .conntrack import conntrack_info
 from .kernel import Kernel
@@ -49,7 +50,8 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
                         f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
     rules: list[RuleStats] = []
-    counters = kernel.counters()  # {(rule_id, backend): (packets, bytes)}
+    observed = iptables_observe.observe()  # one read of the tables for all below
+    counters = kernel.counters(observed)  # {(rule_id, backend): (packets, bytes)}
     seen = set()
     for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
         m = rules_meta.get(rid)
@@ -67,8 +69,8 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
     if pending is not None:
         pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
                                          pending.seconds_left)
-    drift = tuple(kernel.drift(expected))
-    warnings += [f"foreign: {f}" for f in kernel.foreign()]
+    drift = tuple(kernel.drift(expected, observed))
+    warnings += [f"foreign: {f}" for f in kernel.foreign(observed)]
     journal = store.journal()
     if journal is not None:
         warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "
