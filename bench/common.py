@@ -241,7 +241,7 @@ def unique_prefix() -> str:
 @contextlib.contextmanager
 def lab() -> Iterator:
     """A fresh lab (server with Redis, client), always deleted."""
-    from nodewall.engine import lab as lab_mod
+    from nodewall.engine.lab import lifecycle as lab_mod
     prefix = unique_prefix()
     info = lab_mod.lab_up(prefix, duration=3600, traffic=False)
     try:
@@ -259,14 +259,14 @@ def in_ns(ns: str, *argv: str, check: bool = True, timeout: float = 120,
 
 
 def run_in(ns: str, fn: Callable, *args, **kwargs):
-    from nodewall.engine.netns import run_in_netns
+    from nodewall.engine.system.netns import run_in_netns
     return run_in_netns(ns, fn, *args, **kwargs)
 
 
 # -- the CLI --------------------------------------------------------------------------------
 def nodewall_argv() -> list[str]:
     script = Path(sys.executable).parent / "nodewall"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "nodewall.engine.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nodewall.engine.cli.main"]
 
 
 @dataclass
@@ -368,7 +368,7 @@ def raw_drop_packets(ns: str, chain: str | None = None, rulenum: int | None = No
 
 
 def _xdp_deny() -> int:
-    from nodewall.engine.xdp_backend import XdpBackend
+    from nodewall.engine.dataplane.xdp.backend import XdpBackend
     return XdpBackend().action_counters().get("deny", (0, 0))[0]
 
 

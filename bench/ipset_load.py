@@ -26,13 +26,13 @@ import time
 import uuid
 from pathlib import Path
 
-from nodewall.engine import ipset_sync
-from nodewall.engine.desired import IpSetSpec
+from nodewall.engine.dataplane.ipsets import sync as ipset_sync
+from nodewall.engine.dataplane.ipsets.load import sizing
 from nodewall.engine.errors import Loc
-from nodewall.engine.ipset_load import sizing
-from nodewall.engine.netns import run_in_netns
-from nodewall.engine.netsfile import scan_nets_file
-from nodewall.engine.netsfile_baseline import BaselineStore
+from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.scan import scan_nets_file
+from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.system.netns import run_in_netns
 
 
 def make_file(path: Path, n: int, seed: int = 7) -> None:

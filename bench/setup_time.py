@@ -37,7 +37,7 @@ MEASURED: dict[int, dict] = {}
 
 
 def _restore_file(src: Path, n: int) -> Path:
-    from nodewall.engine.ipset_load import sizing
+    from nodewall.engine.dataplane.ipsets.load import sizing
     hashsize, maxelem = sizing(n)
     out = src.with_suffix(".restore")
     if not out.exists():
@@ -116,7 +116,7 @@ def nodewall_cli(lab, profile: Path, backend: str) -> tuple[float, c.CliRun]:
 _INPROC = """
 import sys, time
 from pathlib import Path
-from nodewall.engine import netns
+from nodewall.engine.system import netns
 from nodewall.engine.service import Service
 ns, state, profile, what = sys.argv[1:5]
 netns.enter(ns)  # setns like --netns (not `ip netns exec`: its private /sys hides bpffs)

@@ -26,7 +26,7 @@ import asyncio, json, os, sys, time
 T0 = float(sys.argv[1]); ns, state, profile = sys.argv[2:5]
 TICKS, INTERVAL = int(sys.argv[5]), float(sys.argv[6])
 from pathlib import Path
-from nodewall.engine import netns
+from nodewall.engine.system import netns
 netns.enter(ns)  # setns like `--netns` (`ip netns exec` would hide the bpffs pins)
 from nodewall.engine.service import Service
 from nodewall.tui.app import make_app

@@ -49,14 +49,14 @@ import time
 import uuid
 from pathlib import Path
 
-from nodewall.engine import xdp_sys
-from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
-from nodewall.engine.netns import run_in_netns
-from nodewall.engine.xdp_backend import XdpBackend
-from nodewall.engine.xdp_frames import mac, udp
-from nodewall.engine.xdp_maps import PIN_ROOT
+from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+from nodewall.engine.dataplane.xdp.backend import XdpBackend
+from nodewall.engine.dataplane.xdp.maps import PIN_ROOT
+from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.system.netns import run_in_netns
 
 from bench.common import Row, cidr_file, section_main
+from bench.frames import mac, udp
 from bench.xdp_pkt import _failsafe, sample_sources
 
 INJ_IF, RCV_IF = "xi0", "xr0"
@@ -185,7 +185,7 @@ def _inject(cpu: int, sources: list[str], frame: bytes, seconds: float) -> dict:
 
 
 def _xdp_state(path: Path, n: int) -> XdpState:
-    from nodewall.engine.model import DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND
+    from nodewall.engine.profile.model import DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND
     src = XdpSetSource(0, "network set bench", (), (path,), n, 0)
     iface = XdpInterface(
         RCV_IF, (XdpRule("bench-deny", "deny", None, (), 1),),

@@ -20,12 +20,12 @@ import time
 import uuid
 from pathlib import Path
 
-from nodewall.engine import xdp_trie as trie
-from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
-from nodewall.engine.netns import run_in_netns
-from nodewall.engine.netsfile import iter_member_chunks
-from nodewall.engine.xdp_backend import XdpBackend
-from nodewall.engine.xdp_maps import Pinned, create_hosts, create_trie
+from nodewall.engine.dataplane.xdp import source_maps as trie
+from nodewall.engine.dataplane.xdp.backend import XdpBackend
+from nodewall.engine.dataplane.xdp.maps import Pinned, create_hosts, create_trie
+from nodewall.engine.nets.scan import iter_member_chunks
+from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.system.netns import run_in_netns
 
 from bench.common import Row
 from bench.ipset_load import make_file
@@ -93,7 +93,7 @@ def _incremental(path: Path, n: int, work: Path) -> dict:
     """Full apply of the N-line set, then a one-line edit (a denied host replaced by
     another) applied with the first apply's file as baseline: XdpBackend.apply alone
     (no CLI, no profile loading), the same process, both timed."""
-    from nodewall.engine.netsfile_baseline import BaselineStore
+    from nodewall.engine.nets.baseline import BaselineStore
     mine = work / "inc.txt"
     data = path.read_bytes()
     mine.write_bytes(data)

@@ -49,14 +49,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from nodewall.engine import xdp_sys, xdp_trie
-from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
-from nodewall.engine.errors import Loc
-from nodewall.engine.model import DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, Failsafe
-from nodewall.engine.netns import run_in_netns
-from nodewall.engine.xdp_backend import XdpBackend
-from nodewall.engine.xdp_frames import udp
-from nodewall.engine.xdp_layout import (
+from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+from nodewall.engine.dataplane.xdp import source_maps as xdp_trie
+from nodewall.engine.dataplane.xdp.backend import XdpBackend
+from nodewall.engine.dataplane.xdp.layout import (
     FLOOR_FILE,
     FLOOR_HASH_FILE,
     FLOOR_HASH_NAME,
@@ -67,10 +63,19 @@ from nodewall.engine.xdp_layout import (
     MAP_SRC6,
     BuildConfig,
 )
-from nodewall.engine.xdp_load import compile_program
-from nodewall.engine.xdp_maps import PIN_ROOT, Pinned, create_trie
+from nodewall.engine.dataplane.xdp.maps import PIN_ROOT, Pinned, create_trie
+from nodewall.engine.dataplane.xdp.program import compile_program
+from nodewall.engine.errors import Loc
+from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.profile.model import (
+    DEFAULT_FAILSAFE_INBOUND,
+    DEFAULT_FAILSAFE_OUTBOUND,
+    Failsafe,
+)
+from nodewall.engine.system.netns import run_in_netns
 
 from bench.common import Row, cidr_file, section_main
+from bench.frames import udp
 
 IFACE, PEER = "xp0", "xp1"
 DST = "10.0.0.1"

@@ -7,16 +7,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import netns as netns_mod
-from .conntrack import ConntrackSample, conntrack_sample
-from .kernel import Kernel
-from .loader import load_profiles
-from .model import Profile
-from .service_model import ApplyResult, PlanPreview
-from .state import StateStore, default_state_dir
-from .status import collect_status
-from .status_model import StatusReport
-from .transaction import Transactions
+from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
+from nodewall.engine.observe.report import StatusReport
+from nodewall.engine.observe.status import collect_status
+from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.profile.model import Profile
+from nodewall.engine.safety.state_dir import StateStore, default_state_dir
+from nodewall.engine.safety.transactions import Transactions
+from nodewall.engine.service_model import ApplyResult, PlanPreview
+from nodewall.engine.system import netns as netns_mod
 
 
 class Service:

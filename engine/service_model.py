@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .status_model import PendingConfirm
+from nodewall.engine.observe.report import PendingConfirm
 
 
 @dataclass(frozen=True)

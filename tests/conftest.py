@@ -63,7 +63,7 @@ class NetnsPair:
 def drop_namespace(ns: str) -> None:
     """Kill what still runs inside, delete the namespace, and drop what nodewall kept
     for it outside (bpffs pins, ipset manifests, default state dir)."""
-    from nodewall.engine.lab import forget_namespace
+    from nodewall.engine.lab.lifecycle import forget_namespace
     for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
         sh("kill", "-9", pid, check=False)
     sh("ip", "netns", "del", ns, check=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from nodewall.engine.status_model import RuleStats, StatusReport
+from nodewall.engine.observe.report import RuleStats, StatusReport
 
 HISTORY = 60  # samples kept per series (sparklines show the tail)
 

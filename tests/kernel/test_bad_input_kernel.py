@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nodewall.engine import netns
+from nodewall.engine.system import netns
 
 from tests.conftest import IS_ROOT
 from tests.kernel.test_safety_kit import add_foreign, nw, saves, write_profile
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.kernel,
 
 
 def _run_all(jobs: list[tuple[str, list[str]]]) -> list[tuple[str, int, str]]:
-    from nodewall.engine import cli
+    from nodewall.engine.cli import main as cli
     out = []
     for name, argv in jobs:
         err = io.StringIO()

@@ -15,12 +15,12 @@ from tests.conftest import IS_ROOT, REPO, in_ns
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
 
-NODEWALL = [sys.executable, "-m", "nodewall.engine.cli"]
+NODEWALL = [sys.executable, "-m", "nodewall.engine.cli.main"]
 
 
 @pytest.fixture
 def lab(tmp_path):
-    from nodewall.engine import lab as lab_mod
+    from nodewall.engine.lab import lifecycle as lab_mod
     prefix = f"nwt{uuid.uuid4().hex[:5]}"
     info = lab_mod.lab_up(prefix, duration=120, traffic=False)
     try:

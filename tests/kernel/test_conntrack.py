@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from nodewall.engine import conntrack, lab_net, netns
 from nodewall.engine.errors import EnvironmentProblem
+from nodewall.engine.lab import net as lab_net
+from nodewall.engine.observe import conntrack
+from nodewall.engine.system import netns
 
 from tests.conftest import needs_root, sh
 

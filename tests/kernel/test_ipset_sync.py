@@ -4,11 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nodewall.engine import ipset_flush, ipset_observe, ipset_sync
-from nodewall.engine.desired import IpSetSpec
+from nodewall.engine.dataplane.ipsets import flush as ipset_flush
+from nodewall.engine.dataplane.ipsets import observe as ipset_observe
+from nodewall.engine.dataplane.ipsets import sync as ipset_sync
 from nodewall.engine.errors import KernelError
-from nodewall.engine.netns import run_in_netns
-from nodewall.engine.netsfile_baseline import BaselineStore
+from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.system.netns import run_in_netns
 
 from tests.conftest import in_ns
 

@@ -3,8 +3,10 @@ states built by hand, applied with python-iptables, checked with real packets.""
 from __future__ import annotations
 
 import pytest
-from nodewall.engine import iptables_apply, iptables_observe
-from nodewall.engine.desired import (
+from nodewall.engine.dataplane.iptables import apply as iptables_apply
+from nodewall.engine.dataplane.iptables import observe as iptables_observe
+from nodewall.engine.errors import OwnershipError
+from nodewall.engine.plan.desired import (
     Chain,
     DesiredState,
     Hook,
@@ -14,9 +16,8 @@ from nodewall.engine.desired import (
     Target,
     XdpState,
 )
-from nodewall.engine.errors import OwnershipError
-from nodewall.engine.model import PortRange
-from nodewall.engine.netns import run_in_netns
+from nodewall.engine.profile.model import PortRange
+from nodewall.engine.system.netns import run_in_netns
 
 from tests.conftest import in_ns
 

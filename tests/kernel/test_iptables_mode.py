@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from nodewall.engine import iptables_apply, iptables_mode
-from nodewall.engine.desired import (
+from nodewall.engine.dataplane.iptables import apply as iptables_apply
+from nodewall.engine.dataplane.iptables import mode as iptables_mode
+from nodewall.engine.plan.desired import (
     Chain,
     DesiredState,
     Hook,
@@ -13,7 +14,7 @@ from nodewall.engine.desired import (
     Target,
     XdpState,
 )
-from nodewall.engine.netns import run_in_netns
+from nodewall.engine.system.netns import run_in_netns
 
 from tests.conftest import in_ns
 

@@ -9,8 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from nodewall.engine import conntrack, lab, lab_net, lab_traffic, links, netns
 from nodewall.engine.errors import EnvironmentProblem
+from nodewall.engine.lab import lifecycle as lab
+from nodewall.engine.lab import net as lab_net
+from nodewall.engine.lab import traffic as lab_traffic
+from nodewall.engine.observe import conntrack, links
+from nodewall.engine.system import netns
 
 from tests.conftest import IS_ROOT, in_ns, needs_root
 
@@ -210,9 +214,9 @@ def test_lab_down_forgets_nodewall_state_of_its_namespaces(tmp_path):
     would describe a kernel that no longer exists."""
     if not IS_ROOT:
         pytest.skip("kernel test: needs root to create network namespaces")
-    from nodewall.engine.ipset_sync import RUN_ROOT
-    from nodewall.engine.state import default_state_dir
-    from nodewall.engine.xdp_maps import PIN_ROOT
+    from nodewall.engine.dataplane.ipsets.sync import RUN_ROOT
+    from nodewall.engine.dataplane.xdp.maps import PIN_ROOT
+    from nodewall.engine.safety.state_dir import default_state_dir
     prefix = f"nwt{uuid.uuid4().hex[:5]}"
     info = lab.lab_up(prefix, duration=30, traffic=False)
     made = [PIN_ROOT / info.server_ns, RUN_ROOT / info.server_ns,

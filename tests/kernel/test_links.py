@@ -7,8 +7,9 @@ import os
 import platform
 
 import pytest
-from nodewall.engine import links, netns
-from nodewall.engine.status_model import InterfaceInfo
+from nodewall.engine.observe import links
+from nodewall.engine.observe.report import InterfaceInfo
+from nodewall.engine.system import netns
 from pyroute2 import IPRoute
 
 from tests.conftest import in_ns, needs_root, sh

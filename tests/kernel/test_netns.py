@@ -6,11 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from nodewall.engine import netns
+from nodewall.engine.system import netns
 
 from tests.conftest import in_ns
 
-CODE = "from nodewall.engine import netns; print(netns.current_name(), netns.scope_name())"
+CODE = "from nodewall.engine.system import netns; print(netns.current_name(), netns.scope_name())"
 
 
 def test_name_is_found_under_ip_netns_exec(netns_one):

@@ -5,7 +5,7 @@ rules that use nodewall's objects, and which iptables nodewall writes."""
 from __future__ import annotations
 
 import pytest
-from nodewall.engine import netns
+from nodewall.engine.system import netns
 
 from tests.conftest import IS_ROOT, in_ns
 from tests.kernel.test_safety_kit import add_foreign, nw, saves, status, write_profile
@@ -36,7 +36,7 @@ def _attach_foreign(iface: str) -> None:
     import socket
 
     from bcc import BPF
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     fn = BPF(text=FOREIGN_XDP).load_func("fw_other", BPF.XDP)
     xdp_sys.xdp_attach(socket.if_nametoindex(iface), fn.fd, xdp_sys.XDP_FLAGS_SKB_MODE)
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from nodewall.engine import netns
-from nodewall.engine.state import StateStore
+from nodewall.engine.safety.state_dir import StateStore
+from nodewall.engine.system import netns
 
 from tests.conftest import IS_ROOT
 from tests.kernel.test_safety_kit import fingerprint, nw, nw_cmd, status, write_profile
@@ -176,8 +176,8 @@ def test_late_revert_of_a_pending_apply_does_not_roll_back_further(two, tmp_path
     """The TUI's revert names the pending generation: once the watcher has reverted it,
     a revert arriving a moment later is refused instead of undoing generation 1 too."""
     from nodewall.engine.errors import NodewallError
-    from nodewall.engine.netns import run_in_netns
     from nodewall.engine.service import Service
+    from nodewall.engine.system.netns import run_in_netns
 
     ns, state, a, b = two
     nw(ns, state, "apply", str(a))

@@ -18,7 +18,7 @@ from tests.conftest import IS_ROOT, in_ns
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
 
-NODEWALL = [sys.executable, "-m", "nodewall.engine.cli"]
+NODEWALL = [sys.executable, "-m", "nodewall.engine.cli.main"]
 
 
 def nw_cmd(ns: str, state: Path, *args: str) -> list[str]:

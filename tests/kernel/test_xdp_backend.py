@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from nodewall.engine import netns, xdp_maps
-from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.dataplane.xdp import maps as xdp_maps
+from nodewall.engine.dataplane.xdp.backend import XdpBackend
 from nodewall.engine.errors import Loc, OwnershipError
-from nodewall.engine.model import Failsafe, PortRange
-from nodewall.engine.xdp_backend import XdpBackend
+from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.profile.model import Failsafe, PortRange
+from nodewall.engine.system import netns
 
 from tests.conftest import in_ns
 
@@ -80,7 +81,7 @@ def _gen():
 
 
 def _trie_id(fam: int) -> int:
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         fd = p.inner_fd(fam, p.active_gen())
         assert fd is not None
@@ -182,7 +183,7 @@ def _foreign_then_apply():
     import socket
 
     from bcc import BPF
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     b = BPF(text=FOREIGN)
     fn = b.load_func("fw_other", BPF.XDP)
     idx = socket.if_nametoindex("srv0")
@@ -261,7 +262,7 @@ def _ids_counters():
 
 
 def test_failsafe_return_matches_source_port_before_deny_all(pair):
-    from nodewall.engine.xdp_rules import failsafe_id
+    from nodewall.engine.dataplane.xdp.rule_rows import failsafe_id
     inbound = (fs("udp:68"),)
     ret = (fs("udp:53"), fs(f"udp:67@{DENIED4}/32"))
     iface = XdpInterface("srv0", (XdpRule("r-deny-all", "deny", None, (), 0),), inbound,
@@ -297,7 +298,7 @@ def _test_run(frames: list[bytes]) -> list[int]:
     import ctypes
     import socket
 
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     idx = socket.if_nametoindex("srv0")
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         out = []
@@ -309,7 +310,7 @@ def _test_run(frames: list[bytes]) -> list[int]:
 
 
 def test_vlan_tagged_frames_pass_untouched(pair):
-    from nodewall.engine import xdp_frames
+    from bench import frames as xdp_frames
     sets = (XdpSetSource(0, "blocklist", (f"{DENIED4}/32",), (), 1, 0),)
     iface = XdpInterface("srv0", (XdpRule("r-deny", "deny", None, (), 1),), ())
     netns.run_in_netns(pair.server, _apply, XdpState("native", (iface,), sets))
@@ -343,7 +344,7 @@ def _two_ifaces(allow_udp: bool) -> XdpState:
 def _verdicts(frames: list[tuple[str, bytes]]) -> list[int]:
     import socket
 
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         out = []
         for name, f in frames:
@@ -358,8 +359,9 @@ def _tables():
 
 
 def test_rule_tables_array_and_hash_fallback_across_flips(pair):
-    from nodewall.engine import xdp_frames
-    from nodewall.engine.xdp_layout import NW_IFARR_SLOTS
+    from nodewall.engine.dataplane.xdp.layout import NW_IFARR_SLOTS
+
+    from bench import frames as xdp_frames
     in_ns(pair.server, "ip", "link", "add", "big0", "index", str(BIG_IFINDEX), "type", "veth",
           "peer", "name", "big1")
     for i in ("big0", "big1"):
@@ -415,7 +417,7 @@ def _source_maps():
 
 
 def test_host_hash_values_carry_covering_prefix_bits_through_deltas(pair):
-    from nodewall.engine import xdp_frames
+    from bench import frames as xdp_frames
     host4, host6, other4 = DENIED4, DENIED6, "10.77.0.98"
 
     def frames(src: str, dst: str) -> list[tuple[str, bytes]]:
@@ -476,7 +478,7 @@ def _filed(path: Path, lines: list[str], extra_inline: tuple[str, ...] = (),
 def _apply_with(xdp: XdpState, base_dir: Path, record: Path):
     """Apply with the baselines of the previous apply, then record the file as applied
     (what the transaction layer does per generation)."""
-    from nodewall.engine.netsfile_baseline import BaselineStore
+    from nodewall.engine.nets.baseline import BaselineStore
     store = BaselineStore(base_dir)
     XdpBackend().apply(xdp, baselines=store)
     s = xdp.sets[0]
@@ -486,7 +488,7 @@ def _apply_with(xdp: XdpState, base_dir: Path, record: Path):
 
 
 def _map_ids() -> dict[str, int | None]:
-    from nodewall.engine import xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
     out: dict[str, int | None] = {}
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         for host in (False, True):
@@ -500,8 +502,9 @@ def _map_ids() -> dict[str, int | None]:
 def test_nets_file_one_line_edit_changes_host_entries_in_place(pair, tmp_path):
     import random
 
-    from nodewall.engine import xdp_frames
-    from nodewall.engine.xdp_trie import source_digest
+    from nodewall.engine.dataplane.xdp.source_maps import source_digest
+
+    from bench import frames as xdp_frames
     rng = random.Random(5)
     bulk = [f"198.18.{rng.randrange(256)}.{rng.randrange(256)}" for _ in range(3000)]
     lines = [*bulk[:1500], "10.77.0.99", "192.0.2.0/24", "fd77::99", *bulk[1500:]]

@@ -15,7 +15,7 @@ from tests.conftest import in_ns
 
 pytestmark = pytest.mark.kernel
 
-NODEWALL = [sys.executable, "-m", "nodewall.engine.cli"]
+NODEWALL = [sys.executable, "-m", "nodewall.engine.cli.main"]
 DENIED = "10.77.0.99"
 
 PROFILE = """[settings]
@@ -58,7 +58,7 @@ for _ in range(5):
 
 
 def test_apply_through_ip_netns_exec_keeps_pins_for_status(netns_pair, tmp_path):
-    from nodewall.engine import xdp_maps
+    from nodewall.engine.dataplane.xdp import maps as xdp_maps
     pair = netns_pair
     pair.add_client_address(f"{DENIED}/24")
     nets = tmp_path / "deny.txt"

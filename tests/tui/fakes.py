@@ -8,11 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import tomlkit
-from nodewall.engine.conntrack import ConntrackSample, UntrackedHint
 from nodewall.engine.errors import InputError, InputErrors, Loc
-from nodewall.engine.model import Profile, Settings
-from nodewall.engine.service_model import ApplyResult, PlanPreview
-from nodewall.engine.status_model import (
+from nodewall.engine.observe.conntrack import ConntrackSample, UntrackedHint
+from nodewall.engine.observe.report import (
     ConntrackCpu,
     ConntrackInfo,
     InterfaceInfo,
@@ -20,6 +18,8 @@ from nodewall.engine.status_model import (
     RuleStats,
     StatusReport,
 )
+from nodewall.engine.profile.model import Profile, Settings
+from nodewall.engine.service_model import ApplyResult, PlanPreview
 from tomlkit.exceptions import ParseError
 
 ACTIONS = ("allow", "deny", "log", "pass")

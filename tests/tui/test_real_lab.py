@@ -44,7 +44,7 @@ class Lab:
 
 
 def nodewall(lab: Lab, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nodewall.engine.cli", "--netns", lab.ns,
+    return subprocess.run([sys.executable, "-m", "nodewall.engine.cli.main", "--netns", lab.ns,
                            "--state-dir", str(lab.state), *args],
                           capture_output=True, text=True, timeout=120, check=True)
 
@@ -64,9 +64,9 @@ def with_ports(text: str, ports: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from nodewall.engine import lab as lab_mod
-    from nodewall.engine.netns import run_in_netns
+    from nodewall.engine.lab import lifecycle as lab_mod
     from nodewall.engine.service import Service
+    from nodewall.engine.system.netns import run_in_netns
 
     prefix = f"nwt{uuid.uuid4().hex[:6]}"
     info = lab_mod.lab_up(prefix, duration=300, traffic=True)
@@ -90,8 +90,8 @@ Scenario = Callable[[object, dict], Awaitable[None]]
 def in_app(lab: Lab, scenario: Scenario, **app_kwargs) -> dict:
     """Run `scenario(pilot, observations)` on an 80x24 app over the real Service in
     the lab's server namespace; returns the observations."""
-    from nodewall.engine.netns import run_in_netns
     from nodewall.engine.service import Service
+    from nodewall.engine.system.netns import run_in_netns
     from nodewall.tui.app import make_app
 
     def child() -> dict:

@@ -36,7 +36,7 @@ SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 def nodewall_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "nodewall"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nodewall.engine.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nodewall.engine.cli.main"]
 
 
 class Lab:
@@ -57,7 +57,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from nodewall.engine import lab as lab_mod
+    from nodewall.engine.lab import lifecycle as lab_mod
     prefix = f"nwt{uuid.uuid4().hex[:6]}"
     info = lab_mod.lab_up(prefix, duration=120, traffic=False)  # the test makes the traffic
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from nodewall.engine.errors import InputError, InputErrors
-from nodewall.engine.loader import load_profiles
+from nodewall.engine.profile.loader import load_profiles
 
 CORPUS = Path(__file__).parent / "bad_profiles"
 PROFILES = sorted(p for p in CORPUS.glob("*.toml") if not p.name.endswith(".companion.toml"))

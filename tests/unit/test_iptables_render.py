@@ -3,19 +3,19 @@ iptables-save text, planning ops from observed id blocks, counting rules per mod
 from __future__ import annotations
 
 import pytest
-from nodewall.engine.desired import Chain, Hook, Match, Rule, TableState, Target
-from nodewall.engine.errors import OwnershipError
-from nodewall.engine.iptables_mode import count_rules
-from nodewall.engine.iptables_observe import (
+from nodewall.engine.dataplane.iptables.mode import count_rules
+from nodewall.engine.dataplane.iptables.observe import (
     ForeignRef,
     ObservedChain,
     ObservedHook,
     ObservedRule,
     ObservedTable,
 )
-from nodewall.engine.iptables_plan import plan_table
-from nodewall.engine.iptables_render import hook_spec, render_line, render_text, spec_text
-from nodewall.engine.model import PortRange
+from nodewall.engine.dataplane.iptables.plan import plan_table
+from nodewall.engine.dataplane.iptables.render import hook_spec, render_line, render_text, spec_text
+from nodewall.engine.errors import OwnershipError
+from nodewall.engine.plan.desired import Chain, Hook, Match, Rule, TableState, Target
+from nodewall.engine.profile.model import PortRange
 
 P = PortRange
 
@@ -161,7 +161,7 @@ def test_count_rules_splits_ours_from_foreign():
 def test_xtables_lock_is_exclusive_and_times_out_clearly(tmp_path):
     import fcntl
 
-    from nodewall.engine.xtables_lock import XtablesLockTimeout, xtables_lock
+    from nodewall.engine.dataplane.iptables.xtables_lock import XtablesLockTimeout, xtables_lock
 
     lock = tmp_path / "xtables.lock"
     with xtables_lock(0, lock):

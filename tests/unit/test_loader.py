@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from nodewall.engine.errors import InputError, InputErrors, Loc
-from nodewall.engine.loader import load_profiles
-from nodewall.engine.model import (
+from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.profile.model import (
     DEFAULT_FAILSAFE_INBOUND,
     DEFAULT_FAILSAFE_OUTBOUND,
     DEFAULT_MAX_SET_ENTRIES,
@@ -15,7 +16,6 @@ from nodewall.engine.model import (
     PortRange,
     Profile,
 )
-from nodewall.engine.netsfile_baseline import BaselineStore
 
 DESIGN_EXAMPLE = (Path(__file__).parent.parent / "data" / "design_example.toml").read_text()
 

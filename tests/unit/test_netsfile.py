@@ -6,17 +6,13 @@ from pathlib import Path
 
 import pytest
 from nodewall.engine.errors import InputError, Loc
-from nodewall.engine.netsfile import (
+from nodewall.engine.nets.baseline import BaselineStore, delta_members, file_delta
+from nodewall.engine.nets.scan import (
     clean_chunk,
     iter_member_chunks,
     iter_members,
     read_chunks,
     scan_nets_file,
-)
-from nodewall.engine.netsfile_baseline import (
-    BaselineStore,
-    delta_members,
-    file_delta,
 )
 
 LOC = Loc("p.toml", 3, 13)
@@ -121,7 +117,7 @@ def test_bad_lines_are_located(tmp_path: Path, line: str, col: int, message: str
 
 
 def test_bad_line_in_a_later_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodewall.engine import netsfile
+    from nodewall.engine.nets import scan as netsfile
 
     monkeypatch.setattr(netsfile, "CHUNK", 64)
     good = [f"10.0.{i // 256}.{i % 256}" for i in range(300)]
@@ -298,7 +294,7 @@ def test_common_prefix_and_suffix_match_a_naive_reference(tmp_path):
     import os as _os
     import random as _random
 
-    from nodewall.engine import netsfile_baseline as nb
+    from nodewall.engine.nets import baseline as nb
 
     rnd = _random.Random(7)
     for case in range(60):
@@ -330,7 +326,7 @@ def test_common_prefix_and_suffix_match_a_naive_reference(tmp_path):
 
 
 def test_memfind_matches_bytes_find(tmp_path):
-    from nodewall.engine import netsfile_baseline as nb
+    from nodewall.engine.nets import baseline as nb
 
     data = b"10.0.0.1\n10.0.0.10\n192.0.2.0/24\n10.0.0.1\n" * 1000
     path = tmp_path / "f"

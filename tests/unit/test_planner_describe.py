@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from nodewall.engine.describe import failsafe_summary, rule_summary
-from nodewall.engine.model import EntityMatch, IcmpMatch
-from nodewall.engine.naming import endpoint_chain, top_chain
+from nodewall.engine.plan.describe import failsafe_summary, rule_summary
+from nodewall.engine.plan.naming import endpoint_chain, top_chain
+from nodewall.engine.profile.model import EntityMatch, IcmpMatch
 
 from .test_planner_kit import fs, ports, rule
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nodewall.engine.iptables_render import render_line
-from nodewall.engine.loader import load_profiles
-from nodewall.engine.naming import netset_set
-from nodewall.engine.planner import plan
+from nodewall.engine.dataplane.iptables.render import render_line
+from nodewall.engine.plan.naming import netset_set
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.profile.loader import load_profiles
 
 from .test_planner_kit import chain_names, lines, policy_ids
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodewall.engine.desired import Chain, DesiredState, TableState
+from nodewall.engine.dataplane.iptables.render import render_text
 from nodewall.engine.errors import Loc
-from nodewall.engine.iptables_render import render_text
-from nodewall.engine.model import (
+from nodewall.engine.plan.desired import Chain, DesiredState, TableState
+from nodewall.engine.profile.model import (
     EntityMatch,
     Failsafe,
     HostEndpoint,
@@ -18,7 +18,7 @@ from nodewall.engine.model import (
     Profile,
     Settings,
 )
-from nodewall.engine.model import Rule as PRule
+from nodewall.engine.profile.model import Rule as PRule
 
 LOC = Loc("test.toml", 1, 1)
 

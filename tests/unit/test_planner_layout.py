@@ -1,9 +1,9 @@
 """Planner layout: tables, hooks, chains and their order."""
 from __future__ import annotations
 
-from nodewall.engine.desired import MARK_ALLOW, Hook
-from nodewall.engine.model import EntityMatch, IcmpMatch
-from nodewall.engine.planner import plan
+from nodewall.engine.plan.desired import MARK_ALLOW, Hook
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.profile.model import EntityMatch, IcmpMatch
 
 from .test_planner_kit import (
     chain,
@@ -307,8 +307,8 @@ def test_v6_neighbour_discovery_is_accepted_before_the_invalid_drop():
     import pathlib
     import tempfile
 
-    from nodewall.engine.loader import load_profiles
-    from nodewall.engine.planner import plan
+    from nodewall.engine.plan.planner import plan
+    from nodewall.engine.profile.loader import load_profiles
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "p.toml"
         p.write_text('[[host_endpoints]]\nname = "e"\ninterface = "eth0"\n')

@@ -1,10 +1,10 @@
 """Planner: nets and selectors -> ipsets, families, port splitting."""
 from __future__ import annotations
 
-from nodewall.engine.model import EntityMatch, PortRange
-from nodewall.engine.naming import hosts_set, list_set, netset_set, rule_nets_set
-from nodewall.engine.planner import plan
-from nodewall.engine.planner_rules import split_ports
+from nodewall.engine.plan.naming import hosts_set, list_set, netset_set, rule_nets_set
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.plan.rules import split_ports
+from nodewall.engine.profile.model import EntityMatch, PortRange
 
 from .test_planner_kit import chain, hep, netset, policy, policy_ids, ports, profile, rule
 
@@ -177,7 +177,7 @@ def test_network_set_names_are_stable_readable_unique_and_short():
 
 
 def test_subtract_ports():
-    from nodewall.engine.planner_rules import subtract_ports
+    from nodewall.engine.plan.rules import subtract_ports
     assert subtract_ports((), ports(0)) == ports("1:65535")
     assert subtract_ports(ports("10:20", 30), ports("15:16", 30, 99)) == ports(
         "10:14", "17:20")

@@ -1,9 +1,9 @@
 """Planner: XDP acceleration of untracked ingress rules."""
 from __future__ import annotations
 
-from nodewall.engine.model import EntityMatch, IcmpMatch
-from nodewall.engine.planner import plan
-from nodewall.engine.planner_xdp import MAX_SOURCES, why_not_expressible
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.plan.xdp import MAX_SOURCES, why_not_expressible
+from nodewall.engine.profile.model import EntityMatch, IcmpMatch
 
 from .test_planner_kit import chain, hep, netset, policy, policy_ids, ports, profile, rule
 

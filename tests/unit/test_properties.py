@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nodewall.engine.errors import InputErrors
-from nodewall.engine.loader import load_profiles
-from nodewall.engine.selector import parse_selector
+from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.profile.selector import parse_selector
 
 from .test_loader import BLOCKLIST, DESIGN_EXAMPLE
 

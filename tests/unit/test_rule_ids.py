@@ -5,14 +5,14 @@ import re
 from dataclasses import replace
 
 from nodewall.engine.errors import Loc
-from nodewall.engine.model import EntityMatch
-from nodewall.engine.planner import plan
-from nodewall.engine.rule_ids import (
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.plan.rule_ids import (
     ID_LENGTH,
     assign_dup_indexes,
     policy_rule_id,
     synthetic_id,
 )
+from nodewall.engine.profile.model import EntityMatch
 
 from .test_planner_kit import hep, netset, policy, policy_ids, ports, profile, rule
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from nodewall.engine.errors import InputError, Loc
-from nodewall.engine.selector import ALL, parse_selector
+from nodewall.engine.profile.selector import ALL, parse_selector
 
 LABELS = {"hep": "redis-host", "role": "db", "projectcalico.org/name": "n1", "zone": "a"}
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from nodewall.engine.errors import LockBusy
-from nodewall.engine.state import GenerationMeta, Journal, Pending, StateStore
+from nodewall.engine.safety.state_dir import GenerationMeta, Journal, Pending, StateStore
 
 
 def _gen(store: StateStore, n: int) -> None:

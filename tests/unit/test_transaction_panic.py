@@ -7,9 +7,10 @@ import configparser
 import shlex
 from pathlib import Path
 
-from nodewall.engine import panic
-from nodewall.engine.cli import build_parser
-from nodewall.engine.desired import (
+from nodewall.engine.cli.main import build_parser
+from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.errors import Loc
+from nodewall.engine.plan.desired import (
     Chain,
     DesiredState,
     Hook,
@@ -19,9 +20,8 @@ from nodewall.engine.desired import (
     Target,
     XdpState,
 )
-from nodewall.engine.errors import Loc
-from nodewall.engine.kernel import Kernel
-from nodewall.engine.model import Failsafe, Settings
+from nodewall.engine.profile.model import Failsafe, Settings
+from nodewall.engine.safety import panic
 
 UNITS = Path(__file__).resolve().parents[2] / "engine" / "systemd"
 

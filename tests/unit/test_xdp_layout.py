@@ -9,12 +9,9 @@ import struct
 from importlib import resources
 
 import pytest
-from nodewall.engine import xdp_layout as L
-from nodewall.engine import xdp_trie as T
-from nodewall.engine.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
-from nodewall.engine.errors import InputError, Loc
-from nodewall.engine.model import Failsafe, PortRange
-from nodewall.engine.xdp_rules import (
+from nodewall.engine.dataplane.xdp import layout as L
+from nodewall.engine.dataplane.xdp import source_maps as T
+from nodewall.engine.dataplane.xdp.rule_rows import (
     allocate_slots,
     failsafe_entry,
     fits,
@@ -22,6 +19,9 @@ from nodewall.engine.xdp_rules import (
     needed_config,
     rule_rows,
 )
+from nodewall.engine.errors import InputError, Loc
+from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
+from nodewall.engine.profile.model import Failsafe, PortRange
 
 HEADER = resources.files("nodewall.bpf").joinpath("nw_xdp.h").read_text()
 
@@ -165,9 +165,9 @@ def test_failsafe_entry_words_match_raw_address_bytes():
 
 
 def test_failsafe_ids_are_the_raw_chain_failsafe_rule_ids():
-    from nodewall.engine.model import EntityMatch
-    from nodewall.engine.planner import plan
-    from nodewall.engine.xdp_rules import failsafe_entries
+    from nodewall.engine.dataplane.xdp.rule_rows import failsafe_entries
+    from nodewall.engine.plan.planner import plan
+    from nodewall.engine.profile.model import EntityMatch
 
     from .test_planner_kit import chain, hep, policy, profile, rule
     pol = policy("u", ingress=(rule("deny", src=EntityMatch(nets=("198.51.100.0/24",))),),
@@ -187,7 +187,7 @@ def test_failsafe_ids_are_the_raw_chain_failsafe_rule_ids():
 
 
 def test_iface_value_failsafe_slots_and_source_port_flag():
-    from nodewall.engine.xdp_rules import counted_ids, failsafe_entries
+    from nodewall.engine.dataplane.xdp.rule_rows import counted_ids, failsafe_entries
     iface = XdpInterface("eth0", (_rule("a"),), (Failsafe("tcp", 22, None, Loc("x")),),
                          failsafe_return=(Failsafe("udp", 53, "10.0.0.0/8", Loc("x")),))
     xdp = XdpState(interfaces=(iface,))

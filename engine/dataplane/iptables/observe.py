@@ -1,0 +1,158 @@
+"""What nodewall owns in the legacy xtables of the current namespace: its nw- chains
+as sequences of rule-id blocks with counters, its hook jumps, and foreign rules that
+jump into its chains (which would keep a chain from being deleted)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nodewall.engine.dataplane.iptables.libiptc import (
+    BUILTIN_CHAINS,
+    FAMILIES,
+    TABLES,
+    Handle,
+    loaded_tables,
+)
+from nodewall.engine.plan.desired import HOOK_RULE_ID, PREFIX, Family, TableName
+
+
+@dataclass(frozen=True)
+class ObservedRule:
+    rule_id: str | None  # from the comment "nw:<id>"; None = no nodewall comment
+    target: str
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive rules of one chain that share a rule id."""
+
+    rule_id: str | None
+    position: int  # 1-based position of the first rule
+    count: int
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ObservedChain:
+    name: str
+    rules: tuple[ObservedRule, ...]
+
+    def blocks(self) -> tuple[Block, ...]:
+        out: list[Block] = []
+        for pos, r in enumerate(self.rules, start=1):
+            if out and out[-1].rule_id == r.rule_id and r.rule_id is not None:
+                b = out[-1]
+                out[-1] = Block(b.rule_id, b.position, b.count + 1,
+                                b.packets + r.packets, b.bytes + r.bytes)
+            else:
+                out.append(Block(r.rule_id, pos, 1, r.packets, r.bytes))
+        return tuple(out)
+
+    def id_sequence(self) -> tuple[tuple[str | None, int], ...]:
+        return tuple((b.rule_id, b.count) for b in self.blocks())
+
+
+@dataclass(frozen=True)
+class ObservedHook:
+    kernel_chain: str
+    chain: str  # the target of the jump
+    position: int  # 1-based
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ForeignRef:
+    """A rule nodewall does not own that jumps into one of its chains."""
+
+    chain: str  # where the foreign rule sits
+    position: int
+    target: str  # the nw- chain it jumps to
+
+
+@dataclass(frozen=True)
+class ObservedTable:
+    family: Family
+    table: TableName
+    present: bool  # False: the legacy table does not exist (nothing of ours there)
+    chains: tuple[ObservedChain, ...] = ()
+    hooks: tuple[ObservedHook, ...] = ()
+    foreign_refs: tuple[ForeignRef, ...] = ()
+
+    def chain(self, name: str) -> ObservedChain | None:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def owns_anything(self) -> bool:
+        return bool(self.chains or self.hooks)
+
+
+@dataclass(frozen=True)
+class IptablesObserved:
+    tables: tuple[ObservedTable, ...]
+
+    def table(self, family: Family, name: TableName) -> ObservedTable:
+        for t in self.tables:
+            if t.family == family and t.table == name:
+                return t
+        return ObservedTable(family, name, present=False)
+
+
+def observe_handle(h: Handle) -> ObservedTable:
+    """Read nodewall's part of one open table snapshot."""
+    chains: list[ObservedChain] = []
+    hooks: list[ObservedHook] = []
+    refs: list[ForeignRef] = []
+    builtin = set(BUILTIN_CHAINS[h.name])
+    for name in h.chains():
+        raw = list(h.rules(name))
+        if name.startswith(PREFIX):
+            chains.append(ObservedChain(name, tuple(
+                ObservedRule(r.nw_id, r.target, r.packets, r.bytes) for r in raw)))
+            continue
+        for pos, r in enumerate(raw, start=1):
+            if not r.target.startswith(PREFIX):
+                continue
+            if name in builtin and r.nw_id == HOOK_RULE_ID:
+                hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes))
+            else:
+                refs.append(ForeignRef(name, pos, r.target))
+    return ObservedTable(h.family, h.name, True, tuple(chains), tuple(hooks),  # type: ignore[arg-type]
+                         tuple(refs))
+
+
+def observe_table(family: Family, table: TableName) -> ObservedTable:
+    if table not in loaded_tables(family):
+        return ObservedTable(family, table, present=False)
+    with Handle(family, table) as h:
+        return observe_handle(h)
+
+
+def observe(families: Iterable[Family] = FAMILIES,
+            tables: Iterable[TableName] = TABLES) -> IptablesObserved:
+    """nodewall's chains and hooks in raw/mangle/filter, v4 and v6, of the current
+    namespace.  Tables that do not exist are reported absent, not created."""
+    tables = tuple(tables)
+    return IptablesObserved(tuple(observe_table(f, t) for f in families for t in tables))
+
+
+def counters(observed: IptablesObserved | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(rule_id, table): (packets, bytes)}, summed over families and over the rules
+    that share an id (hooks excluded)."""
+    observed = observed or observe()
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for t in observed.tables:
+        for c in t.chains:
+            for r in c.rules:
+                if r.rule_id is None or r.rule_id == HOOK_RULE_ID:
+                    continue
+                key = (r.rule_id, t.table)
+                p, b = out.get(key, (0, 0))
+                out[key] = (p + r.packets, b + r.bytes)
+    return out

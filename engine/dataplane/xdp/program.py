@@ -1,0 +1,243 @@
+"""Compile bpf/nw_xdp.c with bcc (sources from the nodewall.bpf package through
+importlib.resources, never relative to the cwd; sizes as -D flags), and attach /
+detach XDP programs with ownership checks."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+
+from nodewall.engine.dataplane.xdp import bpf_syscall as sys_
+from nodewall.engine.dataplane.xdp.layout import (
+    HEADER_FILE,
+    OWNED_PREFIX,
+    PROG_FILE,
+    PROGRAM_MAPS,
+    BuildConfig,
+)
+from nodewall.engine.errors import EnvironmentProblem, KernelError, OwnershipError
+
+INCLUDE = f'#include "{HEADER_FILE}"'
+
+
+def source_text(name: str) -> str:
+    """A bpf/ source with the shared header inlined."""
+    pkg = resources.files("nodewall.bpf")
+    text = pkg.joinpath(name).read_text(encoding="utf-8")
+    header = pkg.joinpath(HEADER_FILE).read_text(encoding="utf-8")
+    return text.replace(INCLUDE, header)
+
+
+def build_digest(cfg: BuildConfig, name: str = PROG_FILE) -> str:
+    h = hashlib.sha256(source_text(name).encode())
+    h.update(" ".join(cfg.cflags()).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Compiled:
+    """A loaded (not yet attached) program and its maps, as plain fds owned by this
+    process (close() them once pinned: the pins keep the objects alive)."""
+
+    prog_fd: int
+    map_fds: dict[str, int]
+
+    def close(self) -> None:
+        for fd in (self.prog_fd, *self.map_fds.values()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.map_fds = {}
+
+
+_MSG_MAX = 1 << 16
+
+
+def _compile_child(sock: socket.socket, cfg: BuildConfig, name: str, func: str,
+                   maps: tuple[str, ...]) -> None:
+    """In the forked child: compile and load with bcc, send the fds to the parent."""
+    try:
+        from bcc import BPF  # type: ignore[import-not-found]
+    except ImportError as e:
+        sock.sendall(json.dumps({"error": "import", "message": str(e)}).encode())
+        return
+    try:
+        b = BPF(text=source_text(name), cflags=cfg.cflags())
+        fn = b.load_func(func, BPF.XDP)
+        fds = [fn.fd, *(b[m].map_fd for m in maps)]
+    except Exception as e:  # noqa: BLE001 - bcc raises bare Exception (compile, verifier)
+        sock.sendall(json.dumps({"error": "load",
+                                 "message": str(e)[:_MSG_MAX // 2]}).encode())
+        return
+    socket.send_fds(sock, [json.dumps({"ok": len(fds)}).encode()], fds)
+
+
+def compile_program(cfg: BuildConfig, name: str = PROG_FILE, func: str = "nw_xdp",
+                    maps: tuple[str, ...] = PROGRAM_MAPS) -> Compiled:
+    """Compile and load the program in a forked child: bcc/LLVM (~140 MB of RSS)
+    never enter this process.  The child sends the program's and maps' fds over a
+    socketpair (SCM_RIGHTS); the kernel objects live on through those fds after the
+    child exits, and this process works on them with raw bpf syscalls."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            parent.close()
+            _compile_child(child, cfg, name, func, maps)
+            code = 0
+        finally:  # anything raised: the parent gets no answer and says so
+            os._exit(code)
+    child.close()
+    fds: list[int] = []
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(parent, _MSG_MAX, len(maps) + 1)
+        rest = b""
+        while msg and not fds:  # an error message may come in pieces
+            rest = parent.recv(_MSG_MAX)
+            if not rest:
+                break
+            msg += rest
+    finally:
+        parent.close()
+        os.waitpid(pid, 0)
+    try:
+        answer = json.loads(msg.decode()) if msg else {"error": "load",
+                                                       "message": "the compiler child died"}
+    except ValueError:
+        answer = {"error": "load", "message": msg.decode(errors="replace")[:500]}
+    if answer.get("ok") == len(maps) + 1 and len(fds) == len(maps) + 1:
+        return Compiled(fds[0], dict(zip(maps, fds[1:])))
+    for fd in fds:
+        os.close(fd)
+    if answer.get("error") == "import":
+        raise EnvironmentProblem("bcc is not importable",
+                                 hint="install python3-bpfcc (Debian) and make the venv "
+                                      "with --system-site-packages (`make setup`)")
+    raise KernelError(f"cannot load the XDP program: {answer.get('message', '?')}",
+                      hint="kernel headers for bcc: run `.ci/setup`; "
+                           "the verifier log is above")
+
+
+# ---- attach ----
+
+MODE_FLAGS = {"native": sys_.XDP_FLAGS_DRV_MODE, "generic": sys_.XDP_FLAGS_SKB_MODE}
+_MODE_NAMES = {sys_.XDP_ATTACHED_DRV: "native", sys_.XDP_ATTACHED_SKB: "generic",
+               sys_.XDP_ATTACHED_HW: "offload", sys_.XDP_ATTACHED_MULTI: "multi"}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    iface: str
+    ifindex: int
+    mode: str  # native / generic / offload / multi
+    prog_id: int
+    prog_name: str
+    owned: bool  # nodewall's (program name starts with nw_)
+
+
+def ifindex(iface: str) -> int:
+    try:
+        return socket.if_nametoindex(iface)
+    except OSError as e:
+        raise EnvironmentProblem(f"interface '{iface}' does not exist in this namespace",
+                                 hint="check the host endpoint's interface name "
+                                      "(`ip link`), or --netns") from e
+
+
+def query(iface: str, idx: int) -> Attachment | None:
+    try:
+        q = sys_.xdp_query(idx)
+    except OSError as e:
+        raise KernelError(f"cannot query XDP on {iface}: {e.strerror}") from e
+    if q.attach_mode == sys_.XDP_ATTACHED_NONE:
+        return None
+    pid = q.prog_id or q.drv_prog_id or q.skb_prog_id or q.hw_prog_id
+    info = sys_.prog_info_by_id(pid)
+    name = info.name if info else "?"
+    return Attachment(iface, idx, _MODE_NAMES.get(q.attach_mode, "?"), pid, name,
+                      name.startswith(OWNED_PREFIX))
+
+
+def all_attachments() -> dict[str, Attachment]:
+    out: dict[str, Attachment] = {}
+    for idx, name in socket.if_nameindex():
+        a = query(name, idx)
+        if a is not None:
+            out[name] = a
+    return out
+
+
+def foreign_error(a: Attachment) -> OwnershipError:
+    return OwnershipError(
+        f"interface {a.iface} already has XDP program '{a.prog_name}' (id {a.prog_id}, "
+        f"{a.mode}) that nodewall does not own; left it alone",
+        hint=f"remove it yourself (`ip link set dev {a.iface} xdp off`) if nodewall should "
+             "take over, or use backend = \"iptables\" for this profile")
+
+
+_FALLBACK = (errno.EOPNOTSUPP, errno.EINVAL, 524, errno.ENODEV, errno.EBUSY)
+
+
+def attach(iface: str, idx: int, prog_fd: int, mode: str,
+           current: Attachment | None) -> str:
+    """Attach prog_fd to iface; returns the mode it ended up in.  Never replaces a
+    program nodewall does not own: a fresh attach uses XDP_FLAGS_UPDATE_IF_NOEXIST,
+    a replace XDP_FLAGS_REPLACE with the expected old program (atomic)."""
+    if current is not None and not current.owned:
+        raise foreign_error(current)
+    if current is not None:
+        want = current.mode if mode == "auto" else mode
+        if want == current.mode and current.mode in MODE_FLAGS:
+            old = sys_.prog_fd_by_id(current.prog_id)
+            try:
+                sys_.xdp_attach(idx, prog_fd, MODE_FLAGS[want], old_prog_fd=old)
+            except OSError as e:
+                raise KernelError(f"cannot replace nodewall's XDP program on {iface}: "
+                                  f"{e.strerror}", hint="someone changed it meanwhile; "
+                                  "run apply again") from e
+            finally:
+                os.close(old)
+            return want
+        detach(iface, idx, current)
+    order = ["native", "generic"] if mode == "auto" else [mode]
+    last: OSError | None = None
+    for m in order:
+        try:
+            sys_.xdp_attach(idx, prog_fd, sys_.XDP_FLAGS_UPDATE_IF_NOEXIST | MODE_FLAGS[m])
+            return m
+        except OSError as e:
+            last = e
+            if e.errno == errno.EEXIST:
+                now = query(iface, idx)
+                if now is not None and not now.owned:
+                    raise foreign_error(now) from e
+            if e.errno not in _FALLBACK:
+                break
+    assert last is not None
+    raise KernelError(f"cannot attach XDP ({'/'.join(order)}) to {iface}: {last.strerror}",
+                      hint="xdp_mode = \"generic\" works on any interface; the raw iptables "
+                           "rules still apply meanwhile")
+
+
+def detach(iface: str, idx: int, current: Attachment) -> None:
+    """Detach nodewall's program (only if it is still the one we saw)."""
+    if not current.owned:
+        raise foreign_error(current)
+    flags = MODE_FLAGS.get(current.mode, 0)
+    try:
+        old = sys_.prog_fd_by_id(current.prog_id)
+    except OSError:
+        return  # already gone
+    try:
+        sys_.xdp_detach(idx, flags, old_prog_fd=old)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENODEV):
+            raise KernelError(f"cannot detach XDP from {iface}: {e.strerror}") from e
+    finally:
+        os.close(old)

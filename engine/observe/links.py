@@ -1,0 +1,159 @@
+"""Interfaces of the CURRENT network namespace, read over rtnetlink (pyroute2).
+
+Not /sys/class/net: sysfs keeps showing the namespace it was mounted in, which is the
+host's even after setns().  One dump of links and one of addresses per call, and the
+XDP program names come from the bpf(2) syscall (cached by program id), so this is
+cheap enough to call every second.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import socket
+from typing import Any
+
+from nodewall.engine.errors import EnvironmentProblem
+from nodewall.engine.observe.report import InterfaceInfo
+
+OWNED_PREFIX = "nw_"
+
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+
+# IFLA_XDP_ATTACHED as decoded by pyroute2 -> our vocabulary
+_XDP_MODES = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
+_XDP_MODE_IDS = (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
+                 ("IFLA_XDP_HW_PROG_ID", "offload"))
+
+# bpf(2): syscall numbers per architecture, commands and struct bpf_prog_info offsets
+_BPF_SYSCALL = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
+                "s390x": 351, "i686": 357, "armv7l": 386}
+_BPF_PROG_GET_FD_BY_ID = 13
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_PROG_INFO_SIZE = 256  # larger than any kernel's bpf_prog_info; the tail stays zero
+_PROG_INFO_NAME = slice(64, 80)  # char name[BPF_OBJ_NAME_LEN] after map_ids
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_name_cache: dict[int, str | None] = {}
+
+
+def bpf_prog_name(prog_id: int) -> str | None:
+    """The name of loaded BPF program PROG_ID (at most 15 characters, as the kernel
+    keeps it), or None when it cannot be read (gone, no CAP_SYS_ADMIN, unknown arch)."""
+    if prog_id in _name_cache:
+        return _name_cache[prog_id]
+    nr = _BPF_SYSCALL.get(platform.machine())
+    if nr is None:
+        return None
+    attr = (ctypes.c_uint8 * 128)()
+    ctypes.c_uint32.from_buffer(attr, 0).value = prog_id
+    fd = _libc.syscall(nr, _BPF_PROG_GET_FD_BY_ID, attr, ctypes.sizeof(attr))
+    if fd < 0:
+        return None  # not cached: it may be a permission problem that goes away
+    try:
+        info = (ctypes.c_uint8 * _PROG_INFO_SIZE)()
+        attr = (ctypes.c_uint8 * 128)()
+        ctypes.c_uint32.from_buffer(attr, 0).value = fd
+        ctypes.c_uint32.from_buffer(attr, 4).value = _PROG_INFO_SIZE
+        ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
+        if _libc.syscall(nr, _BPF_OBJ_GET_INFO_BY_FD, attr, ctypes.sizeof(attr)) != 0:
+            return None
+        name = bytes(info[_PROG_INFO_NAME]).split(b"\0", 1)[0].decode("ascii", "replace")
+    finally:
+        os.close(fd)
+    if len(_name_cache) > 4096:
+        _name_cache.clear()
+    _name_cache[prog_id] = name
+    return name
+
+
+def _state(operstate: str | None, flags: int) -> str:
+    if operstate == "UP":
+        return "up"
+    if not flags & IFF_UP:
+        return "down"
+    if operstate in ("DOWN", "LOWERLAYERDOWN", "NOTPRESENT", "DORMANT"):
+        return "down"
+    if flags & IFF_LOWER_UP:
+        return "up"  # lo, tun and friends report operstate UNKNOWN while working
+    return "unknown"
+
+
+def _xdp(msg: object) -> tuple[str | None, int | None]:
+    """(mode, program id) of the XDP program attached to a link message."""
+    xdp = msg.get_attr("IFLA_XDP")  # type: ignore[attr-defined]
+    if not xdp:
+        return None, None
+    attached = xdp.get_attr("IFLA_XDP_ATTACHED")
+    if not attached:
+        return None, None
+    if attached in _XDP_MODES:
+        prog_id = xdp.get_attr("IFLA_XDP_PROG_ID")
+        return _XDP_MODES[attached], int(prog_id) if prog_id else None
+    for attr, mode in _XDP_MODE_IDS:  # "xdpmulti": several modes at once, native first
+        prog_id = xdp.get_attr(attr)
+        if prog_id:
+            return mode, int(prog_id)
+    return None, None
+
+
+def _addresses(ipr: Any) -> dict[int, list[str]]:
+    by_index: dict[int, list[str]] = {}
+    for msg in ipr.get_addr():
+        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        if addr:
+            by_index.setdefault(msg["index"], []).append(f"{addr}/{msg['prefixlen']}")
+    for addrs in by_index.values():
+        addrs.sort(key=lambda a: (":" in a, a))  # IPv4 first, then IPv6
+    return by_index
+
+
+def _open() -> Any:
+    # pyroute2's package import costs ~80 ms (it loads ndb, ipdb, conntrack, ...):
+    # only status and the TUI need it, so it is imported here, not by `apply`.
+    from pyroute2 import IPRoute
+    try:
+        return IPRoute()
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot open an rtnetlink socket: {exc}",
+                                 hint="is this a Linux host with netlink available?") from exc
+
+
+def list_interfaces() -> list[InterfaceInfo]:
+    """Every link of the current namespace, ordered by index."""
+    with _open() as ipr:
+        links = ipr.get_links()
+        addrs = _addresses(ipr)
+    out = []
+    for msg in links:
+        stats = msg.get_attr("IFLA_STATS64") or msg.get_attr("IFLA_STATS") or {}
+        mode, prog_id = _xdp(msg)
+        prog_name = bpf_prog_name(prog_id) if prog_id else None
+        out.append(InterfaceInfo(
+            name=msg.get_attr("IFLA_IFNAME"),
+            index=msg["index"],
+            state=_state(msg.get_attr("IFLA_OPERSTATE"), msg["flags"]),
+            mtu=int(msg.get_attr("IFLA_MTU") or 0),
+            addresses=tuple(addrs.get(msg["index"], ())),
+            rx_bytes=int(stats.get("rx_bytes", 0)),
+            tx_bytes=int(stats.get("tx_bytes", 0)),
+            rx_packets=int(stats.get("rx_packets", 0)),
+            tx_packets=int(stats.get("tx_packets", 0)),
+            xdp_mode=mode,
+            xdp_prog_id=prog_id,
+            xdp_prog_name=prog_name,
+            xdp_owned=bool(prog_name and prog_name.startswith(OWNED_PREFIX)),
+        ))
+    out.sort(key=lambda i: i.index)
+    return out
+
+
+def interface_exists(name: str) -> bool:
+    """Whether a link called NAME exists in the current namespace (if_nametoindex
+    asks the kernel through a socket of this process's namespace)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,90 @@
+"""Collect a StatusReport: links, conntrack, per-rule counters (iptables and XDP)
+mapped back to the TOML rules through the current generation's rule metadata,
+the pending confirm, panic mode, drift against the recorded generation (with the
+panic chains when panic is on), and what other tools have next to nodewall's objects
+(foreign rules that reference them, foreign XDP programs), as warnings."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from nodewall.engine.dataplane.iptables import observe as iptables_observe
+from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.observe.conntrack import conntrack_info
+from nodewall.engine.observe.links import list_interfaces
+from nodewall.engine.observe.report import PendingConfirm, RuleStats, StatusReport
+from nodewall.engine.safety import panic as panic_mod
+from nodewall.engine.safety.state_dir import StateStore
+
+
+def _hep_for(interfaces, heps: dict[str, str]):
+    out = []
+    wildcard = heps.get("*")
+    for i in interfaces:
+        name = heps.get(i.name) or (wildcard if i.name != "lo" else None)
+        out.append(i if name is None else dataclasses.replace(i, host_endpoint=name))
+    return out
+
+
+def expected_now(store: StateStore) -> dict:
+    """The kernel shape the recorded generation (plus panic, when on) should have;
+    {} when nothing is applied (then every nw- object counts as drift)."""
+    generation = store.current()
+    expected = store.meta(generation).expected if generation is not None else {}
+    panic = panic_mod.read_marker(store.root)
+    return panic_mod.overlay_shape(expected, panic) if panic is not None else expected
+
+
+def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> StatusReport:
+    generation = store.current()
+    meta = store.meta(generation) if generation is not None else None
+    panic = panic_mod.read_marker(store.root)
+    rules_meta = dict(meta.rules) if meta else {}
+    heps = (meta.expected.get("host_endpoints", {}) if meta else {})
+    warnings: list[str] = []
+    expected = meta.expected if meta else {}
+    if panic is not None:
+        rules_meta.update(panic_mod.rule_metas(panic))
+        expected = panic_mod.overlay_shape(expected, panic)
+        warnings.append(f"PANIC MODE since {time.ctime(panic.since)}: only failsafe traffic "
+                        f"passes ({panic.describe()}); `nodewall panic off` ends it")
+
+    rules: list[RuleStats] = []
+    observed = iptables_observe.observe()  # one read of the tables for all below
+    counters = kernel.counters(observed)  # {(rule_id, backend): (packets, bytes)}
+    seen = set()
+    for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
+        m = rules_meta.get(rid)
+        seen.add(rid)
+        if m is None:
+            warnings.append(f"kernel rule nw:{rid} ({backend}) is not in generation {generation}")
+            continue
+        rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
+                               direction=m["direction"], index=m["index"], action=m["action"],
+                               backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
+                               summary=m["summary"], loc=m["loc"]))
+
+    pending = store.pending()
+    pending_confirm = None
+    if pending is not None:
+        pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
+                                         pending.seconds_left)
+    drift = tuple(kernel.drift(expected, observed))
+    warnings += [f"foreign: {f}" for f in kernel.foreign(observed)]
+    journal = store.journal()
+    if journal is not None:
+        warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "
+                        "recovery; the next nodewall command completes it")
+    return StatusReport(
+        netns=netns,
+        iptables_mode=kernel.iptables_mode(),
+        interfaces=tuple(_hep_for(list_interfaces(), heps)),
+        conntrack=conntrack_info(),
+        rules=tuple(rules),
+        generation=generation,
+        pending_confirm=pending_confirm,
+        drift=drift,
+        panic=panic is not None,
+        timestamp=time.time(),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,85 @@
+"""Names of the chains and ipsets nodewall owns.
+
+Every name starts with "nw-" (engine.desired.PREFIX).  Limits: iptables chain names
+at most 28 characters, ipset names at most 31.  Set names stay at most 27 characters
+so that a backend may derive temporary names (for create + swap) with a short suffix.
+
+Chains
+    nw-PREROUTING, nw-INPUT, nw-OUTPUT, nw-FORWARD    the one jump from each kernel chain
+    nw-<kind>-<ifname>     per host endpoint: kind rfi/rto (raw in/out), mfi (mangle in),
+                           fi/fo (filter in/out), ffi/ffo (filter forward in/out)
+    nw-<kind>-:all         the same for the interface = "*" endpoint.  Linux interface
+                           names cannot contain ':' (nor '/' or whitespace), so this can
+                           never collide with the chain of a real interface.
+    nw-untracked-allow, nw-prednat-allow              mark + (notrack +) accept
+
+Sets (always with a short hash, so that sanitising or truncating never makes two
+different inputs share a name)
+    nw-n<fam>-<netset name, sanitised, <=14>-<6 hex>   a network set (stable per name)
+    nw-l<fam>-<12 hex>      list:set of a selector's matches (hash of its members)
+    nw-h<fam>-<12 hex>      hash:net of host endpoints' expected_ips (hash of the IPs)
+    nw-<role><fam>-<rule id>   several CIDRs written inline in one rule; role is
+                           sn / sx / dn / dx (source nets / source not_nets / dest ...)
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+from nodewall.engine.plan.desired import PREFIX
+
+MAX_CHAIN = 28
+MAX_SET = 31
+ALL_IFACES = "*"
+ALL_SUFFIX = ":all"
+
+ChainKind = Literal["rfi", "rto", "mfi", "fi", "fo", "ffi", "ffo"]
+NetsRole = Literal["sn", "sx", "dn", "dx"]
+
+UNTRACKED_ALLOW = "nw-untracked-allow"
+PREDNAT_ALLOW = "nw-prednat-allow"
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _hex(*parts: str, n: int) -> str:
+    h = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return h[:n]
+
+
+def top_chain(kernel_chain: str) -> str:
+    """nw-INPUT for INPUT, etc."""
+    return f"{PREFIX}{kernel_chain}"
+
+
+def endpoint_chain(kind: ChainKind, iface: str) -> str:
+    """The per host endpoint chain of `kind` for `iface` (a name or "*")."""
+    suffix = ALL_SUFFIX if iface == ALL_IFACES else iface
+    name = f"{PREFIX}{kind}-{suffix}"
+    if len(name) <= MAX_CHAIN:
+        return name
+    # Only reachable with an invalid (over-long) interface name; keep it unique anyway.
+    keep = MAX_CHAIN - 7
+    return f"{name[:keep]}-{_hex(iface, n=6)}"
+
+
+def netset_set(netset_name: str, family: int) -> str:
+    """The hash:net ipset holding network set `netset_name`'s members of `family`."""
+    readable = _SAFE.sub("_", netset_name)[:14]
+    return f"{PREFIX}n{family}-{readable}-{_hex('netset', netset_name, n=6)}"
+
+
+def list_set(members: tuple[str, ...], family: int) -> str:
+    """A list:set over `members` (order-insensitive)."""
+    return f"{PREFIX}l{family}-{_hex('list', str(family), *sorted(members), n=12)}"
+
+
+def hosts_set(cidrs: tuple[str, ...], family: int) -> str:
+    """A hash:net of host endpoint addresses (order-insensitive)."""
+    return f"{PREFIX}h{family}-{_hex('hosts', str(family), *sorted(cidrs), n=12)}"
+
+
+def rule_nets_set(rule_id: str, role: NetsRole, family: int) -> str:
+    """The hash:net of several CIDRs written inline in one rule."""
+    return f"{PREFIX}{role}{family}-{rule_id}"

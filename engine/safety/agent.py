@@ -1,0 +1,116 @@
+"""`nodewall agent`: reconcile the kernel with a directory of profiles, continuously
+(the mode a fleet runs) or once (`--once`, the boot unit).
+
+Each pass: finish an interrupted transaction if no other one runs; skip while a change
+waits for `nodewall confirm` (an operator is testing it by hand); report drift against
+the recorded generation; apply DIR/*.toml — the apply compares against the kernel, so
+it repairs drift and changes nothing (no new generation) when all is in place.  Bad
+input never touches the kernel: the pass is logged and the generation in place stays.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodewall.engine.errors import InputError, Loc, NodewallError
+from nodewall.engine.observe.status import expected_now
+from nodewall.engine.safety.transactions import Transactions
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} nodewall agent: {message}",
+          file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    exit_code: int  # 0 in place / applied, 1 failed (rolled back), 2 bad input
+    generation: int | None
+    changed: bool = False
+    drift: tuple[str, ...] = ()
+    message: str = ""
+
+
+class Agent:
+    def __init__(self, tx: Transactions, profiles_dir: Path, log: Log = _stderr):
+        self.tx = tx
+        self.dir = Path(profiles_dir)
+        self.log = log
+        self._last = ""
+
+    def profiles(self) -> list[Path]:
+        paths = sorted(self.dir.glob("*.toml")) if self.dir.is_dir() else []
+        if not paths:
+            raise InputError(Loc(str(self.dir)), "no *.toml profile in this directory",
+                             hint="put the node's profiles there (the boot unit and the "
+                                  "agent apply all of them together)")
+        return paths
+
+    def reconcile_once(self) -> PassResult:
+        store = self.tx.store
+        try:
+            recovered = self.tx.recover_if_idle()
+        except NodewallError as exc:
+            self.log(exc.render())
+            return PassResult(exc.exit_code, store.current(), message=exc.render())
+        if recovered:
+            self.log(recovered)
+        pending = store.pending()
+        if pending is not None:
+            msg = (f"generation {pending.generation} waits for `nodewall confirm` "
+                   f"({pending.seconds_left:.0f}s left); not reconciling meanwhile")
+            self.log(msg)
+            return PassResult(EXIT_OK, store.current(), message=msg)
+        try:
+            paths = self.profiles()
+            drift = tuple(self.tx.kernel.drift(expected_now(store)))
+            for d in drift:
+                self.log(f"drift: {d}")
+            result = self.tx.apply(paths, on_wait=self.log)
+        except NodewallError as exc:
+            self.log(("bad input, kernel left as it is: " if exc.exit_code == EXIT_INPUT
+                      else "apply failed: ") + exc.render())
+            return PassResult(exc.exit_code, store.current(), message=exc.render())
+        for w in result.warnings:
+            self.log(w)
+        if result.changed:
+            msg = (f"applied generation {result.generation} "
+                   f"({len(result.preview.lines)} change(s)"
+                   + (f", repaired {len(drift)} drift item(s)" if drift else "") + ")")
+            self.log(msg)
+        else:
+            msg = f"in place: generation {result.generation}"
+            if msg != self._last:  # said once, not every pass
+                self.log(msg)
+        self._last = msg
+        return PassResult(EXIT_OK, result.generation, result.changed, drift, msg)
+
+    def run(self, interval: float, *, once: bool = False,
+            stop: threading.Event | None = None, max_passes: int | None = None) -> int:
+        """Reconcile every `interval` seconds until SIGTERM/SIGINT (or `stop`, or
+        `max_passes`).  With once: one pass, its exit code."""
+        if once:
+            return self.reconcile_once().exit_code
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        self.log(f"reconciling {self.dir}/*.toml every {interval:g}s")
+        passes = 0
+        while not stop.is_set():
+            self.reconcile_once()
+            passes += 1
+            if max_passes is not None and passes >= max_passes:
+                break
+            stop.wait(interval)
+        self.log("stopped")
+        return EXIT_OK

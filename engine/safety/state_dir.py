@@ -1,0 +1,217 @@
+"""The state dir: recorded generations, the transaction journal, the pending
+commit-confirm, and the lock that serializes transactions in one namespace.
+
+Layout (default /var/lib/nodewall, or /var/lib/nodewall/netns/<NAME> with --netns):
+    lock                        flock held by every mutating command
+    generations/<N>/meta.json   GenerationMeta (files, backend, time, rule metadata, expected kernel shape)
+    generations/<N>/profiles/   copies of the applied TOML files (nets_file rewritten to nets/)
+    generations/<N>/nets/       copies of the nets_files as applied (also the baselines
+                                the next apply diffs against)
+    current                     the applied generation number (atomic replace)
+    journal.json                present only while a transaction is in flight
+    pending.json                present while an apply awaits `nodewall confirm`
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodewall.engine.errors import EnvironmentProblem, LockBusy
+
+DEFAULT_ROOT = Path("/var/lib/nodewall")
+KEEP_GENERATIONS = 10
+
+
+def default_state_dir(netns: str | None) -> Path:
+    return DEFAULT_ROOT / "netns" / netns if netns else DEFAULT_ROOT
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class GenerationMeta:
+    generation: int
+    created: float
+    sources: list[str]  # the profile paths as given to apply
+    backend: str
+    rules: dict[str, dict]  # rule_id -> RuleMeta as dict
+    expected: dict[str, Any] = field(default_factory=dict)  # kernel shape for drift checks
+    note: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> GenerationMeta:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class Pending:
+    generation: int
+    previous: int | None  # None: the previous state was "nothing applied"
+    deadline: float
+    watcher_pid: int | None = None
+
+    @property
+    def seconds_left(self) -> float:
+        return max(0.0, self.deadline - time.time())
+
+
+@dataclass(frozen=True)
+class Journal:
+    """An in-flight transaction: the kernel may hold a mix of `previous` and
+    `target` until it completes.  Recovery re-applies `previous` (or flushes)."""
+
+    target: int
+    previous: int | None
+    pid: int
+    started: float
+    action: str  # "apply", "rollback", "flush", "panic"
+
+
+class StateStore:
+    def __init__(self, root: Path):
+        self.root = root
+
+    # -- paths -------------------------------------------------------------
+    @property
+    def generations_dir(self) -> Path:
+        return self.root / "generations"
+
+    def generation_dir(self, n: int) -> Path:
+        return self.generations_dir / str(n)
+
+    def ensure(self) -> None:
+        try:
+            self.generations_dir.mkdir(parents=True, exist_ok=True)
+        except PermissionError as exc:
+            raise EnvironmentProblem(f"cannot create the state dir {self.root}: {exc}",
+                                     hint="run as root or pass --state-dir") from exc
+
+    # -- lock --------------------------------------------------------------
+    @contextmanager
+    def lock(self, *, wait: bool = True, on_wait=None) -> Iterator[None]:
+        """Serialize transactions in this namespace.  on_wait(message) is called
+        once if we have to wait for another nodewall."""
+        self.ensure()
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._lock_holder()
+                if not wait:
+                    raise LockBusy(f"another nodewall transaction is running here{holder}",
+                                   hint="wait for it, or run without --no-wait to queue")
+                if on_wait:
+                    on_wait(f"waiting for another nodewall transaction{holder} ...")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            (self.root / "lock.pid").write_text(str(os.getpid()))
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _lock_holder(self) -> str:
+        try:
+            return f" (pid {(self.root / 'lock.pid').read_text().strip()})"
+        except OSError:
+            return ""
+
+    # -- generations -------------------------------------------------------
+    def current(self) -> int | None:
+        try:
+            text = (self.root / "current").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text else None
+
+    def set_current(self, n: int | None) -> None:
+        self.ensure()
+        atomic_write_text(self.root / "current", "" if n is None else f"{n}\n")
+
+    def generations(self) -> list[int]:
+        if not self.generations_dir.exists():
+            return []
+        return sorted(int(p.name) for p in self.generations_dir.iterdir()
+                      if p.name.isdigit() and (p / "meta.json").exists())
+
+    def next_generation(self) -> int:
+        existing = [int(p.name) for p in self.generations_dir.iterdir() if p.name.isdigit()] \
+            if self.generations_dir.exists() else []
+        return max(existing, default=0) + 1
+
+    def meta(self, n: int) -> GenerationMeta:
+        return GenerationMeta.from_json(
+            json.loads((self.generation_dir(n) / "meta.json").read_text()))
+
+    def write_meta(self, meta: GenerationMeta) -> None:
+        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", asdict(meta))
+
+    def profile_copies(self, n: int) -> list[Path]:
+        d = self.generation_dir(n) / "profiles"
+        return sorted(d.glob("*.toml")) if d.exists() else []
+
+    def nets_dir(self, n: int) -> Path:
+        return self.generation_dir(n) / "nets"
+
+    def prune(self, keep: int = KEEP_GENERATIONS) -> None:
+        """Drop old generations, never the current or a pending one's previous."""
+        protect = {self.current()}
+        pending = self.pending()
+        if pending:
+            protect |= {pending.generation, pending.previous}
+        gens = self.generations()
+        for n in gens[:-keep] if len(gens) > keep else []:
+            if n not in protect:
+                shutil.rmtree(self.generation_dir(n), ignore_errors=True)
+        # leftovers of prepared-but-never-recorded generations
+        for p in self.generations_dir.iterdir():
+            if p.name.isdigit() and not (p / "meta.json").exists() and \
+                    self.journal() is None:
+                shutil.rmtree(p, ignore_errors=True)
+
+    # -- journal / pending -------------------------------------------------
+    def _read(self, name: str) -> dict | None:
+        try:
+            return json.loads((self.root / name).read_text())
+        except FileNotFoundError:
+            return None
+
+    def journal(self) -> Journal | None:
+        data = self._read("journal.json")
+        return Journal(**data) if data else None
+
+    def write_journal(self, journal: Journal) -> None:
+        self.ensure()
+        atomic_write_json(self.root / "journal.json", asdict(journal))
+
+    def clear_journal(self) -> None:
+        (self.root / "journal.json").unlink(missing_ok=True)
+
+    def pending(self) -> Pending | None:
+        data = self._read("pending.json")
+        return Pending(**data) if data else None
+
+    def write_pending(self, pending: Pending) -> None:
+        atomic_write_json(self.root / "pending.json", asdict(pending))
+
+    def clear_pending(self) -> None:
+        (self.root / "pending.json").unlink(missing_ok=True)

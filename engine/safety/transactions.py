@@ -1,0 +1,440 @@
+"""Transactions: every change to the kernel goes through here.
+
+apply:   lock -> recover an interrupted transaction -> load + validate (exit 2 on bad
+         input, kernel untouched) -> plan -> preview -> record generation N (files)
+         -> journal -> kernel apply + verify -> meta + current=N -> clear journal
+         -> optional commit-confirm (pending + detached watcher).
+On any failure after the journal is written, the previous generation is re-applied in
+full (or everything flushed when there was none), so the kernel holds the old or the
+new generation, never a mix.  A `kill -9` mid-way leaves the journal behind; the next
+command runs recover() first, which does the same restore.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tomlkit
+from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.errors import (
+    InputError,
+    InputErrors,
+    KernelError,
+    LockBusy,
+    NodewallError,
+    NothingToDo,
+)
+from nodewall.engine.nets.baseline import BaselineStore, forget_deltas
+from nodewall.engine.observe.links import interface_exists
+from nodewall.engine.observe.report import PendingConfirm
+from nodewall.engine.plan.desired import DesiredState
+from nodewall.engine.plan.planner import plan
+from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.profile.model import Profile
+from nodewall.engine.safety import panic as panic_mod
+from nodewall.engine.safety.state_dir import GenerationMeta, Journal, Pending, StateStore
+from nodewall.engine.service_model import ApplyResult, PlanPreview
+from nodewall.engine.system import netns as netns_mod
+
+OnWait = Callable[[str], None] | None
+ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
+WATCHER_GRACE_S = 2.0  # an expired confirm whose watcher is gone is reverted after this
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _ipset_children_here() -> list[int]:
+    """`ipset` processes in this network namespace (a killed apply's restore stream
+    keeps running until it has read what was already written to it)."""
+    try:
+        mine = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return []
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if (d / "comm").read_text().strip() == "ipset" and \
+                    os.stat(d / "ns" / "net").st_ino == mine:
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while _ipset_children_here() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
+    out = {}
+    for rid, meta in desired.rules.items():
+        d = dataclasses.asdict(meta)
+        d["loc"] = str(meta.loc) if meta.loc else None
+        out[rid] = d
+    return out
+
+
+def check_interfaces(profile: Profile) -> None:
+    errors = [InputError(hep.interface_loc or hep.loc, f"unknown interface '{hep.interface}' in this network "
+                                  "namespace", hint="check `ip link`; or use interface = \"*\"")
+              for hep in profile.host_endpoints
+              if hep.interface != "*" and not interface_exists(hep.interface)]
+    if errors:
+        raise InputErrors(errors)
+
+
+def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
+                  baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
+    forget_deltas()  # nets_file deltas are memoized within one transaction only
+    profile = load_profiles([Path(p) for p in paths], baselines=baselines)
+    if backend:
+        profile = dataclasses.replace(
+            profile, settings=dataclasses.replace(profile.settings, backend=backend))
+    check_interfaces(profile)
+    return profile, plan(profile)
+
+
+class Transactions:
+    def __init__(self, store: StateStore, kernel: Kernel | None = None):
+        self.store = store
+        self.kernel = kernel or Kernel(state_root=store.root)
+
+    # -- helpers -------------------------------------------------------------
+    def baselines(self, generation: int | None) -> BaselineStore | None:
+        return None if generation is None else BaselineStore(self.store.nets_dir(generation))
+
+    def _record_files(self, n: int, profile: Profile) -> None:
+        """Copy the profiles (nets_file rewritten to the generation's own copies) and
+        the nets_files into generations/N, so N can be re-applied on its own later."""
+        gdir = self.store.generation_dir(n)
+        shutil.rmtree(gdir, ignore_errors=True)
+        (gdir / "profiles").mkdir(parents=True)
+        nets = BaselineStore(self.store.nets_dir(n))
+        copies: dict[str, Path] = {}
+        for ns in profile.network_sets:
+            if ns.nets_file is not None:
+                nf = ns.nets_file
+                copies[str(nf.path)] = nets.put(nf.path, (nf.count_v4, nf.count_v6)).copy_path
+        for i, src in enumerate(profile.files):
+            doc = tomlkit.parse(Path(src).read_text())
+            for tbl in doc.get("network_sets", []):
+                if "nets_file" in tbl:
+                    original = (Path(src).resolve().parent / str(tbl["nets_file"])).resolve()
+                    tbl["nets_file"] = str(copies[str(original)])
+            (gdir / "profiles" / f"{i:02d}-{Path(src).name}").write_text(tomlkit.dumps(doc))
+
+    def _generation_profile(self, n: int) -> tuple[Profile, DesiredState]:
+        paths = self.store.profile_copies(n)
+        meta = self.store.meta(n)
+        return load_and_plan(paths, backend=meta.backend if meta.backend != "profile" else None)
+
+    def _panic(self) -> panic_mod.PanicState | None:
+        return panic_mod.read_marker(self.store.root)
+
+    def _with_panic(self, desired: DesiredState, profile: Profile | None) -> DesiredState:
+        state = self._panic()
+        if state is None:
+            return desired
+        settings = profile.settings if profile is not None else None
+        return panic_mod.overlay(desired, panic_mod.state_from_settings(settings, state.since))
+
+    def _kernel_write(self, desired: DesiredState, profile: Profile | None,
+                      baselines: BaselineStore | None) -> DesiredState:
+        """Apply `desired` (plus the panic chains while panic is on); returns what was
+        written."""
+        state = self._panic()
+        if state is not None:
+            settings = profile.settings if profile is not None else None
+            state = panic_mod.state_from_settings(settings, since=state.since)
+            desired = panic_mod.overlay(desired, state)
+            panic_mod.write_marker(self.store.root, state)
+        self.kernel.apply(desired, baselines=baselines)
+        return desired
+
+    def _restore(self, previous: int | None) -> None:
+        """Put the kernel back at generation `previous` (full reload), or flush
+        (panic chains alone when panic is on)."""
+        if previous is None:
+            if self._panic() is None:
+                self.kernel.flush()
+            else:
+                self._kernel_write(panic_mod.EMPTY, None, None)
+        else:
+            profile, desired = self._generation_profile(previous)
+            self._kernel_write(desired, profile, None)
+        self.store.set_current(previous)
+
+    # -- recovery ------------------------------------------------------------
+    def recover(self) -> str | None:
+        """Finish an interrupted transaction (must hold the lock): an apply that got
+        as far as recording its generation as current is completed (re-applied),
+        any other is rolled back; a rollback, confirm timeout or panic switch is
+        completed; a flush is completed.  Also reverts an expired commit-confirm
+        whose watcher is gone (killed, or the machine rebooted)."""
+        message = None
+        journal = self.store.journal()
+        if journal is not None:
+            wait_for_orphans()
+            try:
+                message = self._finish(journal)
+            except NodewallError as exc:
+                raise KernelError(
+                    f"an interrupted {journal.action} (pid {journal.pid}) could not be "
+                    f"finished: {exc.message}",
+                    hint="fix the cause and run the command again, or `nodewall flush` "
+                         "(removes everything nodewall owns and clears the journal)") from exc
+        pending = self.store.pending()
+        if pending is not None and time.time() >= pending.deadline + WATCHER_GRACE_S \
+                and not _alive(pending.watcher_pid):
+            if self.store.current() == pending.generation:
+                self._guarded_restore(pending.previous, "confirm-timeout")
+            self.store.clear_pending()
+            message = (message + "; " if message else "") + (
+                f"generation {pending.generation} was never confirmed: reverted to "
+                f"{pending.previous}")
+        return message
+
+    def _finish(self, journal: Journal) -> str:
+        current = self.store.current()
+        if journal.action == "flush":
+            outcome = "flushed"
+            try:
+                self.kernel.flush()
+            except NodewallError as exc:  # must not block every later command
+                outcome = f"flushed, except: {exc.render()}"
+            self.store.set_current(None)
+        elif journal.action == "panic":
+            self._restore(current)
+            outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
+        elif journal.action == "apply" and current == journal.target and \
+                journal.target in self.store.generations():
+            self._restore(journal.target)
+            outcome = f"completed: generation {journal.target}"
+        else:
+            self._restore(journal.previous)
+            if journal.action == "apply":  # never took effect
+                shutil.rmtree(self.store.generation_dir(journal.target),
+                              ignore_errors=True)
+            outcome = f"back at generation {journal.previous}"
+        self.store.clear_journal()
+        return f"recovered an interrupted {journal.action} (pid {journal.pid}): {outcome}"
+
+    def recover_if_idle(self) -> str | None:
+        """recover(), when no other transaction runs (status and the agent call it;
+        they never wait for the lock)."""
+        if self.store.journal() is None and self.store.pending() is None:
+            return None
+        try:
+            with self.store.lock(wait=False):
+                return self.recover()
+        except LockBusy:
+            return None
+
+    # -- preview -------------------------------------------------------------
+    def preview(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
+        current = self.store.current()
+        profile, desired = load_and_plan(paths, backend=backend,
+                                         baselines=self.baselines(current))
+        return self.kernel.preview(self._with_panic(desired, profile),
+                                   baselines=self.baselines(current))
+
+    # -- apply ---------------------------------------------------------------
+    def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
+              confirm_timeout: float | None = None, wait: bool = True,
+              on_wait: OnWait = None) -> ApplyResult:
+        self.kernel.warm_up()
+        t0 = time.monotonic()
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            previous = self.store.current()
+            baselines = self.baselines(previous)
+            profile, desired = load_and_plan(paths, backend=backend, baselines=baselines)
+            with self.kernel.transaction_view():
+                self.kernel.forget_drifted_sets(desired)
+                preview = self.kernel.preview(self._with_panic(desired, profile),
+                                              baselines=baselines)
+                if check:
+                    if preview.empty:
+                        raise NothingToDo("the kernel already matches these profiles")
+                    return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+                if preview.empty and previous is not None and confirm_timeout is None:
+                    return ApplyResult(previous, False, preview, time.monotonic() - t0,
+                                       warnings=profile.warnings)
+                n = self.store.next_generation()
+                self._record_files(n, profile)
+                self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
+                                                 started=time.time(), action="apply"))
+                try:
+                    written = self._kernel_write(desired, profile, baselines)
+                    self.kernel.verify(written)
+                except BaseException as exc:
+                    self._restore(previous)
+                    shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
+                    self.store.clear_journal()
+                    if isinstance(exc, NodewallError):
+                        raise
+                    raise KernelError(f"apply failed and was rolled back: {exc}",
+                                      hint="the previous generation is in place") from exc
+            self.store.write_meta(GenerationMeta(
+                generation=n, created=time.time(), sources=[str(p) for p in paths],
+                backend=backend or "profile", rules=_rule_meta_json(desired),
+                expected=self.kernel.expected_shape(
+                    desired, {h.interface: h.name for h in profile.host_endpoints})))
+            self.store.set_current(n)
+            self.store.clear_journal()
+            pending = self._after_apply(n, previous, confirm_timeout)
+            self.store.prune()
+        return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
+                           warnings=profile.warnings)
+
+    def _after_apply(self, n: int, previous: int | None,
+                     confirm_timeout: float | None) -> PendingConfirm | None:
+        """Arm the commit-confirm.  An apply on top of a change still waiting for
+        confirmation stays under that confirm (it reverts to the last confirmed
+        generation), with the new timeout when one is given."""
+        old = self.store.pending()
+        if old is None and confirm_timeout is None:
+            return None
+        if old is not None:
+            previous = old.previous
+            if confirm_timeout is None:
+                confirm_timeout = max(0.0, old.deadline - time.time())
+        return self._arm_confirm(n, previous, confirm_timeout)  # type: ignore[arg-type]
+
+    # -- commit-confirm --------------------------------------------------------
+    def _arm_confirm(self, n: int, previous: int | None, timeout: float) -> PendingConfirm:
+        deadline = time.time() + timeout
+        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline))
+        cmd = [sys.executable, "-m", "nodewall.engine.cli.main", "--state-dir", str(self.store.root)]
+        if netns_mod.current_name():
+            cmd += ["--netns", netns_mod.current_name()]
+        cmd += ["_confirm-watcher", "--generation", str(n)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
+        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline,
+                                         watcher_pid=proc.pid))
+        return PendingConfirm(n, previous, deadline, timeout)
+
+    def confirm(self) -> int:
+        with self.store.lock():
+            pending = self.store.pending()
+            if pending is None:
+                raise NodewallError("nothing is waiting for confirmation")
+            self.store.clear_pending()
+            return pending.generation
+
+    def watch_confirm(self, generation: int, poll: float = 0.2) -> bool:
+        """The detached watcher: revert at the deadline unless confirmed.  Returns
+        True when it reverted."""
+        while True:
+            pending = self.store.pending()
+            if pending is None or pending.generation != generation:
+                return False
+            if time.time() >= pending.deadline:
+                break
+            time.sleep(min(poll, max(0.0, pending.deadline - time.time())))
+        with self.store.lock():
+            pending = self.store.pending()
+            if pending is None or pending.generation != generation:
+                return False
+            if self.store.current() == generation:
+                self._guarded_restore(pending.previous, "confirm-timeout")
+            self.store.clear_pending()
+        return True
+
+    def _guarded_restore(self, previous: int | None, action: str) -> None:
+        current = self.store.current()
+        self.store.write_journal(Journal(target=current or 0, previous=previous,
+                                         pid=os.getpid(), started=time.time(), action=action))
+        self._restore(previous)
+        self.store.clear_journal()
+
+    # -- rollback / flush --------------------------------------------------------
+    def rollback(self, *, wait: bool = True, on_wait: OnWait = None,
+                 pending_generation: int | None = None) -> int | None:
+        """Return to the generation before the current one (or the pending one's
+        previous).  Returns the generation now in place.  With `pending_generation`,
+        only revert that pending apply: if the confirm watcher reverted it (or it was
+        kept) a moment ago, refuse instead of rolling back one generation more."""
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            pending = self.store.pending()
+            current = self.store.current()
+            if pending_generation is not None and (
+                    pending is None or pending.generation != pending_generation
+                    or current != pending_generation):
+                raise NodewallError(
+                    f"generation {pending_generation} is no longer pending (it was kept, "
+                    "or reverted at its deadline); nothing was rolled back",
+                    hint="`nodewall status` shows the generation in place")
+            if pending is not None and pending.generation == current:
+                target = pending.previous
+            else:
+                older = [g for g in self.store.generations() if current is None or g < current]
+                if current is None:
+                    raise NodewallError("nothing has been applied; nothing to roll back")
+                target = older[-1] if older else None
+            self._guarded_restore(target, "rollback")
+            self.store.clear_pending()
+            return target
+
+    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
+        """Remove everything nodewall owns (panic mode included).  Journaled: a flush
+        that dies half-way is completed by the next command."""
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.store.write_journal(Journal(target=0, previous=self.store.current(),
+                                             pid=os.getpid(), started=time.time(),
+                                             action="flush"))
+            panic_mod.clear_marker(self.store.root)
+            try:  # what cannot go (a foreign rule uses it) is emptied, and reported
+                self.kernel.flush()
+            finally:
+                self.store.clear_pending()
+                self.store.set_current(None)
+                self.store.clear_journal()
+
+    # -- panic ---------------------------------------------------------------------
+    def set_panic(self, on: bool, *, wait: bool = True,
+                  on_wait: OnWait = None) -> panic_mod.PanicState | None:
+        """Panic on: drop everything but failsafe traffic (kept across applies until
+        off).  Off: back to the current generation as it was.  Returns the panic state
+        now in force (None when off)."""
+        with self.store.lock(wait=wait, on_wait=on_wait):
+            self.recover()
+            current = self.store.current()
+            if on:
+                old = self._panic()
+                panic_mod.write_marker(self.store.root, panic_mod.state_from_settings(
+                    None, since=old.since if old else None))
+            else:
+                panic_mod.clear_marker(self.store.root)
+            self.store.write_journal(Journal(target=current or 0, previous=current,
+                                             pid=os.getpid(), started=time.time(),
+                                             action="panic"))
+            self._restore(current)
+            self.store.clear_journal()
+            return self._panic()
