@@ -3,12 +3,22 @@ the exit code the CLI returns for it (see README "Exit codes")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the `nodewall` command returns (README "Exit codes")."""
+
+    OK = 0  # done / applied / in place
+    FAILED = 1  # failed (an apply was rolled back)
+    BAD_INPUT = 2  # file:line:col errors; nothing changed
+    NOTHING_TO_DO = 3  # `apply --check`: the kernel already matches
 
 
 class NodewallError(Exception):
     """Base of every error nodewall raises on purpose."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -37,7 +47,7 @@ class Loc:
 class InputError(NodewallError):
     """Bad input: a profile, a nets_file, a selector.  Exit 2, kernel untouched."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(self, loc: Loc, message: str, hint: str | None = None):
         super().__init__(message, hint)
@@ -53,7 +63,7 @@ class InputError(NodewallError):
 class InputErrors(NodewallError):
     """Several InputErrors collected in one pass (validate reports them all)."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(self, errors: list[InputError]):
         super().__init__(f"{len(errors)} error(s) in the input")
@@ -66,28 +76,28 @@ class InputErrors(NodewallError):
 class EnvironmentProblem(NodewallError):
     """The machine lacks something: not root, no ipset binary, no bpffs, ..."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class KernelError(NodewallError):
     """The kernel refused an operation (the transaction rolls back)."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class OwnershipError(NodewallError):
     """Something nodewall does not own is in the way (a foreign XDP program, ...)."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class LockBusy(NodewallError):
     """Another nodewall transaction holds the lock and --no-wait was given."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class NothingToDo(NodewallError):
     """`apply --check` found the kernel already matches (exit 3)."""
 
-    exit_code = 3
+    exit_code = ExitCode.NOTHING_TO_DO

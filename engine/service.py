@@ -7,15 +7,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.dataplane.orchestrator import Orchestrator
+from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.status import collect_status
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
+from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions
-from nodewall.engine.service_model import ApplyResult, PlanPreview
 from nodewall.engine.system import netns as netns_mod
 
 
@@ -23,7 +24,7 @@ class Service:
     def __init__(self, *, netns: str | None = None, state_dir: Path | None = None):
         self.netns = netns if netns is not None else netns_mod.current_name()
         self.store = StateStore(state_dir or default_state_dir(self.netns))
-        self.kernel = Kernel(state_root=self.store.root)
+        self.kernel = Orchestrator()
         self.tx = Transactions(self.store, self.kernel)
 
     @property

@@ -9,27 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodewall.engine.errors import InputError, InputErrors, NodewallError
+from nodewall.engine.system.files import atomic_write_text
 
 _counter = itertools.count()
 
 
 def atomic_write(path: Path, text: str) -> None:
     """Write beside the target, fsync, then os.replace (keeps the file's mode)."""
-    path = Path(path)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(Path(path), text)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ import os
 import sys
 import time
 
-from nodewall.engine.errors import EnvironmentProblem, NodewallError
+from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.service import Service
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_NOTHING = 0, 1, 2, 3
 
 
 def _emit_json(data) -> None:
@@ -46,7 +44,7 @@ def cmd_validate(args) -> int:
             print(w, file=sys.stderr)
         print(f"ok: {len(profile.host_endpoints)} host endpoint(s), "
               f"{len(profile.network_sets)} network set(s), {len(profile.policies)} policies")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_diff(args) -> int:
@@ -59,7 +57,7 @@ def cmd_diff(args) -> int:
         print("\n".join(preview.lines) if preview.lines else "no changes")
         for rid, where in preview.xdp:
             print(f"  xdp: {rid} -> {where}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_apply(args) -> int:
@@ -85,7 +83,7 @@ def cmd_apply(args) -> int:
                 print(f"run `nodewall{_ns(args)} confirm` within "
                       f"{result.pending_confirm.seconds_left:.0f}s or it reverts to generation "
                       f"{result.pending_confirm.previous_generation}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _ns(args) -> str:
@@ -95,12 +93,12 @@ def _ns(args) -> str:
 def cmd_confirm(args) -> int:
     n = _service(args).tx.confirm()
     print(f"kept generation {n}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_confirm_watcher(args) -> int:
     _service(args).tx.watch_confirm(args.generation)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_rollback(args) -> int:
@@ -108,14 +106,14 @@ def cmd_rollback(args) -> int:
     target = _service(args).tx.rollback(wait=not args.no_wait, on_wait=_say_wait)
     print("rolled back: nothing applied now" if target is None
           else f"rolled back to generation {target}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_flush(args) -> int:
     _require_root("flush")
     _service(args).tx.flush(wait=not args.no_wait, on_wait=_say_wait)
     print("flushed: nodewall's chains, sets and XDP programs are gone")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_panic(args) -> int:
@@ -131,7 +129,7 @@ def cmd_panic(args) -> int:
         print(f"    end it with `nodewall{_ns(args)} panic off` (or `flush`)")
     else:
         print("panic mode off: the applied generation is in force again")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_agent(args) -> int:
@@ -186,7 +184,7 @@ def cmd_status(args) -> int:
                 print("\033[H\033[2J", end="")
             _print_status(report)
         if not args.watch:
-            return EXIT_OK
+            return ExitCode.OK
         sys.stdout.flush()
         time.sleep(args.interval)
 
@@ -215,7 +213,7 @@ def cmd_lab(args) -> int:
     else:
         info = lab.lab_status(args.prefix)
         print("no lab" if info is None else info)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_demo(args) -> int:

@@ -12,10 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from nodewall.engine.errors import NodewallError
+from nodewall.engine.errors import ExitCode, NodewallError
 from nodewall.engine.system import netns as netns_mod
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_NOTHING = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except NodewallError as exc:
-        print(f"nodewall: {exc.render()}" if exc.exit_code != EXIT_INPUT else exc.render(),
+        print(f"nodewall: {exc.render()}" if exc.exit_code != ExitCode.BAD_INPUT else exc.render(),
               file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `nodewall status | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return ExitCode.OK
 
 
 def _run(args) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nodewall.engine.errors import EnvironmentProblem, KernelError
+from nodewall.engine.system import procfs
 from nodewall.engine.system.netns import exists as netns_exists
 
 IFNAME = "eth0"
@@ -120,15 +121,7 @@ def alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return procfs.is_alive(pid)
 
 
 def delete_namespaces(names: LabNames) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nodewall.engine.safety.results import PendingConfirm
+
 SCHEMA = 1
 
 
@@ -64,14 +66,6 @@ class RuleStats:
     tier: str = ""
     summary: str = ""
     loc: str | None = None  # "file:line:col" of the TOML rule
-
-
-@dataclass(frozen=True)
-class PendingConfirm:
-    generation: int
-    previous_generation: int | None
-    deadline: float  # unix time
-    seconds_left: float
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from nodewall.engine.dataplane.iptables import observe as iptables_observe
-from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.dataplane.orchestrator import Orchestrator
+from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.observe.conntrack import conntrack_info
 from nodewall.engine.observe.links import list_interfaces
-from nodewall.engine.observe.report import PendingConfirm, RuleStats, StatusReport
+from nodewall.engine.observe.report import RuleStats, StatusReport
 from nodewall.engine.safety import panic as panic_mod
+from nodewall.engine.safety.results import PendingConfirm
 from nodewall.engine.safety.state_dir import StateStore
 
 
@@ -26,23 +27,14 @@ def _hep_for(interfaces, heps: dict[str, str]):
     return out
 
 
-def expected_now(store: StateStore) -> dict:
-    """The kernel shape the recorded generation (plus panic, when on) should have;
-    {} when nothing is applied (then every nw- object counts as drift)."""
-    generation = store.current()
-    expected = store.meta(generation).expected if generation is not None else {}
-    panic = panic_mod.read_marker(store.root)
-    return panic_mod.overlay_shape(expected, panic) if panic is not None else expected
-
-
-def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> StatusReport:
+def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
     panic = panic_mod.read_marker(store.root)
     rules_meta = dict(meta.rules) if meta else {}
-    heps = (meta.expected.get("host_endpoints", {}) if meta else {})
+    heps = dict(meta.expected.host_endpoints) if meta else {}
     warnings: list[str] = []
-    expected = meta.expected if meta else {}
+    expected = meta.expected if meta else ExpectedShape()
     if panic is not None:
         rules_meta.update(panic_mod.rule_metas(panic))
         expected = panic_mod.overlay_shape(expected, panic)
@@ -50,8 +42,8 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
                         f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
     rules: list[RuleStats] = []
-    observed = iptables_observe.observe()  # one read of the tables for all below
-    counters = kernel.counters(observed)  # {(rule_id, backend): (packets, bytes)}
+    snapshot = kernel.snapshot()  # one read of every dataplane for all below
+    counters = kernel.counters(snapshot)  # {(rule_id, backend): (packets, bytes)}
     seen = set()
     for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
         m = rules_meta.get(rid)
@@ -69,8 +61,8 @@ def collect_status(store: StateStore, kernel: Kernel, *, netns: str | None) -> S
     if pending is not None:
         pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
                                          pending.seconds_left)
-    drift = tuple(kernel.drift(expected, observed))
-    warnings += [f"foreign: {f}" for f in kernel.foreign(observed)]
+    drift = tuple(str(d) for d in kernel.drift(expected, snapshot))
+    warnings += [f"foreign: {f}" for f in kernel.foreign(snapshot)]
     journal = store.journal()
     if journal is not None:
         warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "

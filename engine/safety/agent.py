@@ -17,11 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodewall.engine.errors import InputError, Loc, NodewallError
-from nodewall.engine.observe.status import expected_now
+from nodewall.engine.errors import ExitCode, InputError, Loc, NodewallError
+from nodewall.engine.safety.panic import expected_now
 from nodewall.engine.safety.transactions import Transactions
-
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 
 Log = Callable[[str], None]
 
@@ -69,15 +67,15 @@ class Agent:
             msg = (f"generation {pending.generation} waits for `nodewall confirm` "
                    f"({pending.seconds_left:.0f}s left); not reconciling meanwhile")
             self.log(msg)
-            return PassResult(EXIT_OK, store.current(), message=msg)
+            return PassResult(ExitCode.OK, store.current(), message=msg)
         try:
             paths = self.profiles()
-            drift = tuple(self.tx.kernel.drift(expected_now(store)))
+            drift = tuple(str(d) for d in self.tx.kernel.drift(expected_now(store)))
             for d in drift:
                 self.log(f"drift: {d}")
             result = self.tx.apply(paths, on_wait=self.log)
         except NodewallError as exc:
-            self.log(("bad input, kernel left as it is: " if exc.exit_code == EXIT_INPUT
+            self.log(("bad input, kernel left as it is: " if exc.exit_code == ExitCode.BAD_INPUT
                       else "apply failed: ") + exc.render())
             return PassResult(exc.exit_code, store.current(), message=exc.render())
         for w in result.warnings:
@@ -92,7 +90,7 @@ class Agent:
             if msg != self._last:  # said once, not every pass
                 self.log(msg)
         self._last = msg
-        return PassResult(EXIT_OK, result.generation, result.changed, drift, msg)
+        return PassResult(ExitCode.OK, result.generation, result.changed, drift, msg)
 
     def run(self, interval: float, *, once: bool = False,
             stop: threading.Event | None = None, max_passes: int | None = None) -> int:
@@ -113,4 +111,4 @@ class Agent:
                 break
             stop.wait(interval)
         self.log("stopped")
-        return EXIT_OK
+        return ExitCode.OK

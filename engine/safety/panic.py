@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import Loc
 from nodewall.engine.plan.desired import (
     Chain,
@@ -43,7 +43,8 @@ from nodewall.engine.plan.desired import (
 from nodewall.engine.plan.rule_ids import synthetic_id
 from nodewall.engine.profile.model import Failsafe, PortRange, Settings
 from nodewall.engine.profile.objects import default_settings
-from nodewall.engine.safety.state_dir import atomic_write_json
+from nodewall.engine.safety.state_dir import StateStore
+from nodewall.engine.system.files import atomic_write_json
 
 PANIC_IN = "nw-panic-in"
 PANIC_OUT = "nw-panic-out"
@@ -186,20 +187,19 @@ def overlay(desired: DesiredState, state: PanicState) -> DesiredState:
     return replace(desired, tables=tuple(tables), rules={**desired.rules, **metas})
 
 
-def overlay_shape(expected: dict[str, Any], state: PanicState) -> dict[str, Any]:
-    """The recorded kernel shape of a generation (Kernel.expected_shape) as it is with
-    panic on."""
-    shape = Kernel.expected_shape(overlay(EMPTY, state), {})
-    out = dict(expected)
-    chains = {k: list(v) for k, v in expected.get("chains", {}).items()}
-    for key, ids in shape["chains"].items():
-        if key.endswith(("/nw-PREROUTING", "/nw-OUTPUT")):
-            chains[key] = ids + [i for i in chains.get(key, []) if i not in ids]
-        else:
-            chains[key] = ids
-    out["chains"] = chains
-    out["hooks"] = sorted(set(expected.get("hooks", [])) | set(shape["hooks"]))
-    return out
+def overlay_shape(expected: ExpectedShape, state: PanicState) -> ExpectedShape:
+    """The recorded kernel shape of a generation as it is with panic on: the panic
+    chains and their jumps first."""
+    return expected.with_first(ExpectedShape.of(overlay(EMPTY, state), {}))
+
+
+def expected_now(store: StateStore) -> ExpectedShape:
+    """The kernel shape the recorded generation (plus panic, when on) should have;
+    empty when nothing is applied (then every nw- object counts as drift)."""
+    generation = store.current()
+    expected = store.meta(generation).expected if generation is not None else ExpectedShape()
+    panic = read_marker(store.root)
+    return overlay_shape(expected, panic) if panic is not None else expected
 
 
 def rule_metas(state: PanicState) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import EnvironmentProblem, LockBusy
+from nodewall.engine.system.files import atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("/var/lib/nodewall")
 KEEP_GENERATIONS = 10
@@ -34,19 +36,6 @@ def default_state_dir(netns: str | None) -> Path:
     return DEFAULT_ROOT / "netns" / netns if netns else DEFAULT_ROOT
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
 @dataclass(frozen=True)
 class GenerationMeta:
     generation: int
@@ -54,12 +43,18 @@ class GenerationMeta:
     sources: list[str]  # the profile paths as given to apply
     backend: str
     rules: dict[str, dict]  # rule_id -> RuleMeta as dict
-    expected: dict[str, Any] = field(default_factory=dict)  # kernel shape for drift checks
+    expected: ExpectedShape = field(default_factory=ExpectedShape)  # for drift checks
     note: str = ""
 
     @classmethod
     def from_json(cls, data: dict) -> GenerationMeta:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["expected"] = ExpectedShape.from_json(data.get("expected"))
+        return cls(**fields)
+
+    def to_json(self) -> dict[str, Any]:
+        plain = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "expected"}
+        return {**plain, "expected": self.expected.to_json()}
 
 
 @dataclass(frozen=True)
@@ -163,7 +158,7 @@ class StateStore:
             json.loads((self.generation_dir(n) / "meta.json").read_text()))
 
     def write_meta(self, meta: GenerationMeta) -> None:
-        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", asdict(meta))
+        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json())
 
     def profile_copies(self, n: int) -> list[Path]:
         d = self.generation_dir(n) / "profiles"

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tomlkit
-from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.dataplane.orchestrator import Orchestrator
+from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.dataplane.protocol import TxContext
 from nodewall.engine.errors import (
     InputError,
     InputErrors,
@@ -32,54 +34,30 @@ from nodewall.engine.errors import (
 )
 from nodewall.engine.nets.baseline import BaselineStore, forget_deltas
 from nodewall.engine.observe.links import interface_exists
-from nodewall.engine.observe.report import PendingConfirm
 from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import panic as panic_mod
+from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from nodewall.engine.safety.state_dir import GenerationMeta, Journal, Pending, StateStore
-from nodewall.engine.service_model import ApplyResult, PlanPreview
 from nodewall.engine.system import netns as netns_mod
+from nodewall.engine.system import procfs
 
 OnWait = Callable[[str], None] | None
 ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
 WATCHER_GRACE_S = 2.0  # an expired confirm whose watcher is gone is reverted after this
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own exited child) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _ipset_children_here() -> list[int]:
     """`ipset` processes in this network namespace (a killed apply's restore stream
     keeps running until it has read what was already written to it)."""
-    try:
-        mine = os.stat("/proc/self/ns/net").st_ino
-    except OSError:
+    mine = procfs.namespace_id("self", "net")
+    if mine is None:
         return []
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == os.getpid():
-            continue
-        try:
-            if (d / "comm").read_text().strip() == "ipset" and \
-                    os.stat(d / "ns" / "net").st_ino == mine:
-                out.append(int(d.name))
-        except OSError:
-            continue
-    return out
+    return [pid for pid in procfs.pids()
+            if pid != os.getpid() and procfs.command_name(pid) == "ipset"
+            and procfs.namespace_id(pid, "net") == mine]
 
 
 def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
@@ -118,9 +96,9 @@ def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
 
 
 class Transactions:
-    def __init__(self, store: StateStore, kernel: Kernel | None = None):
+    def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
-        self.kernel = kernel or Kernel(state_root=store.root)
+        self.kernel = kernel or Orchestrator()
 
     # -- helpers -------------------------------------------------------------
     def baselines(self, generation: int | None) -> BaselineStore | None:
@@ -154,25 +132,27 @@ class Transactions:
     def _panic(self) -> panic_mod.PanicState | None:
         return panic_mod.read_marker(self.store.root)
 
-    def _with_panic(self, desired: DesiredState, profile: Profile | None) -> DesiredState:
+    def _panic_state(self, profile: Profile | None) -> panic_mod.PanicState | None:
+        """The panic state in force for `profile` (its failsafe entries), or None."""
         state = self._panic()
         if state is None:
-            return desired
+            return None
         settings = profile.settings if profile is not None else None
-        return panic_mod.overlay(desired, panic_mod.state_from_settings(settings, state.since))
+        return panic_mod.state_from_settings(settings, since=state.since)
+
+    def _with_panic(self, desired: DesiredState, profile: Profile | None) -> DesiredState:
+        """`desired` plus the panic chains while panic is on."""
+        state = self._panic_state(profile)
+        return desired if state is None else panic_mod.overlay(desired, state)
 
     def _kernel_write(self, desired: DesiredState, profile: Profile | None,
-                      baselines: BaselineStore | None) -> DesiredState:
-        """Apply `desired` (plus the panic chains while panic is on); returns what was
-        written."""
-        state = self._panic()
+                      ctx: TxContext) -> None:
+        """Apply `desired` (already overlaid by _with_panic); while panic is on, the
+        marker records the failsafe entries now in force."""
+        state = self._panic_state(profile)
         if state is not None:
-            settings = profile.settings if profile is not None else None
-            state = panic_mod.state_from_settings(settings, since=state.since)
-            desired = panic_mod.overlay(desired, state)
             panic_mod.write_marker(self.store.root, state)
-        self.kernel.apply(desired, baselines=baselines)
-        return desired
+        self.kernel.apply(desired, ctx)
 
     def _restore(self, previous: int | None) -> None:
         """Put the kernel back at generation `previous` (full reload), or flush
@@ -181,10 +161,12 @@ class Transactions:
             if self._panic() is None:
                 self.kernel.flush()
             else:
-                self._kernel_write(panic_mod.EMPTY, None, None)
+                self._kernel_write(self._with_panic(panic_mod.EMPTY, None), None,
+                                   self.kernel.context())
         else:
             profile, desired = self._generation_profile(previous)
-            self._kernel_write(desired, profile, None)
+            self._kernel_write(self._with_panic(desired, profile), profile,
+                               self.kernel.context())
         self.store.set_current(previous)
 
     # -- recovery ------------------------------------------------------------
@@ -208,7 +190,7 @@ class Transactions:
                          "(removes everything nodewall owns and clears the journal)") from exc
         pending = self.store.pending()
         if pending is not None and time.time() >= pending.deadline + WATCHER_GRACE_S \
-                and not _alive(pending.watcher_pid):
+                and not procfs.is_alive(pending.watcher_pid):
             if self.store.current() == pending.generation:
                 self._guarded_restore(pending.previous, "confirm-timeout")
             self.store.clear_pending()
@@ -259,7 +241,7 @@ class Transactions:
         profile, desired = load_and_plan(paths, backend=backend,
                                          baselines=self.baselines(current))
         return self.kernel.preview(self._with_panic(desired, profile),
-                                   baselines=self.baselines(current))
+                                   self.kernel.context(self.baselines(current)))
 
     # -- apply ---------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
@@ -270,38 +252,23 @@ class Transactions:
         with self.store.lock(wait=wait, on_wait=on_wait):
             self.recover()
             previous = self.store.current()
-            baselines = self.baselines(previous)
-            profile, desired = load_and_plan(paths, backend=backend, baselines=baselines)
-            with self.kernel.transaction_view():
-                self.kernel.forget_drifted_sets(desired)
-                preview = self.kernel.preview(self._with_panic(desired, profile),
-                                              baselines=baselines)
-                if check:
-                    if preview.empty:
-                        raise NothingToDo("the kernel already matches these profiles")
-                    return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
-                if preview.empty and previous is not None and confirm_timeout is None:
-                    return ApplyResult(previous, False, preview, time.monotonic() - t0,
-                                       warnings=profile.warnings)
-                n = self.store.next_generation()
-                self._record_files(n, profile)
-                self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
-                                                 started=time.time(), action="apply"))
-                try:
-                    written = self._kernel_write(desired, profile, baselines)
-                    self.kernel.verify(written)
-                except BaseException as exc:
-                    self._restore(previous)
-                    shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
-                    self.store.clear_journal()
-                    if isinstance(exc, NodewallError):
-                        raise
-                    raise KernelError(f"apply failed and was rolled back: {exc}",
-                                      hint="the previous generation is in place") from exc
+            ctx = self.kernel.context(self.baselines(previous))
+            profile, desired = load_and_plan(paths, backend=backend, baselines=ctx.baselines)
+            written = self._with_panic(desired, profile)
+            self.kernel.prepare(written, ctx)
+            preview = self.kernel.preview(written, ctx)
+            if check:
+                if preview.empty:
+                    raise NothingToDo("the kernel already matches these profiles")
+                return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+            if preview.empty and previous is not None and confirm_timeout is None:
+                return ApplyResult(previous, False, preview, time.monotonic() - t0,
+                                   warnings=profile.warnings)
+            n = self._commit(profile, written, ctx, previous)
             self.store.write_meta(GenerationMeta(
                 generation=n, created=time.time(), sources=[str(p) for p in paths],
                 backend=backend or "profile", rules=_rule_meta_json(desired),
-                expected=self.kernel.expected_shape(
+                expected=Orchestrator.expected_shape(
                     desired, {h.interface: h.name for h in profile.host_endpoints})))
             self.store.set_current(n)
             self.store.clear_journal()
@@ -309,6 +276,27 @@ class Transactions:
             self.store.prune()
         return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
                            warnings=profile.warnings)
+
+    def _commit(self, profile: Profile, written: DesiredState, ctx: TxContext,
+                previous: int | None) -> int:
+        """Record generation N's files, journal, write the kernel and verify it.  On any
+        failure the previous generation is restored and N forgotten.  Returns N."""
+        n = self.store.next_generation()
+        self._record_files(n, profile)
+        self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
+                                         started=time.time(), action="apply"))
+        try:
+            self._kernel_write(written, profile, ctx)
+            self.kernel.verify(written)
+        except BaseException as exc:
+            self._restore(previous)
+            shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
+            self.store.clear_journal()
+            if isinstance(exc, NodewallError):
+                raise
+            raise KernelError(f"apply failed and was rolled back: {exc}",
+                              hint="the previous generation is in place") from exc
+        return n
 
     def _after_apply(self, n: int, previous: int | None,
                      confirm_timeout: float | None) -> PendingConfirm | None:

@@ -8,18 +8,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import tomlkit
+from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.errors import InputError, InputErrors, Loc
 from nodewall.engine.observe.conntrack import ConntrackSample, UntrackedHint
 from nodewall.engine.observe.report import (
     ConntrackCpu,
     ConntrackInfo,
     InterfaceInfo,
-    PendingConfirm,
     RuleStats,
     StatusReport,
 )
 from nodewall.engine.profile.model import Profile, Settings
-from nodewall.engine.service_model import ApplyResult, PlanPreview
+from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from tomlkit.exceptions import ParseError
 
 ACTIONS = ("allow", "deny", "log", "pass")

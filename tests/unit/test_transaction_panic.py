@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from nodewall.engine.cli.main import build_parser
-from nodewall.engine.dataplane.orchestrator import Kernel
+from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import Loc
 from nodewall.engine.plan.desired import (
     Chain,
@@ -63,8 +63,8 @@ def test_overlay_puts_panic_first_and_keeps_the_profile():
 
 def test_overlay_shape_matches_the_shape_of_the_overlay():
     base = _profile_raw()
-    expected = Kernel.expected_shape(base, {})
-    written = Kernel.expected_shape(panic.overlay(base, _state()), {})
+    expected = ExpectedShape.of(base, {})
+    written = ExpectedShape.of(panic.overlay(base, _state()), {})
     assert panic.overlay_shape(expected, _state()) == written
 
 

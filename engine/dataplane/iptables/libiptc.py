@@ -48,7 +48,7 @@ def loaded_tables(family: Family) -> frozenset[str]:
         return frozenset()
 
 
-def _iptc() -> Any:
+def load() -> Any:
     # python-iptables imports distutils; in a venv with setuptools that resolves to
     # setuptools' vendored copy (~100 ms and a pkg_resources warning). The stdlib's
     # own distutils (still in 3.11) does the job.
@@ -82,7 +82,7 @@ class Handle:
     """One table of one family of the current namespace, as a libiptc snapshot."""
 
     def __init__(self, family: Family, table: str):
-        iptc = _iptc()
+        iptc = load()
         cls = iptc.Table if family == 4 else iptc.Table6
         self.family: Family = family
         self.name = table

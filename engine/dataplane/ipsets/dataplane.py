@@ -1,0 +1,103 @@
+"""ipsets as a Dataplane: nodewall's `nw-` sets, loaded before the rules that use
+them and destroyed after the rules stopped using them (engine.dataplane.protocol)."""
+from __future__ import annotations
+
+import ipaddress
+
+from nodewall.engine.dataplane.ipsets import flush as ipset_flush
+from nodewall.engine.dataplane.ipsets import observe as ipset_observe
+from nodewall.engine.dataplane.ipsets import sync as ipset_sync
+from nodewall.engine.dataplane.ipsets.observe import ObservedSet
+from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.shape import Drift, ExpectedShape
+from nodewall.engine.plan.desired import DesiredState
+
+EXACT_CHECK_MAX = 65536  # sets up to this size are compared member by member
+
+
+class IpsetDataplane:
+    name = "ipsets"
+
+    def warm_up(self) -> None:
+        return None
+
+    def observe(self) -> dict[str, ObservedSet]:
+        """Set headers only (no member is dumped)."""
+        return ipset_observe.observe()
+
+    def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
+        """Forget the manifest of every small set whose members were changed by hand
+        (same count), so that the plan reloads it in full."""
+        live = ctx.observation(self)
+        for spec in desired.ipsets:
+            man = ipset_sync.load_manifest(spec.name)
+            if man is not None and spec.name in live and \
+                    members_differ(spec.name, man, live[spec.name]):
+                ipset_sync.drop_manifest(spec.name)
+
+    def plan(self, desired: DesiredState, ctx: TxContext) -> ipset_sync.IpsetPlan:
+        made = ipset_sync.plan(desired.ipsets, ctx.baselines, ctx.observation(self))
+        ctx.plans[self.name] = (desired, made)
+        return made
+
+    def apply(self, desired: DesiredState, ctx: TxContext) -> None:
+        observed = ctx.observation(self)
+        planned = ctx.planned(self, desired)
+        ctx.plans.pop(self.name, None)
+        ipset_sync.sync(desired.ipsets, ctx.baselines, observed=observed, planned=planned)
+
+    def retire(self, desired: DesiredState, ctx: TxContext) -> None:
+        observed = ctx.observation(self)  # as before this apply: the stale sets in it
+        ctx.forget(self)
+        ipset_flush.destroy_unused({s.name for s in desired.ipsets},
+                                   observed=observed).raise_if_incomplete()
+
+    def verify(self, desired: DesiredState) -> list[str]:
+        live = ipset_observe.names()
+        missing = [s.name for s in desired.ipsets if s.name not in live]
+        return [f"missing ipsets {missing}"] if missing else []
+
+    def counters(self, observed: dict[str, ObservedSet]) -> Counters:
+        return {}
+
+    def drift(self, expected: ExpectedShape, observed: dict[str, ObservedSet]) -> list[Drift]:
+        out: list[Drift] = []
+        for name in expected.ipsets:
+            live = observed.get(name)
+            if live is None:
+                out.append(Drift("ipset", name, "is missing"))
+                continue
+            manifest = ipset_sync.load_manifest(name)
+            if manifest is None:
+                continue
+            if manifest.entries != live.entries:
+                out.append(Drift("ipset", name, f"was changed outside nodewall ("
+                                 f"{live.entries} entries, applied {manifest.entries})"))
+            elif members_differ(name, manifest, live):
+                out.append(Drift("ipset", name,
+                                 "was changed outside nodewall (other members)"))
+        for name in sorted(set(observed) - set(expected.ipsets)):
+            out.append(Drift("ipset", name, "is not in the recorded generation"))
+        return out
+
+    def foreign(self, observed: dict[str, ObservedSet]) -> list[str]:
+        return []  # rules of other tools that use nw- sets: seen by the iptables side
+
+    def flush(self) -> None:
+        ipset_flush.flush_all().raise_if_incomplete()
+
+
+def members_differ(name: str, man: ipset_sync.Manifest, live: ObservedSet,
+                   limit: int = EXACT_CHECK_MAX) -> bool:
+    """Exact member check for small sets whose content the manifest fully records
+    (inline members only, or a list:set); larger ones are checked by count."""
+    if man.files or live.entries > limit:
+        return False
+    have = ipset_observe.list_members(name)
+    if man.kind == "list:set":
+        return tuple(have) != man.members
+    try:
+        norm = {str(ipaddress.ip_network(m, strict=False)) for m in have}
+    except ValueError:
+        return True
+    return norm != set(man.inline)

@@ -1,0 +1,134 @@
+"""Legacy xtables (raw, mangle, filter; v4 and v6) as a Dataplane: nodewall's `nw-`
+chains and their hook jumps, one atomic libiptc commit per table, verified by
+read-back (engine.dataplane.protocol)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+from nodewall.engine.dataplane.iptables import apply as iptables_apply
+from nodewall.engine.dataplane.iptables import libiptc
+from nodewall.engine.dataplane.iptables import observe as iptables_observe
+from nodewall.engine.dataplane.iptables import plan as iptables_plan
+from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
+from nodewall.engine.dataplane.iptables.observe import IptablesObserved
+from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.shape import ChainKey, Drift, ExpectedShape, HookKey, id_blocks
+from nodewall.engine.plan.desired import PREFIX, DesiredState
+
+MODE_TTL_S = 30.0  # the host's iptables mode is detected at most this often
+SAVE_TOOLS = ((4, "iptables-legacy-save"), (6, "ip6tables-legacy-save"))
+
+
+class IptablesDataplane:
+    name = "iptables"
+
+    def __init__(self) -> None:
+        self._mode: tuple[float, str] | None = None
+
+    def warm_up(self) -> None:
+        libiptc.load()
+
+    def observe(self) -> IptablesObserved:
+        return iptables_observe.observe()
+
+    def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
+        return None
+
+    def plan(self, desired: DesiredState, ctx: TxContext) -> iptables_plan.IptablesPlan:
+        return iptables_plan.plan(desired, ctx.observation(self))
+
+    def apply(self, desired: DesiredState, ctx: TxContext) -> None:
+        ctx.forget(self)
+        iptables_apply.apply(desired)  # verified per commit by read-back
+
+    def retire(self, desired: DesiredState, ctx: TxContext) -> None:
+        return None  # apply already removed the chains desired no longer has
+
+    def verify(self, desired: DesiredState) -> list[str]:
+        return []  # each table commit is read back and checked by apply
+
+    def counters(self, observed: IptablesObserved) -> Counters:
+        return iptables_observe.counters(observed)
+
+    def drift(self, expected: ExpectedShape, observed: IptablesObserved) -> list[Drift]:
+        """nw- chains missing, changed (rule blocks by id: deleted, added, reordered,
+        foreign rules inside) or unexpected; hooks missing or no longer first."""
+        have_chains, have_hooks = _shape_of(observed)
+        out = [d for key, ids in sorted(expected.chains.items())
+               for d in _chain_drift(key, ids, have_chains.get(key))]
+        for key in sorted(have_chains.keys() - expected.chains.keys()):
+            out.append(Drift("chain", str(key), "is not in the recorded generation"))
+        for hook in sorted(expected.hooks):
+            position = have_hooks.get(hook)
+            if position is None:
+                out.append(Drift("hook", str(hook), "is missing"))
+            elif position != 1:
+                out.append(Drift("hook", str(hook), f"is at position {position}, not first"))
+        return out
+
+    def foreign(self, observed: IptablesObserved) -> list[str]:
+        """Rules of other tools that jump into nw- chains or match nw- sets."""
+        out = [f"{t.table} v{t.family}: rule {r.position} of {r.chain} "
+               f"(not nodewall's) jumps to {r.target}"
+               for t in observed.tables for r in t.foreign_refs]
+        for family, tool in SAVE_TOOLS:
+            for line in _save_lines(family, tool):
+                chain = line.split(" ", 2)[1] if line.startswith("-A ") else ""
+                if chain and not chain.startswith(PREFIX) and "--match-set nw-" in line \
+                        and "nw:" not in line:
+                    out.append(f"v{family}: a rule not nodewall's uses a nodewall ipset: "
+                               f"{line}")
+        return out
+
+    def flush(self) -> None:
+        iptables_apply.raise_if_incomplete(iptables_apply.flush())
+
+    def host_mode(self) -> str:
+        """What the host's `iptables` command is: legacy / nft / mixed / none."""
+        now = time.monotonic()
+        if self._mode is None or now - self._mode[0] > MODE_TTL_S:
+            self._mode = (now, detect_iptables_mode().kind)
+        return self._mode[1]
+
+
+def _shape_of(observed: IptablesObserved
+              ) -> tuple[dict[ChainKey, tuple[str, ...]], dict[HookKey, int]]:
+    chains: dict[ChainKey, tuple[str, ...]] = {}
+    hooks: dict[HookKey, int] = {}
+    for t in observed.tables:
+        for c in t.chains:
+            chains[ChainKey(t.family, t.table, c.name)] = id_blocks(
+                r.rule_id or "(foreign)" for r in c.rules)
+        for h in t.hooks:
+            hooks[HookKey(t.family, t.table, h.kernel_chain, h.chain)] = h.position
+    return chains, hooks
+
+
+def _chain_drift(key: ChainKey, want: tuple[str, ...],
+                 have: tuple[str, ...] | None) -> list[Drift]:
+    if have is None:
+        return [Drift("chain", str(key), "is missing")]
+    if have == want:
+        return []
+    gone = [i for i in want if i not in have]
+    extra = [i for i in have if i not in want]
+    parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
+        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
+    what = "; ".join(parts) or "rules reordered"
+    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
+                                     f"expected {len(want)})")]
+
+
+def _save_lines(family: int, tool: str) -> list[str]:
+    """`*-legacy-save` of the tables already loaded (never loads a module)."""
+    tables = libiptc.loaded_tables(family)  # type: ignore[arg-type]
+    if not tables or shutil.which(tool) is None:
+        return []
+    out = []
+    for table in sorted(tables & {"raw", "mangle", "filter", "nat", "security"}):
+        proc = subprocess.run([tool, "-t", table], capture_output=True, text=True,
+                              timeout=30, check=False)
+        out += proc.stdout.splitlines()
+    return out

@@ -1,0 +1,63 @@
+"""The one reader of /proc for processes: state, parent, command name and namespaces.
+Every function answers for a process that may vanish while it is read (then None)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    try:
+        return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def state(pid: int) -> str | None:
+    """One letter: R, S, D, Z, T, …; None when there is no such process."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def parent(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[1]) if fields else None
+    except ValueError:
+        return None
+
+
+def command_name(pid: int) -> str | None:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def namespace_id(pid: int | str, kind: str) -> tuple[int, int] | None:
+    """(device, inode) of /proc/PID/ns/KIND (`kind`: net, mnt, …); PID may be "self"."""
+    try:
+        st = os.stat(PROC / str(pid) / "ns" / kind)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def pids() -> list[int]:
+    return [int(d.name) for d in PROC.iterdir() if d.name.isdigit()]
+
+
+def is_alive(pid: int | None) -> bool:
+    """A process exists and is not a zombie (an exited child not yet reaped)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return state(pid) not in ("Z", None)
