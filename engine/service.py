@@ -1,10 +1,10 @@
-"""The engine's facade for the CLI and the TUI.  Every method is blocking kernel
+"""The engine's one facade for the CLI and the TUI.  Every method is blocking kernel
 work in the CURRENT network namespace (the process entered --netns at start-up);
 the TUI calls it from thread workers only."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
@@ -14,10 +14,14 @@ from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.status import collect_status
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
+from nodewall.engine.safety.agent import Agent
+from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions
 from nodewall.engine.system import netns as netns_mod
+
+OnWait = Callable[[str], None] | None  # told when the lock is busy and we wait for it
 
 
 class Service:
@@ -31,25 +35,54 @@ class Service:
     def is_root(self) -> bool:
         return os.geteuid() == 0
 
+    # -- read ----------------------------------------------------------------------
     def status(self) -> StatusReport:
         return collect_status(self.store, self.kernel, netns=self.netns)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         return conntrack_sample(limit)
 
-    def validate(self, paths: Sequence[Path]) -> Profile:
-        return load_profiles([Path(p) for p in paths])
+    def validate(self, paths: Sequence[Path],
+                 texts: Mapping[str, str] | None = None) -> Profile:
+        """Load and check profiles; `texts` gives unsaved content for some paths."""
+        return load_profiles([Path(p) for p in paths], texts=texts)
 
     def diff(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
         return self.tx.preview(paths, backend=backend)
 
+    def recover_if_idle(self) -> str | None:
+        """Finish an interrupted transaction nobody else is running; what was done."""
+        return self.tx.recover_if_idle()
+
+    # -- write ---------------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, confirm_timeout: float | None = None,
-              backend: str | None = None) -> ApplyResult:
-        return self.tx.apply(paths, backend=backend, confirm_timeout=confirm_timeout)
+              backend: str | None = None, check: bool = False, wait: bool = True,
+              on_wait: OnWait = None) -> ApplyResult:
+        return self.tx.apply(paths, backend=backend, check=check,
+                             confirm_timeout=confirm_timeout, wait=wait, on_wait=on_wait)
 
-    def confirm(self) -> None:
-        self.tx.confirm()
+    def confirm(self) -> int:
+        """Keep the pending apply; returns its generation."""
+        return self.tx.confirm()
 
-    def rollback(self, pending_generation: int | None = None) -> None:
-        """Roll back; with `pending_generation`, only that pending apply."""
-        self.tx.rollback(pending_generation=pending_generation)
+    def watch_confirm(self, generation: int) -> bool:
+        """The detached watcher's loop: revert `generation` at its deadline unless it is
+        confirmed first.  Returns True when it reverted."""
+        return self.tx.watch_confirm(generation)
+
+    def rollback(self, pending_generation: int | None = None, *, wait: bool = True,
+                 on_wait: OnWait = None) -> int | None:
+        """Roll back; with `pending_generation`, only that pending apply.  Returns the
+        generation now in place."""
+        return self.tx.rollback(pending_generation=pending_generation, wait=wait,
+                                on_wait=on_wait)
+
+    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
+        self.tx.flush(wait=wait, on_wait=on_wait)
+
+    def set_panic(self, on: bool, *, wait: bool = True,
+                  on_wait: OnWait = None) -> PanicState | None:
+        return self.tx.set_panic(on, wait=wait, on_wait=on_wait)
+
+    def agent(self, profiles_dir: Path) -> Agent:
+        return Agent(self.tx, profiles_dir)

@@ -51,8 +51,8 @@ class EngineClient:
     def conntrack_sample(self, limit: int = 2000):
         return self._call("conntrack_sample", limit)
 
-    def validate(self, paths: Sequence[Path]):
-        return self._call("validate", list(paths))
+    def validate(self, paths: Sequence[Path], texts: dict[str, str] | None = None):
+        return self._call("validate", list(paths), texts=texts)
 
     def diff(self, paths: Sequence[Path]):
         return self._call("diff", list(paths))

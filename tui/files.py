@@ -1,17 +1,12 @@
 """Profile files on disk: atomic saves and validation of unsaved text."""
 from __future__ import annotations
 
-import itertools
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nodewall.engine.errors import InputError, InputErrors, NodewallError
 from nodewall.engine.system.files import atomic_write_text
-
-_counter = itertools.count()
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -26,42 +21,26 @@ class Problem:
     col: int | None
 
 
-def _scratch_path(path: Path) -> Path:
-    """A scratch file beside the profile (so relative nets_file paths resolve)."""
-    name = f".{path.stem}.nwcheck{os.getpid()}-{next(_counter)}{path.suffix}"
-    return path.with_name(name)
-
-
 def validate_text(validate, path: Path, text: str, others: Sequence[Path]):
-    """Validate `text` as if it were `path`, together with the other profiles.
-    Returns (problems, warnings).  `validate` is EngineClient.validate."""
+    """Validate `text` as the content of `path`, together with the other profiles, in
+    memory (nothing is written beside the operator's file).  Returns (problems,
+    warnings).  `validate` is EngineClient.validate."""
     path = Path(path)
-    scratch = _scratch_path(path)
     try:
-        scratch.write_text(text)
-    except OSError:  # profile dir not writable: nets_file paths may not resolve
-        scratch = Path(tempfile.gettempdir()) / scratch.name
-        scratch.write_text(text)
-
-    def real(s: str) -> str:
-        return s.replace(str(scratch), str(path)).replace(scratch.name, path.name)
-
-    try:
-        profile = validate([scratch, *[p for p in others if Path(p) != path]])
+        profile = validate([path, *[p for p in others if Path(p) != path]],
+                           texts={str(path): text})
     except InputErrors as exc:
-        return [_problem(e, scratch, real) for e in exc.errors], []
+        return [_problem(e, path) for e in exc.errors], []
     except InputError as exc:
-        return [_problem(exc, scratch, real)], []
+        return [_problem(exc, path)], []
     except NodewallError as exc:
-        return [Problem(real(exc.render()), None, None)], []
-    finally:
-        scratch.unlink(missing_ok=True)
-    return [], [real(w) for w in getattr(profile, "warnings", ())]
+        return [Problem(exc.render(), None, None)], []
+    return [], list(getattr(profile, "warnings", ()))
 
 
-def _problem(err: InputError, scratch: Path, real) -> Problem:
-    here = Path(err.loc.file).name == scratch.name
-    return Problem(real(err.render()), err.loc.line if here else None,
+def _problem(err: InputError, path: Path) -> Problem:
+    here = Path(err.loc.file) == path
+    return Problem(err.render(), err.loc.line if here else None,
                    err.loc.col if here else None)
 
 

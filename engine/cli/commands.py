@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import StatusReport
@@ -33,7 +35,7 @@ def _say_wait(message: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    profile = load_profiles(args.profiles)
+    profile = load_profiles(args.profiles)  # no namespace, no state: pure
     if args.output == "json":
         _emit_json({"valid": True, "warnings": list(profile.warnings),
                     "host_endpoints": len(profile.host_endpoints),
@@ -63,9 +65,9 @@ def cmd_diff(args) -> int:
 def cmd_apply(args) -> int:
     _require_root("apply")
     svc = _service(args)
-    result = svc.tx.apply(args.profiles, backend=args.backend, check=args.check,
-                          confirm_timeout=args.confirm_timeout, wait=not args.no_wait,
-                          on_wait=_say_wait)
+    result = svc.apply(args.profiles, backend=args.backend, check=args.check,
+                       confirm_timeout=args.confirm_timeout, wait=not args.no_wait,
+                       on_wait=_say_wait)
     if args.output == "json":
         _emit_json(result.to_json())
     else:
@@ -91,19 +93,19 @@ def _ns(args) -> str:
 
 
 def cmd_confirm(args) -> int:
-    n = _service(args).tx.confirm()
+    n = _service(args).confirm()
     print(f"kept generation {n}")
     return ExitCode.OK
 
 
 def cmd_confirm_watcher(args) -> int:
-    _service(args).tx.watch_confirm(args.generation)
+    _service(args).watch_confirm(args.generation)
     return ExitCode.OK
 
 
 def cmd_rollback(args) -> int:
     _require_root("rollback")
-    target = _service(args).tx.rollback(wait=not args.no_wait, on_wait=_say_wait)
+    target = _service(args).rollback(wait=not args.no_wait, on_wait=_say_wait)
     print("rolled back: nothing applied now" if target is None
           else f"rolled back to generation {target}")
     return ExitCode.OK
@@ -111,15 +113,15 @@ def cmd_rollback(args) -> int:
 
 def cmd_flush(args) -> int:
     _require_root("flush")
-    _service(args).tx.flush(wait=not args.no_wait, on_wait=_say_wait)
+    _service(args).flush(wait=not args.no_wait, on_wait=_say_wait)
     print("flushed: nodewall's chains, sets and XDP programs are gone")
     return ExitCode.OK
 
 
 def cmd_panic(args) -> int:
     _require_root("panic")
-    state = _service(args).tx.set_panic(args.state == "on", wait=not args.no_wait,
-                                        on_wait=_say_wait)
+    state = _service(args).set_panic(args.state == "on", wait=not args.no_wait,
+                                     on_wait=_say_wait)
     if state is not None:
         print("!!! PANIC MODE ON: every packet is dropped except failsafe traffic !!!")
         print(f"    {state.describe()}")
@@ -133,9 +135,8 @@ def cmd_panic(args) -> int:
 
 
 def cmd_agent(args) -> int:
-    from nodewall.engine.safety.agent import Agent
     _require_root("agent")
-    return Agent(_service(args).tx, args.profiles).run(args.interval, once=args.once)
+    return _service(args).agent(args.profiles).run(args.interval, once=args.once)
 
 
 def _print_status(report: StatusReport) -> None:
@@ -170,7 +171,7 @@ def cmd_status(args) -> int:
     svc = _service(args)
     if os.geteuid() == 0:  # finish an interrupted transaction nobody else is running
         try:
-            message = svc.tx.recover_if_idle()
+            message = svc.recover_if_idle()
         except NodewallError as exc:  # status still shows what is there
             message = exc.render()
         if message:
@@ -216,18 +217,23 @@ def cmd_lab(args) -> int:
     return ExitCode.OK
 
 
+def demo_profile() -> Path:
+    """The example Redis profile, from the installed package data."""
+    profile = Path(str(importlib.resources.files("nodewall.profiles") / "redis-host.toml"))
+    if not profile.is_file():
+        raise NodewallError(f"demo profile {profile} not found",
+                            hint="reinstall nodewall: the example profiles ship as package "
+                                 "data (nodewall.profiles)")
+    return profile
+
+
 def cmd_demo(args) -> int:
     """Start the lab, apply the demo profile in its server namespace, open the TUI."""
-    from pathlib import Path
-
     from nodewall.engine.lab import lifecycle as lab
     from nodewall.engine.system import netns
     _require_root("demo")
+    profile = demo_profile()
     info = lab.lab_up("nwlab")
-    profile = Path(__file__).resolve().parent.parent / "profiles" / "redis-host.toml"
-    if not profile.exists():
-        raise NodewallError(f"demo profile {profile} not found",
-                            hint="run `make demo` from the nodewall checkout")
     netns.enter(info.server_ns)
     svc = Service(netns=info.server_ns, state_dir=args.state_dir)
     svc.apply([profile])

@@ -11,7 +11,7 @@ run on the valid items; see engine.loader_checks.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,11 @@ TOP_KEYS = ("settings", "host_endpoints", "network_sets", "policies")
 _TK_SUFFIX = re.compile(r"\s*at line \d+ col \d+\s*$")
 
 
-def _read(path: str, errors: list[InputError]) -> Ctx | None:
+def _read(path: str, errors: list[InputError], text: str | None = None) -> Ctx | None:
+    """Parse the profile at `path` (or `text`, the content it is about to have: the
+    TUI's editor validates unsaved text in memory)."""
+    if text is not None:
+        return _parse(path, text, errors)
     try:
         raw = Path(path).read_bytes()
     except IsADirectoryError:
@@ -56,6 +60,10 @@ def _read(path: str, errors: list[InputError]) -> Ctx | None:
         errors.append(InputError(Loc(path, line, col), "profile is not valid UTF-8",
                                  "TOML files are UTF-8 text"))
         return None
+    return _parse(path, text, errors)
+
+
+def _parse(path: str, text: str, errors: list[InputError]) -> Ctx | None:
     try:
         data = tomlkit.parse(text).unwrap()
     except (TOMLKitError, ValueError, TypeError, KeyError, IndexError, RecursionError) as e:
@@ -160,14 +168,17 @@ def _network_set(draft: NetworkSetDraft, settings: Settings,
     return NetworkSet(draft.name, draft.labels, draft.nets, nets_file, ctx.table_loc(path))
 
 
-def load_profiles(paths: Sequence[str | Path], *,
-                  baselines: BaselineStore | None = None) -> Profile:
-    """Load and validate profile files together; raise InputErrors listing every error."""
+def load_profiles(paths: Sequence[str | Path], *, baselines: BaselineStore | None = None,
+                  texts: Mapping[str, str] | None = None) -> Profile:
+    """Load and validate profile files together; raise InputErrors listing every error.
+    `texts`: {path: content} for files whose unsaved content is to be checked instead
+    of what is on disk (errors still name the path; nets_file paths resolve beside it)."""
     errors: list[InputError] = []
     files = tuple(str(p) for p in paths)
     if not files:
         raise InputErrors([InputError(Loc("<command line>", 1, 1), "no profile given")])
-    ctxs = [c for c in (_read(f, errors) for f in files) if c is not None]
+    texts = {str(k): v for k, v in (texts or {}).items()}
+    ctxs = [c for c in (_read(f, errors, texts.get(f)) for f in files) if c is not None]
     for ctx in ctxs:
         data = ctx.data
         ctx.check_keys(data, (), TOP_KEYS, "the top level")

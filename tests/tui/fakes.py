@@ -134,11 +134,11 @@ class FakeService:
             top_dports=(("tcp", 6379, 900), ("udp", 53, 80)),
             untracked_hints=(hint,))
 
-    def validate(self, paths) -> Profile:
+    def validate(self, paths, texts=None) -> Profile:
         self._record("validate")
         errors = []
         for path in paths:
-            text = Path(path).read_text()
+            text = (texts or {}).get(str(path)) or Path(path).read_text()
             try:
                 tomlkit.parse(text)
             except ParseError as exc:
