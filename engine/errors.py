@@ -101,3 +101,15 @@ class NothingToDo(NodewallError):
     """`apply --check` found the kernel already matches (exit 3)."""
 
     exit_code = ExitCode.NOTHING_TO_DO
+
+
+class ConfirmPending(NodewallError):
+    """A change waits for `nodewall confirm`; a plain apply now would be reverted."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Quarantined(NodewallError):
+    """The agent met content that an automatic revert took back."""
+
+    exit_code = ExitCode.FAILED

@@ -17,7 +17,7 @@ from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety.agent import Agent
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
-from nodewall.engine.safety.state_dir import StateStore, default_state_dir
+from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions
 from nodewall.engine.system import netns as netns_mod
 
@@ -57,9 +57,16 @@ class Service:
     # -- write ---------------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, confirm_timeout: float | None = None,
               backend: str | None = None, check: bool = False, wait: bool = True,
-              on_wait: OnWait = None) -> ApplyResult:
+              on_wait: OnWait = None, origin: str = "cli") -> ApplyResult:
         return self.tx.apply(paths, backend=backend, check=check,
-                             confirm_timeout=confirm_timeout, wait=wait, on_wait=on_wait)
+                             confirm_timeout=confirm_timeout, wait=wait, on_wait=on_wait,
+                             origin=origin)
+
+    def acknowledge_revert(self) -> RevertNotice | None:
+        """Clear the last automatic revert's notice; returns it (None if none)."""
+        notice = self.store.revert_notice()
+        self.store.clear_revert_notice()
+        return notice
 
     def confirm(self) -> int:
         """Keep the pending apply; returns its generation."""

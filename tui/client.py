@@ -60,7 +60,8 @@ class EngineClient:
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
         self._guard.require("apply")
-        return self._seq_call("apply", list(paths), confirm_timeout=confirm_timeout)
+        return self._seq_call("apply", list(paths), confirm_timeout=confirm_timeout,
+                              origin="tui")
 
     def confirm(self) -> int:
         self._guard.require("keep")

@@ -67,7 +67,7 @@ def cmd_apply(args) -> int:
     svc = _service(args)
     result = svc.apply(args.profiles, backend=args.backend, check=args.check,
                        confirm_timeout=args.confirm_timeout, wait=not args.no_wait,
-                       on_wait=_say_wait)
+                       on_wait=_say_wait, origin=args.origin)
     if args.output == "json":
         _emit_json(result.to_json())
     else:
@@ -81,6 +81,9 @@ def cmd_apply(args) -> int:
         else:
             print(f"applied generation {result.generation} in {result.duration_s:.3f}s "
                   f"({len(result.preview.lines)} change(s))")
+            if result.superseded is not None:
+                print(f"this supersedes generation {result.superseded}, which was waiting "
+                      "for confirmation")
             if result.pending_confirm:
                 print(f"run `nodewall{_ns(args)} confirm` within "
                       f"{result.pending_confirm.seconds_left:.0f}s or it reverts to generation "
@@ -95,6 +98,13 @@ def _ns(args) -> str:
 def cmd_confirm(args) -> int:
     n = _service(args).confirm()
     print(f"kept generation {n}")
+    return ExitCode.OK
+
+
+def cmd_ack(args) -> int:
+    notice = _service(args).acknowledge_revert()
+    print("no automatic revert to acknowledge" if notice is None
+          else f"acknowledged: {notice.describe()}")
     return ExitCode.OK
 
 

@@ -62,9 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "arrives within S seconds (survives the SSH session)")
     sp.add_argument("--no-wait", action="store_true",
                     help="fail at once if another transaction holds the lock")
+    sp.add_argument("--origin", default="cli", metavar="NAME",
+                    help="who applies, recorded in the generation (cli, ansible, …)")
     output(sp)
 
     sub.add_parser("confirm", help="keep the pending apply")
+    sub.add_parser("ack", help="acknowledge the last automatic revert (status stops showing it)")
     sp = sub.add_parser("rollback", help="return to the previous generation")
     sp.add_argument("--no-wait", action="store_true")
 

@@ -80,6 +80,8 @@ class StatusReport:
     drift: tuple[str, ...]
     panic: bool = False
     timestamp: float = 0.0
+    last_revert: dict[str, Any] | None = None  # an automatic revert not yet acknowledged
+    quarantined: tuple[str, ...] = ()  # content digests the agent will not re-apply
     writes: str = "iptables-legacy (raw, mangle, filter), ipset, XDP"
     warnings: tuple[str, ...] = field(default_factory=tuple)
 

@@ -63,6 +63,9 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
                                          pending.seconds_left)
     drift = tuple(str(d) for d in kernel.drift(expected, snapshot))
     warnings += [f"foreign: {f}" for f in kernel.foreign(snapshot)]
+    notice = store.revert_notice()
+    if notice is not None:
+        warnings.insert(0, f"REVERTED: {notice.describe()}; `nodewall ack` acknowledges it")
     journal = store.journal()
     if journal is not None:
         warnings.append(f"an interrupted {journal.action} (pid {journal.pid}) is pending "
@@ -78,5 +81,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
         drift=drift,
         panic=panic is not None,
         timestamp=time.time(),
+        last_revert=None if notice is None else dataclasses.asdict(notice),
+        quarantined=tuple(sorted(store.quarantine())),
         warnings=tuple(warnings),
     )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodewall.engine.errors import ExitCode, InputError, Loc, NodewallError
+from nodewall.engine.errors import ExitCode, InputError, Loc, NodewallError, Quarantined
 from nodewall.engine.safety.panic import expected_now
 from nodewall.engine.safety.transactions import Transactions
 
@@ -73,10 +73,15 @@ class Agent:
             drift = tuple(str(d) for d in self.tx.kernel.drift(expected_now(store)))
             for d in drift:
                 self.log(f"drift: {d}")
-            result = self.tx.apply(paths, on_wait=self.log)
+            result = self.tx.apply(paths, on_wait=self.log, origin="agent")
         except NodewallError as exc:
-            self.log(("bad input, kernel left as it is: " if exc.exit_code == ExitCode.BAD_INPUT
-                      else "apply failed: ") + exc.render())
+            if isinstance(exc, Quarantined):
+                prefix = f"keeping generation {store.current()}: "
+            elif exc.exit_code == ExitCode.BAD_INPUT:
+                prefix = "bad input, kernel left as it is: "
+            else:
+                prefix = "apply failed: "
+            self.log(prefix + exc.render())
             return PassResult(exc.exit_code, store.current(), message=exc.render())
         for w in result.warnings:
             self.log(w)

@@ -23,6 +23,7 @@ class ApplyResult:
     duration_s: float
     pending_confirm: PendingConfirm | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    superseded: int | None = None  # the pending generation this apply replaced
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class ApplyResult:
                 "deadline": self.pending_confirm.deadline,
                 "seconds_left": round(self.pending_confirm.seconds_left, 1),
             },
+            "superseded_generation": self.superseded,
             "plan": self.preview.to_json(),
             "warnings": list(self.warnings),
         }

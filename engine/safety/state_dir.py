@@ -10,6 +10,9 @@ Layout (default /var/lib/nodewall, or /var/lib/nodewall/netns/<NAME> with --netn
     current                     the applied generation number (atomic replace)
     journal.json                present only while a transaction is in flight
     pending.json                present while an apply awaits `nodewall confirm`
+    revert.json                 the last automatic revert, until `nodewall ack`
+    quarantine.json             contents reverted automatically: the agent never
+                                re-applies them (an operator's explicit apply does)
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Any
 
 from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import EnvironmentProblem, LockBusy
+from nodewall.engine.system import procfs
 from nodewall.engine.system.files import atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("/var/lib/nodewall")
@@ -43,6 +47,9 @@ class GenerationMeta:
     sources: list[str]  # the profile paths as given to apply
     backend: str
     rules: dict[str, dict]  # rule_id -> RuleMeta as dict
+    content: str = ""  # digest of the applied profiles' content (safety.content)
+    origin: str = ""  # who applied it: cli, tui, agent, ansible, …
+    outcome: str = ""  # "" while in force or kept; "reverted: …" after an automatic revert
     expected: ExpectedShape = field(default_factory=ExpectedShape)  # for drift checks
     note: str = ""
 
@@ -63,10 +70,39 @@ class Pending:
     previous: int | None  # None: the previous state was "nothing applied"
     deadline: float
     watcher_pid: int | None = None
+    watcher_start: int | None = None  # its start time (procfs.start_time)
+    boot_id: str = ""  # the boot it runs in (a reboot ends every watcher)
 
     @property
     def seconds_left(self) -> float:
         return max(0.0, self.deadline - time.time())
+
+    def watcher_alive(self) -> bool:
+        """The watcher this pending names still runs: same boot, same PID, same start
+        time (a PID reused by another process after the watcher died does not count)."""
+        if not self.watcher_pid or self.boot_id != procfs.boot_id():
+            return False
+        return procfs.is_alive(self.watcher_pid) and \
+            procfs.start_time(self.watcher_pid) == self.watcher_start
+
+
+@dataclass(frozen=True)
+class RevertNotice:
+    """An automatic revert, shown by status and the TUI until acknowledged."""
+
+    generation: int  # what was reverted
+    reverted_to: int | None
+    at: float
+    reason: str  # "confirm-timeout", "watcher-gone"
+    content: str = ""  # the reverted profiles' content digest (quarantined)
+
+    def describe(self) -> str:
+        to = "nothing applied" if self.reverted_to is None else f"generation {self.reverted_to}"
+        why = {"confirm-timeout": "its confirm timeout expired",
+               "watcher-gone": "its confirm watcher was gone (killed, or a reboot)"}
+        return (f"generation {self.generation} was reverted to {to} at "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.at))}: "
+                f"{why.get(self.reason, self.reason)}")
 
 
 @dataclass(frozen=True)
@@ -210,3 +246,23 @@ class StateStore:
 
     def clear_pending(self) -> None:
         (self.root / "pending.json").unlink(missing_ok=True)
+
+    # -- reverts and quarantine ----------------------------------------------
+    def revert_notice(self) -> RevertNotice | None:
+        data = self._read("revert.json")
+        return RevertNotice(**data) if data else None
+
+    def write_revert_notice(self, notice: RevertNotice) -> None:
+        atomic_write_json(self.root / "revert.json", asdict(notice))
+
+    def clear_revert_notice(self) -> None:
+        (self.root / "revert.json").unlink(missing_ok=True)
+
+    def quarantine(self) -> dict[str, dict[str, Any]]:
+        """{content digest: {generation, at, reason}}: contents that were reverted
+        automatically and that nothing but an operator's explicit apply brings back."""
+        return self._read("quarantine.json") or {}
+
+    def set_quarantine(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.ensure()
+        atomic_write_json(self.root / "quarantine.json", entries)

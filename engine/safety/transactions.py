@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,14 +37,14 @@ from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import panic as panic_mod
-from nodewall.engine.safety.results import ApplyResult, PendingConfirm
-from nodewall.engine.safety.state_dir import GenerationMeta, Journal, Pending, StateStore
-from nodewall.engine.system import netns as netns_mod
+from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
+from nodewall.engine.safety.content import content_digest
+from nodewall.engine.safety.results import ApplyResult
+from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
 from nodewall.engine.system import procfs
 
 OnWait = Callable[[str], None] | None
 ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
-WATCHER_GRACE_S = 2.0  # an expired confirm whose watcher is gone is reverted after this
 
 
 def _ipset_children_here() -> list[int]:
@@ -99,6 +97,7 @@ class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
         self.kernel = kernel or Orchestrator()
+        self.gate = CommitConfirm(store, self._guarded_restore, watcher_cli_args(store))
 
     # -- helpers -------------------------------------------------------------
     def baselines(self, generation: int | None) -> BaselineStore | None:
@@ -188,15 +187,9 @@ class Transactions:
                     f"finished: {exc.message}",
                     hint="fix the cause and run the command again, or `nodewall flush` "
                          "(removes everything nodewall owns and clears the journal)") from exc
-        pending = self.store.pending()
-        if pending is not None and time.time() >= pending.deadline + WATCHER_GRACE_S \
-                and not procfs.is_alive(pending.watcher_pid):
-            if self.store.current() == pending.generation:
-                self._guarded_restore(pending.previous, "confirm-timeout")
-            self.store.clear_pending()
-            message = (message + "; " if message else "") + (
-                f"generation {pending.generation} was never confirmed: reverted to "
-                f"{pending.previous}")
+        orphan = self.gate.expire_orphan()
+        if orphan:
+            message = (message + "; " if message else "") + orphan
         return message
 
     def _finish(self, journal: Journal) -> str:
@@ -246,14 +239,20 @@ class Transactions:
     # -- apply ---------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
               confirm_timeout: float | None = None, wait: bool = True,
-              on_wait: OnWait = None) -> ApplyResult:
+              on_wait: OnWait = None, origin: str = "cli") -> ApplyResult:
+        """origin: who applies (cli, tui, agent, ansible, …).  Everything but the agent
+        is an operator's explicit apply, which may bring back quarantined content."""
         self.kernel.warm_up()
         t0 = time.monotonic()
         with self.store.lock(wait=wait, on_wait=on_wait):
             self.recover()
+            superseded = None if check else self.gate.check_apply(confirm_timeout)
             previous = self.store.current()
             ctx = self.kernel.context(self.baselines(previous))
             profile, desired = load_and_plan(paths, backend=backend, baselines=ctx.baselines)
+            content = content_digest(profile)
+            if not check:
+                self.gate.check_quarantine(content, explicit=origin != "agent")
             written = self._with_panic(desired, profile)
             self.kernel.prepare(written, ctx)
             preview = self.kernel.preview(written, ctx)
@@ -268,14 +267,19 @@ class Transactions:
             self.store.write_meta(GenerationMeta(
                 generation=n, created=time.time(), sources=[str(p) for p in paths],
                 backend=backend or "profile", rules=_rule_meta_json(desired),
+                content=content, origin=origin,
                 expected=Orchestrator.expected_shape(
                     desired, {h.interface: h.name for h in profile.host_endpoints})))
             self.store.set_current(n)
             self.store.clear_journal()
-            pending = self._after_apply(n, previous, confirm_timeout)
+            pending = None
+            if confirm_timeout is not None:
+                last_kept = superseded.previous if superseded else previous
+                pending = self.gate.arm(n, last_kept, confirm_timeout)
             self.store.prune()
         return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
-                           warnings=profile.warnings)
+                           warnings=profile.warnings,
+                           superseded=superseded.generation if superseded else None)
 
     def _commit(self, profile: Profile, written: DesiredState, ctx: TxContext,
                 previous: int | None) -> int:
@@ -298,60 +302,22 @@ class Transactions:
                               hint="the previous generation is in place") from exc
         return n
 
-    def _after_apply(self, n: int, previous: int | None,
-                     confirm_timeout: float | None) -> PendingConfirm | None:
-        """Arm the commit-confirm.  An apply on top of a change still waiting for
-        confirmation stays under that confirm (it reverts to the last confirmed
-        generation), with the new timeout when one is given."""
-        old = self.store.pending()
-        if old is None and confirm_timeout is None:
-            return None
-        if old is not None:
-            previous = old.previous
-            if confirm_timeout is None:
-                confirm_timeout = max(0.0, old.deadline - time.time())
-        return self._arm_confirm(n, previous, confirm_timeout)  # type: ignore[arg-type]
-
-    # -- commit-confirm --------------------------------------------------------
-    def _arm_confirm(self, n: int, previous: int | None, timeout: float) -> PendingConfirm:
-        deadline = time.time() + timeout
-        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline))
-        cmd = [sys.executable, "-m", "nodewall.engine.cli.main", "--state-dir", str(self.store.root)]
-        if netns_mod.current_name():
-            cmd += ["--netns", netns_mod.current_name()]
-        cmd += ["_confirm-watcher", "--generation", str(n)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True,
-                                close_fds=True)
-        self.store.write_pending(Pending(generation=n, previous=previous, deadline=deadline,
-                                         watcher_pid=proc.pid))
-        return PendingConfirm(n, previous, deadline, timeout)
-
+    # -- commit-confirm (engine.safety.confirm has the rules) ------------------
     def confirm(self) -> int:
         with self.store.lock():
-            pending = self.store.pending()
-            if pending is None:
-                raise NodewallError("nothing is waiting for confirmation")
-            self.store.clear_pending()
-            return pending.generation
+            self.recover()
+            return self.gate.confirm()
 
     def watch_confirm(self, generation: int, poll: float = 0.2) -> bool:
         """The detached watcher: revert at the deadline unless confirmed.  Returns
         True when it reverted."""
-        while True:
-            pending = self.store.pending()
-            if pending is None or pending.generation != generation:
-                return False
-            if time.time() >= pending.deadline:
-                break
-            time.sleep(min(poll, max(0.0, pending.deadline - time.time())))
+        if not self.gate.watch(generation, poll):
+            return False
         with self.store.lock():
             pending = self.store.pending()
             if pending is None or pending.generation != generation:
                 return False
-            if self.store.current() == generation:
-                self._guarded_restore(pending.previous, "confirm-timeout")
-            self.store.clear_pending()
+            self.gate.revert(pending, "confirm-timeout")
         return True
 
     def _guarded_restore(self, previous: int | None, action: str) -> None:
@@ -388,6 +354,8 @@ class Transactions:
                 target = older[-1] if older else None
             self._guarded_restore(target, "rollback")
             self.store.clear_pending()
+            if current is not None:
+                self.gate.quarantine_rolled_back(current, target)
             return target
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:

@@ -61,3 +61,21 @@ def is_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return state(pid) not in ("Z", None)
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/PID/stat field 22):
+    with the boot id, it tells a process from a later one that reuses its PID."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
+        return None
+
+
+def boot_id() -> str:
+    """A random id the kernel makes at every boot."""
+    try:
+        return (PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
+    except OSError:
+        return ""

@@ -165,7 +165,7 @@ class FakeService:
                    "- nw-fil-in: -p tcp --dport 23 -j ACCEPT (old)"),
             rules_added=1, rules_removed=1, xdp=(("b2", "xdp"), ("c3", "raw only: egress")))
 
-    def apply(self, paths, *, confirm_timeout: float | None) -> ApplyResult:
+    def apply(self, paths, *, confirm_timeout: float | None, origin: str = "cli") -> ApplyResult:
         self._record("apply")
         previous = self.generation
         self.generation = (self.generation or 0) + 1

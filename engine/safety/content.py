@@ -1,0 +1,28 @@
+"""What a set of profiles says, as one digest: the same content gives the same digest
+whatever the paths it is read from (the agent's directory, a manual path, a symlinked
+ConfigMap mount), so a reverted change is recognised when it comes back."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from nodewall.engine.profile.model import Profile
+
+CHUNK = 1 << 20
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_digest(profile: Profile) -> str:
+    """sha256 over the sorted digests of every profile file and every nets_file
+    (file order and paths do not count; their bytes do)."""
+    parts = sorted(_file_digest(Path(f)) for f in profile.files)
+    parts += sorted(_file_digest(Path(ns.nets_file.path))
+                    for ns in profile.network_sets if ns.nets_file is not None)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
