@@ -84,8 +84,9 @@ class Service:
         return self.tx.rollback(pending_generation=pending_generation, wait=wait,
                                 on_wait=on_wait)
 
-    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
-        self.tx.flush(wait=wait, on_wait=on_wait)
+    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
+        """Remove everything nodewall owns; returns warnings about the state dir."""
+        return self.tx.flush(wait=wait, on_wait=on_wait)
 
     def set_panic(self, on: bool, *, wait: bool = True,
                   on_wait: OnWait = None) -> PanicState | None:

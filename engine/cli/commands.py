@@ -123,7 +123,8 @@ def cmd_rollback(args) -> int:
 
 def cmd_flush(args) -> int:
     _require_root("flush")
-    _service(args).flush(wait=not args.no_wait, on_wait=_say_wait)
+    for warning in _service(args).flush(wait=not args.no_wait, on_wait=_say_wait):
+        print(f"warning: {warning}", file=sys.stderr)
     print("flushed: nodewall's chains, sets and XDP programs are gone")
     return ExitCode.OK
 

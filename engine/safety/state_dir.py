@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +29,41 @@ from pathlib import Path
 from typing import Any
 
 from nodewall.engine.dataplane.shape import ExpectedShape
-from nodewall.engine.errors import EnvironmentProblem, LockBusy
-from nodewall.engine.system import procfs
+from nodewall.engine.errors import EnvironmentProblem, LockBusy, NodewallError
+from nodewall.engine.system import netns, procfs
 from nodewall.engine.system.files import atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("/var/lib/nodewall")
 KEEP_GENERATIONS = 10
+
+
+RUN_ROOT = Path("/run/nodewall")
+
+
+class StateCorrupt(NodewallError):
+    """A state file nodewall wrote is damaged (by hand, a full disk, a bad restore)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"state file {path} {problem}",
+                         hint="move it aside (or fix it) and run the command again; "
+                              "`nodewall flush` still removes everything nodewall owns")
+        self.path = path
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse a state dir another user owns or can write, or one inside a folder
+    another user can write without the sticky bit (they could swap it)."""
+    for where in (path, path.parent):
+        st = os.stat(where)
+        sticky = bool(st.st_mode & stat.S_ISVTX) and where == path.parent
+        if where == path and st.st_uid != os.geteuid():
+            raise EnvironmentProblem(f"state dir {path} is owned by uid {st.st_uid}, not "
+                                     f"by this user (uid {os.geteuid()})",
+                                     hint="use a state dir of your own (--state-dir)")
+        if st.st_mode & 0o022 and not sticky:
+            raise EnvironmentProblem(f"{where} is writable by other users; nodewall "
+                                     "will not keep its state there",
+                                     hint=f"chmod go-w {where}, or another --state-dir")
 
 
 def default_state_dir(netns: str | None) -> Path:
@@ -118,8 +148,9 @@ class Journal:
 
 
 class StateStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, lock_dir: Path | None = None):
         self.root = root
+        self._lock_dir = lock_dir
 
     # -- paths -------------------------------------------------------------
     @property
@@ -130,11 +161,28 @@ class StateStore:
         return self.generations_dir / str(n)
 
     def ensure(self) -> None:
+        """Create the state dir (0700) or check the one there: it must be ours and not
+        writable by anyone else, or a planted file could steer a root command."""
         try:
-            self.generations_dir.mkdir(parents=True, exist_ok=True)
+            self.generations_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except PermissionError as exc:
             raise EnvironmentProblem(f"cannot create the state dir {self.root}: {exc}",
                                      hint="run as root or pass --state-dir") from exc
+        check_private_dir(self.root)
+
+    def lock_dir(self) -> Path:
+        """Where the transaction lock lives: per network namespace under /run (tmpfs,
+        outside any state dir, so two --state-dir values on one namespace serialize
+        and deleting a state dir cannot drop the lock); the state dir itself when
+        /run/nodewall is not writable (a non-root user's own test store)."""
+        if self._lock_dir is None:
+            run = RUN_ROOT / netns.scope_name()
+            try:
+                run.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._lock_dir = run if os.access(run, os.W_OK) else self.root
+            except OSError:
+                self._lock_dir = self.root
+        return self._lock_dir
 
     # -- lock --------------------------------------------------------------
     @contextmanager
@@ -142,36 +190,36 @@ class StateStore:
         """Serialize transactions in this namespace.  on_wait(message) is called
         once if we have to wait for another nodewall."""
         self.ensure()
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        where = self.lock_dir()
+        fd = os.open(where / "tx.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = self._lock_holder()
+                holder = _lock_holder(where)
                 if not wait:
                     raise LockBusy(f"another nodewall transaction is running here{holder}",
-                                   hint="wait for it, or run without --no-wait to queue")
+                                   hint="wait for it, or run without --no-wait to queue") \
+                        from None
                 if on_wait:
                     on_wait(f"waiting for another nodewall transaction{holder} ...")
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            (self.root / "lock.pid").write_text(str(os.getpid()))
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _lock_holder(self) -> str:
-        try:
-            return f" (pid {(self.root / 'lock.pid').read_text().strip()})"
-        except OSError:
-            return ""
-
     # -- generations -------------------------------------------------------
     def current(self) -> int | None:
+        path = self.root / "current"
         try:
-            text = (self.root / "current").read_text().strip()
+            text = path.read_text().strip()
         except FileNotFoundError:
             return None
+        if text and not text.isdigit():
+            raise StateCorrupt(path, "is not a generation number")
         return int(text) if text else None
 
     def set_current(self, n: int | None) -> None:
@@ -190,8 +238,14 @@ class StateStore:
         return max(existing, default=0) + 1
 
     def meta(self, n: int) -> GenerationMeta:
-        return GenerationMeta.from_json(
-            json.loads((self.generation_dir(n) / "meta.json").read_text()))
+        path = self.generation_dir(n) / "meta.json"
+        data = self._read_json(path)
+        if data is None:
+            raise StateCorrupt(path, "is missing")
+        try:
+            return GenerationMeta.from_json(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise StateCorrupt(path, "does not hold a generation record") from exc
 
     def write_meta(self, meta: GenerationMeta) -> None:
         atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json())
@@ -221,14 +275,37 @@ class StateStore:
 
     # -- journal / pending -------------------------------------------------
     def _read(self, name: str) -> dict | None:
+        return self._read_json(self.root / name)
+
+    @staticmethod
+    def _read_json(path: Path) -> dict | None:
         try:
-            return json.loads((self.root / name).read_text())
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StateCorrupt(path, f"cannot be read ({exc.strerror})") from exc
+        with os.fdopen(fd) as fh:
+            try:
+                data = json.load(fh)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise StateCorrupt(path, "is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise StateCorrupt(path, "is not a JSON object")
+        return data
+
+    def _record(self, cls, name: str):
+        data = self._read(name)
+        if not data:
+            return None
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise StateCorrupt(self.root / name, f"does not hold a {cls.__name__} record") \
+                from exc
 
     def journal(self) -> Journal | None:
-        data = self._read("journal.json")
-        return Journal(**data) if data else None
+        return self._record(Journal, "journal.json")
 
     def write_journal(self, journal: Journal) -> None:
         self.ensure()
@@ -238,8 +315,7 @@ class StateStore:
         (self.root / "journal.json").unlink(missing_ok=True)
 
     def pending(self) -> Pending | None:
-        data = self._read("pending.json")
-        return Pending(**data) if data else None
+        return self._record(Pending, "pending.json")
 
     def write_pending(self, pending: Pending) -> None:
         atomic_write_json(self.root / "pending.json", asdict(pending))
@@ -249,8 +325,7 @@ class StateStore:
 
     # -- reverts and quarantine ----------------------------------------------
     def revert_notice(self) -> RevertNotice | None:
-        data = self._read("revert.json")
-        return RevertNotice(**data) if data else None
+        return self._record(RevertNotice, "revert.json")
 
     def write_revert_notice(self, notice: RevertNotice) -> None:
         atomic_write_json(self.root / "revert.json", asdict(notice))
@@ -266,3 +341,14 @@ class StateStore:
     def set_quarantine(self, entries: dict[str, dict[str, Any]]) -> None:
         self.ensure()
         atomic_write_json(self.root / "quarantine.json", entries)
+
+
+def _lock_holder(where: Path) -> str:
+    """" (pid N)" of the process that holds the lock, if it still runs."""
+    try:
+        text = (where / "tx.lock").read_text().strip()
+    except OSError:
+        return ""
+    if text.isdigit() and procfs.is_alive(int(text)):
+        return f" (pid {text})"
+    return ""

@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
@@ -56,6 +57,16 @@ def _ipset_children_here() -> list[int]:
     return [pid for pid in procfs.pids()
             if pid != os.getpid() and procfs.command_name(pid) == "ipset"
             and procfs.namespace_id(pid, "net") == mine]
+
+
+def _best_effort(step: Callable[[], Any], warnings: list[str], what: str) -> Any:
+    """Run a state-dir step of an emergency command; a failure becomes a warning."""
+    try:
+        return step()
+    except (OSError, NodewallError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc.message
+        warnings.append(f"could not {what} in the state dir: {reason}")
+        return None
 
 
 def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
@@ -358,20 +369,27 @@ class Transactions:
                 self.gate.quarantine_rolled_back(current, target)
             return target
 
-    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> None:
-        """Remove everything nodewall owns (panic mode included).  Journaled: a flush
-        that dies half-way is completed by the next command."""
+    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
+        """Remove everything nodewall owns (panic mode included).  Journaled when the
+        state dir allows it: a flush that dies half-way is completed by the next
+        command.  An emergency command needs no disk: with a full, read-only or damaged
+        state dir it still flushes.  Returns warnings about what could not be recorded."""
+        warnings: list[str] = []
         with self.store.lock(wait=wait, on_wait=on_wait):
-            self.store.write_journal(Journal(target=0, previous=self.store.current(),
-                                             pid=os.getpid(), started=time.time(),
-                                             action="flush"))
-            panic_mod.clear_marker(self.store.root)
+            previous = _best_effort(self.store.current, warnings, "read the generation")
+            _best_effort(lambda: self.store.write_journal(Journal(
+                target=0, previous=previous, pid=os.getpid(), started=time.time(),
+                action="flush")), warnings, "journal the flush")
+            _best_effort(lambda: panic_mod.clear_marker(self.store.root), warnings,
+                         "clear the panic marker")
             try:  # what cannot go (a foreign rule uses it) is emptied, and reported
                 self.kernel.flush()
             finally:
-                self.store.clear_pending()
-                self.store.set_current(None)
-                self.store.clear_journal()
+                for step, what in ((self.store.clear_pending, "clear the pending confirm"),
+                                   (lambda: self.store.set_current(None), "record it"),
+                                   (self.store.clear_journal, "clear the journal")):
+                    _best_effort(step, warnings, what)
+        return warnings
 
     # -- panic ---------------------------------------------------------------------
     def set_panic(self, on: bool, *, wait: bool = True,
