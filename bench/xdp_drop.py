@@ -49,7 +49,7 @@ import time
 import uuid
 from pathlib import Path
 
-from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.backend import XdpBackend
 from nodewall.engine.dataplane.xdp.maps import PIN_ROOT
 from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
@@ -164,15 +164,15 @@ def _inject(cpu: int, sources: list[str], frame: bytes, seconds: float) -> dict:
                 int.from_bytes(socket.inet_aton(a), "little"))
         b["nsrc"][ctypes.c_uint32(0)] = ctypes.c_uint32(len(sources))
         idx = socket.if_nametoindex(INJ_IF)
-        ctx = xdp_sys.XdpMd(0, len(frame), 0, idx, 0, 0)
+        ctx = bpf.XdpMd(0, len(frame), 0, idx, 0, 0)
         repeat = 1 << 16
         sent = 0
         ksd = _ksoftirqd(cpu)
         busy0, t0 = _self_seconds() + _task_seconds(ksd), time.perf_counter()
         deadline = t0 + seconds
         for _ in range(1 << 20):  # bounded; ends at the deadline long before
-            xdp_sys.prog_test_run(fd, frame, repeat=repeat,
-                                  flags=xdp_sys.F_TEST_XDP_LIVE_FRAMES, batch_size=64,
+            bpf.prog_test_run(fd, frame, repeat=repeat,
+                                  flags=bpf.F_TEST_XDP_LIVE_FRAMES, batch_size=64,
                                   ctx=ctx)
             sent += repeat
             if time.perf_counter() >= deadline:
@@ -231,13 +231,13 @@ def _ceiling_run(inj_ns: str, cpu: int, sources: list[str], frame: bytes,
     idx = socket.if_nametoindex(RCV_IF)
     try:
         fn = b.load_func("bench_drop", BPF.XDP)
-        xdp_sys.xdp_attach(idx, fn.fd, xdp_sys.XDP_FLAGS_DRV_MODE)
+        bpf.xdp_attach(idx, fn.fd, bpf.XDP_FLAGS_DRV_MODE)
         try:
             r = run_in_netns(inj_ns, _inject, cpu, sources, frame, seconds)
             time.sleep(0.1)
             r["dropped"] = int(b["cnt"].sum(ctypes.c_int(0)).value)
         finally:
-            xdp_sys.xdp_detach(idx, xdp_sys.XDP_FLAGS_DRV_MODE)
+            bpf.xdp_detach(idx, bpf.XDP_FLAGS_DRV_MODE)
         return r
     finally:
         b.cleanup()

@@ -20,25 +20,29 @@ import time
 import uuid
 from pathlib import Path
 
-from nodewall.engine.dataplane.xdp import source_maps as trie
 from nodewall.engine.dataplane.xdp.backend import XdpBackend
+from nodewall.engine.dataplane.xdp.cidr_keys import VALUE
+from nodewall.engine.dataplane.xdp.map_io import load, update_batch
 from nodewall.engine.dataplane.xdp.maps import Pinned, create_hosts, create_trie
+from nodewall.engine.dataplane.xdp.source_merge import iter_batches
+from nodewall.engine.dataplane.xdp.sources import source_digest
 from nodewall.engine.nets.scan import iter_member_chunks
 from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
 from nodewall.engine.system.netns import run_in_netns
 
 from bench.common import Row
 from bench.ipset_load import make_file
+from bench.xdp_keys import pack_chunk
 
 
 def _raw(path: Path, n: int) -> float:
-    keys = b"".join(trie.pack_chunk(c.decode(), 4)[0] for c in iter_member_chunks(path, 4))
+    keys = b"".join(pack_chunk(c.decode(), 4)[0] for c in iter_member_chunks(path, 4))
     count = len(keys) // 8
-    vals = trie._VAL.pack(1) * count
+    vals = VALUE.pack(1) * count
     fd = create_trie(4, n + n // 4 + 1024)
     try:
         t0 = time.perf_counter()
-        trie.update_batch(fd, keys, vals, count, 8)
+        update_batch(fd, keys, vals, count, 8)
         return time.perf_counter() - t0
     finally:
         os.close(fd)
@@ -55,7 +59,7 @@ def _nodewall_load(sets: list[XdpSetSource], n: int) -> float:
 
     t0 = time.perf_counter()
     try:
-        trie.load(fd_for, trie.iter_batches(sets, 4), 4)
+        load(fd_for, iter_batches(sets, 4), 4)
         return time.perf_counter() - t0
     finally:
         for fd in fds.values():
@@ -119,7 +123,7 @@ def _incremental(path: Path, n: int, work: Path) -> dict:
             meta = p.read_meta()
         return {"full_s": full, "one_line_s": inc, "ratio": inc / full,
                 "edit": f"{old_line} -> 198.18.77.1",
-                "digest_current": meta["tries"]["4"]["digest"] == trie.source_digest(
+                "digest_current": meta["tries"]["4"]["digest"] == source_digest(
                     xdp.sets, 4)}
     finally:
         b.flush()

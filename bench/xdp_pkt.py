@@ -2,11 +2,11 @@
 floors, all run with BPF_PROG_TEST_RUN, with 1, 10k and 1M set entries (Kinvolk mix
 ~89 % /32, 10 % /24, 1 % /16, bench.common.cidr_file):
 
-  floor_lpm   (bpf/floor_lpm.c) parse Ethernet + IP and one LPM lookup of the source
+  floor_lpm   (bench/floor_lpm.c) parse Ethernet + IP and one LPM lookup of the source
               in ONE trie holding every entry of the file (loaded here, beside
               nodewall's maps) -- the floor as the issue defines it.  Goal: nodewall /
               floor_lpm <= 1.3x.
-  floor_hash  (bpf/floor_hash.c) parse + one exact-match hash lookup of the source in
+  floor_hash  (bench/floor_hash.c) parse + one exact-match hash lookup of the source in
               nodewall's own host hash (the /32 entries).  nodewall looks sources up
               in that hash first (the trie of shorter prefixes only on a miss), so this
               is the honest floor of its design; reported, no goal.  With random
@@ -49,22 +49,20 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
-from nodewall.engine.dataplane.xdp import source_maps as xdp_trie
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.backend import XdpBackend
+from nodewall.engine.dataplane.xdp.cidr_keys import VALUE
 from nodewall.engine.dataplane.xdp.layout import (
-    FLOOR_FILE,
-    FLOOR_HASH_FILE,
-    FLOOR_HASH_NAME,
-    FLOOR_NAME,
     MAP_HOST4,
     MAP_HOST6,
     MAP_SRC4,
     MAP_SRC6,
     BuildConfig,
 )
+from nodewall.engine.dataplane.xdp.map_io import update_batch
 from nodewall.engine.dataplane.xdp.maps import PIN_ROOT, Pinned, create_trie
-from nodewall.engine.dataplane.xdp.program import compile_program
+from nodewall.engine.dataplane.xdp.program import compile_program, with_header
+from nodewall.engine.dataplane.xdp.sources import source_chunks
 from nodewall.engine.errors import Loc
 from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
 from nodewall.engine.profile.model import (
@@ -76,6 +74,7 @@ from nodewall.engine.system.netns import run_in_netns
 
 from bench.common import Row, cidr_file, section_main
 from bench.frames import udp
+from bench.xdp_keys import pack_chunk
 
 IFACE, PEER = "xp0", "xp1"
 DST = "10.0.0.1"
@@ -84,6 +83,14 @@ EMPTY = """
 int nw_empty(struct xdp_md *ctx) { return XDP_PASS; }
 """
 XDP_DROP = 1
+# the floor programs (bench/floor_*.c, compiled with nodewall's header and BuildConfig)
+FLOOR_LPM = (Path(__file__).with_name("floor_lpm.c"), "nw_floor", (MAP_SRC4, MAP_SRC6))
+FLOOR_HASH = (Path(__file__).with_name("floor_hash.c"), "nw_floor_hash", (MAP_HOST4, MAP_HOST6))
+
+
+def _compile_floor(floor: tuple[Path, str, tuple[str, ...]]):
+    path, func, maps = floor
+    return compile_program(BuildConfig(), with_header(path.read_text()), func, maps)
 
 
 def _failsafe(spec: str) -> Failsafe:
@@ -133,8 +140,8 @@ def _run(fd: int, frames: list[bytes], repeat: int, ifindex: int) -> tuple[float
     """Mean kernel-measured ns per run over the frames, and the verdicts seen."""
     total, verdicts = 0, set()
     for f in frames:
-        ctx = xdp_sys.XdpMd(0, len(f), 0, ifindex, 0, 0)
-        ret, dur = xdp_sys.prog_test_run(fd, f, repeat=repeat, ctx=ctx)
+        ctx = bpf.XdpMd(0, len(f), 0, ifindex, 0, 0)
+        ret, dur = bpf.prog_test_run(fd, f, repeat=repeat, ctx=ctx)
         total += dur
         verdicts.add(ret)
     return total / len(frames), verdicts
@@ -144,9 +151,9 @@ def _full_trie(path: Path, n: int) -> int:
     """One LPM trie with every line of the file (value 1): floor_lpm's map."""
     fd = create_trie(4, n + n // 4 + 1024)
     src = XdpSetSource(0, "floor", (), (path,), n, 0)
-    for text in xdp_trie.source_chunks(src, 4):
-        keys, count = xdp_trie.pack_chunk(text, 4)
-        xdp_trie.update_batch(fd, keys, xdp_trie._VAL.pack(1) * count, count, 8)
+    for text in source_chunks(src, 4):
+        keys, count = pack_chunk(text, 4)
+        update_batch(fd, keys, VALUE.pack(1) * count, count, 8)
     return fd
 
 
@@ -161,19 +168,18 @@ def _measure(path: Path, n: int, quick: bool) -> dict:
     try:
         be.apply(state(path, n))
         ifindex = socket.if_nametoindex(IFACE)
-        floor = compile_program(BuildConfig(), FLOOR_FILE, FLOOR_NAME, (MAP_SRC4, MAP_SRC6))
-        floor_h = compile_program(BuildConfig(), FLOOR_HASH_FILE, FLOOR_HASH_NAME,
-                                  (MAP_HOST4, MAP_HOST6))
+        floor = _compile_floor(FLOOR_LPM)
+        floor_h = _compile_floor(FLOOR_HASH)
         empty = BPF(text=EMPTY)
         empty_fd = empty.load_func("nw_empty", BPF.XDP).fd
         with Pinned.open(be.dir) as p:  # type: ignore[union-attr]
             trie_fd = _full_trie(path, n)
-            xdp_sys.map_update(floor.map_fds[MAP_SRC4], ctypes.c_uint32(0),
+            bpf.map_update(floor.map_fds[MAP_SRC4], ctypes.c_uint32(0),
                                ctypes.c_uint32(trie_fd))
             os.close(trie_fd)
             host_fd = p.inner_fd(4, p.active_gen(), True)
             if host_fd is not None:  # nodewall's own host hash
-                xdp_sys.map_update(floor_h.map_fds[MAP_HOST4], ctypes.c_uint32(0),
+                bpf.map_update(floor_h.map_fds[MAP_HOST4], ctypes.c_uint32(0),
                                    ctypes.c_uint32(host_fd))
                 os.close(host_fd)
             hot = _frames(["203.0.113.7"])  # the file's last line: a member (/32)

@@ -1,4 +1,4 @@
-/* nodewall XDP: the one header shared by nw_xdp.c and floor_lpm.c.
+/* nodewall XDP: the one header shared by nw_xdp.c and bench/floor_*.c.
  *
  * Mirrored by exactly one Python module, engine/xdp_layout.py (a unit test parses
  * this file and compares every constant and struct size with the mirror).

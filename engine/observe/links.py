@@ -7,12 +7,10 @@ cheap enough to call every second.
 """
 from __future__ import annotations
 
-import ctypes
-import os
-import platform
 import socket
 from typing import Any
 
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.errors import EnvironmentProblem
 from nodewall.engine.observe.report import InterfaceInfo
 
@@ -26,15 +24,6 @@ _XDP_MODES = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
 _XDP_MODE_IDS = (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
                  ("IFLA_XDP_HW_PROG_ID", "offload"))
 
-# bpf(2): syscall numbers per architecture, commands and struct bpf_prog_info offsets
-_BPF_SYSCALL = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
-                "s390x": 351, "i686": 357, "armv7l": 386}
-_BPF_PROG_GET_FD_BY_ID = 13
-_BPF_OBJ_GET_INFO_BY_FD = 15
-_PROG_INFO_SIZE = 256  # larger than any kernel's bpf_prog_info; the tail stays zero
-_PROG_INFO_NAME = slice(64, 80)  # char name[BPF_OBJ_NAME_LEN] after map_ids
-
-_libc = ctypes.CDLL(None, use_errno=True)
 _name_cache: dict[int, str | None] = {}
 
 
@@ -43,29 +32,16 @@ def bpf_prog_name(prog_id: int) -> str | None:
     keeps it), or None when it cannot be read (gone, no CAP_SYS_ADMIN, unknown arch)."""
     if prog_id in _name_cache:
         return _name_cache[prog_id]
-    nr = _BPF_SYSCALL.get(platform.machine())
-    if nr is None:
-        return None
-    attr = (ctypes.c_uint8 * 128)()
-    ctypes.c_uint32.from_buffer(attr, 0).value = prog_id
-    fd = _libc.syscall(nr, _BPF_PROG_GET_FD_BY_ID, attr, ctypes.sizeof(attr))
-    if fd < 0:
-        return None  # not cached: it may be a permission problem that goes away
     try:
-        info = (ctypes.c_uint8 * _PROG_INFO_SIZE)()
-        attr = (ctypes.c_uint8 * 128)()
-        ctypes.c_uint32.from_buffer(attr, 0).value = fd
-        ctypes.c_uint32.from_buffer(attr, 4).value = _PROG_INFO_SIZE
-        ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(info)
-        if _libc.syscall(nr, _BPF_OBJ_GET_INFO_BY_FD, attr, ctypes.sizeof(attr)) != 0:
-            return None
-        name = bytes(info[_PROG_INFO_NAME]).split(b"\0", 1)[0].decode("ascii", "replace")
-    finally:
-        os.close(fd)
+        info = bpf.prog_info_by_id(prog_id)
+    except OSError:
+        return None
+    if info is None:
+        return None  # not cached: it may be a permission problem that goes away
     if len(_name_cache) > 4096:
         _name_cache.clear()
-    _name_cache[prog_id] = name
-    return name
+    _name_cache[prog_id] = info.name
+    return info.name
 
 
 def _state(operstate: str | None, flags: int) -> str:

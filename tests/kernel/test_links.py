@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 import pytest
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.observe import links
 from nodewall.engine.observe.report import InterfaceInfo
 from nodewall.engine.system import netns
@@ -16,7 +16,6 @@ from tests.conftest import in_ns, needs_root, sh
 
 pytestmark = [needs_root, pytest.mark.kernel]
 
-_libc = ctypes.CDLL(None, use_errno=True)
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
 
@@ -24,9 +23,8 @@ XDP_FLAGS_DRV_MODE = 1 << 2
 def _load_xdp_pass(name: str) -> int:
     """Load `r0 = XDP_PASS; exit` as an XDP program called NAME with bpf(BPF_PROG_LOAD);
     returns its fd (no compiler needed)."""
-    nr = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
-    if nr is None:
-        pytest.skip(f"no bpf syscall number for {platform.machine()}")
+    if bpf.SYS_BPF is None:
+        pytest.skip("no bpf syscall number for this architecture")
     insns = ctypes.create_string_buffer(bytes.fromhex("b700000002000000" "9500000000000000"), 16)
     lic = ctypes.create_string_buffer(b"GPL")
     attr = (ctypes.c_uint8 * 128)()
@@ -35,11 +33,7 @@ def _load_xdp_pass(name: str) -> int:
     ctypes.c_uint64.from_buffer(attr, 8).value = ctypes.addressof(insns)
     ctypes.c_uint64.from_buffer(attr, 16).value = ctypes.addressof(lic)
     ctypes.memmove(ctypes.addressof(attr) + 48, name.encode(), len(name))
-    fd = _libc.syscall(nr, 5, attr, ctypes.sizeof(attr))  # BPF_PROG_LOAD
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_PROG_LOAD: {os.strerror(err)}")
-    return fd
+    return bpf.syscall(bpf.PROG_LOAD, attr)
 
 
 def _attach(ifname: str, attachments: tuple[tuple[str, int], ...]) -> list[InterfaceInfo]:

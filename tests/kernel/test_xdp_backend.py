@@ -81,12 +81,12 @@ def _gen():
 
 
 def _trie_id(fam: int) -> int:
-    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         fd = p.inner_fd(fam, p.active_gen())
         assert fd is not None
         try:
-            return xdp_sys.map_info(fd).id
+            return bpf.map_info(fd).id
         finally:
             os.close(fd)
 
@@ -183,11 +183,11 @@ def _foreign_then_apply():
     import socket
 
     from bcc import BPF
-    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
     b = BPF(text=FOREIGN)
     fn = b.load_func("fw_other", BPF.XDP)
     idx = socket.if_nametoindex("srv0")
-    xdp_sys.xdp_attach(idx, fn.fd, xdp_sys.XDP_FLAGS_SKB_MODE)
+    bpf.xdp_attach(idx, fn.fd, bpf.XDP_FLAGS_SKB_MODE)
     be = XdpBackend()
     before = be.attached()["srv0"]
     try:
@@ -198,7 +198,7 @@ def _foreign_then_apply():
     after = be.attached()["srv0"]
     flushed = be.flush()
     still = be.attached().get("srv0")
-    xdp_sys.xdp_detach(idx, xdp_sys.XDP_FLAGS_SKB_MODE)
+    bpf.xdp_detach(idx, bpf.XDP_FLAGS_SKB_MODE)
     return before, raised, after, flushed, still, os.path.exists(be.dir)
 
 
@@ -298,13 +298,13 @@ def _test_run(frames: list[bytes]) -> list[int]:
     import ctypes
     import socket
 
-    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
     idx = socket.if_nametoindex("srv0")
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         out = []
         for f in frames:
-            ctx = xdp_sys.XdpMd(0, len(f), 0, idx, 0, 0)
-            out.append(xdp_sys.prog_test_run(p.prog_fd, f, ctx=ctx)[0])
+            ctx = bpf.XdpMd(0, len(f), 0, idx, 0, 0)
+            out.append(bpf.prog_test_run(p.prog_fd, f, ctx=ctx)[0])
             assert ctypes.sizeof(ctx) == 24
         return out
 
@@ -344,12 +344,12 @@ def _two_ifaces(allow_udp: bool) -> XdpState:
 def _verdicts(frames: list[tuple[str, bytes]]) -> list[int]:
     import socket
 
-    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         out = []
         for name, f in frames:
-            ctx = xdp_sys.XdpMd(0, len(f), 0, socket.if_nametoindex(name), 0, 0)
-            out.append(xdp_sys.prog_test_run(p.prog_fd, f, ctx=ctx)[0])
+            ctx = bpf.XdpMd(0, len(f), 0, socket.if_nametoindex(name), 0, 0)
+            out.append(bpf.prog_test_run(p.prog_fd, f, ctx=ctx)[0])
         return out
 
 
@@ -488,12 +488,12 @@ def _apply_with(xdp: XdpState, base_dir: Path, record: Path):
 
 
 def _map_ids() -> dict[str, int | None]:
-    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
     out: dict[str, int | None] = {}
     with xdp_maps.Pinned.open(XdpBackend().dir) as p:  # type: ignore[union-attr]
         for host in (False, True):
             fd = p.inner_fd(4, p.active_gen(), host)
-            out["hosts" if host else "trie"] = xdp_sys.map_info(fd).id if fd is not None else None
+            out["hosts" if host else "trie"] = bpf.map_info(fd).id if fd is not None else None
             if fd is not None:
                 os.close(fd)
     return out
@@ -502,7 +502,7 @@ def _map_ids() -> dict[str, int | None]:
 def test_nets_file_one_line_edit_changes_host_entries_in_place(pair, tmp_path):
     import random
 
-    from nodewall.engine.dataplane.xdp.source_maps import source_digest
+    from nodewall.engine.dataplane.xdp.sources import source_digest
 
     from bench import frames as xdp_frames
     rng = random.Random(5)

@@ -9,8 +9,10 @@ import struct
 from importlib import resources
 
 import pytest
+from nodewall.engine.dataplane.xdp import cidr_keys as K
 from nodewall.engine.dataplane.xdp import layout as L
-from nodewall.engine.dataplane.xdp import source_maps as T
+from nodewall.engine.dataplane.xdp import source_merge as T
+from nodewall.engine.dataplane.xdp import sources as S
 from nodewall.engine.dataplane.xdp.rule_rows import (
     allocate_slots,
     failsafe_entry,
@@ -22,6 +24,8 @@ from nodewall.engine.dataplane.xdp.rule_rows import (
 from nodewall.engine.errors import InputError, Loc
 from nodewall.engine.plan.desired import XdpInterface, XdpRule, XdpSetSource, XdpState
 from nodewall.engine.profile.model import Failsafe, PortRange
+
+from bench.xdp_keys import pack_chunk
 
 HEADER = resources.files("nodewall.bpf").joinpath("nw_xdp.h").read_text()
 
@@ -65,7 +69,7 @@ def test_cflags_cover_every_build_define():
 
 
 def test_pack_v4_masks_host_bits_and_defaults_prefix():
-    keys, n = T.pack_chunk("10.1.2.3/8\n192.0.2.7\n\n203.0.113.0/24\n", 4)
+    keys, n = pack_chunk("10.1.2.3/8\n192.0.2.7\n\n203.0.113.0/24\n", 4)
     assert n == 3
     got = [struct.unpack_from("<I4s", keys, i * 8) for i in range(n)]
     assert got == [(8, bytes([10, 0, 0, 0])), (32, bytes([192, 0, 2, 7])),
@@ -73,7 +77,7 @@ def test_pack_v4_masks_host_bits_and_defaults_prefix():
 
 
 def test_pack_v6():
-    keys, n = T.pack_chunk("2001:db8:bad::1/48\nfd77::99\n", 6)
+    keys, n = pack_chunk("2001:db8:bad::1/48\nfd77::99\n", 6)
     assert n == 2
     pl, addr = struct.unpack_from("<I16s", keys, 0)
     assert pl == 48 and addr == ipaddress.ip_address("2001:db8:bad::").packed
@@ -83,7 +87,7 @@ def test_pack_v6():
 @pytest.mark.parametrize("bad", ["10.0.0.300/8", "10.0.0.0/33", "nonsense", "10.0.0.0/x"])
 def test_pack_rejects_bad_cidr(bad):
     with pytest.raises(InputError) as exc:
-        T.pack_chunk(f"10.0.0.0/8\n{bad}\n", 4, "blocklist.txt")
+        pack_chunk(f"10.0.0.0/8\n{bad}\n", 4, "blocklist.txt")
     assert bad in exc.value.render() and "blocklist.txt" in exc.value.render()
 
 
@@ -104,28 +108,28 @@ def _decode(content: dict[bytes, int]) -> dict[str, int]:
 def test_merge_ors_duplicates_and_propagates_ancestor_bits():
     sets = [_src(0, "10.0.0.0/8", "10.1.0.0/16", "fd00::/8"),
             _src(3, "10.1.0.0/16", "10.1.2.0/24", "192.0.2.0/24"), _src(7, "10.1.2.3/32")]
-    got = _decode(T.content_dict(T.iter_batches(sets, 4), 4))
+    got = _decode(K.content_dict(T.iter_batches(sets, 4), 4))
     assert got == {"10.0.0.0/8": 1, "10.1.0.0/16": 1 | 8, "10.1.2.0/24": 1 | 8,
                    "192.0.2.0/24": 8, "10.1.2.3/32": 1 | 8 | 128}
-    assert _decode(T.content_dict(T.iter_batches(sets, 6), 6)) == {"fd00::/8": 1}
+    assert _decode(K.content_dict(T.iter_batches(sets, 6), 6)) == {"fd00::/8": 1}
 
 
 def test_single_set_streams_its_bit_and_reads_files(tmp_path):
     f = tmp_path / "b.txt"
     f.write_text("# comment\n198.51.100.0/24  # trailing\n\n2001:db8::/32\n")
     s = _src(9, "10.0.0.1/32", files=[f], file_v4=1, file_v6=1)
-    got = _decode(T.content_dict(T.iter_batches([s], 4), 4))
+    got = _decode(K.content_dict(T.iter_batches([s], 4), 4))
     assert got == {"10.0.0.1/32": 512, "198.51.100.0/24": 512}
-    assert _decode(T.content_dict(T.iter_batches([s], 6), 6)) == {"2001:db8::/32": 512}
+    assert _decode(K.content_dict(T.iter_batches([s], 6), 6)) == {"2001:db8::/32": 512}
 
 
 def test_source_digest_follows_file_content(tmp_path):
     f = tmp_path / "b.txt"
     f.write_text("10.0.0.0/8\n")
-    d1 = T.source_digest([_src(1, files=[f])], 4)
+    d1 = S.source_digest([_src(1, files=[f])], 4)
     f.write_text("10.0.0.0/9\n")
-    assert T.source_digest([_src(1, files=[f])], 4) != d1
-    assert T.source_digest([_src(2, files=[f])], 4) != T.source_digest([_src(1, files=[f])], 4)
+    assert S.source_digest([_src(1, files=[f])], 4) != d1
+    assert S.source_digest([_src(2, files=[f])], 4) != S.source_digest([_src(1, files=[f])], 4)
 
 
 def _rule(rid, ports=(), action="deny", bits=1):
@@ -209,17 +213,17 @@ def test_iface_value_failsafe_slots_and_source_port_flag():
 
 
 def test_host_entries_split_from_prefixes_and_round_trip():
-    hk, nh, nk, nn = T.pack_split(["10.1.2.3/8", "192.0.2.7", "198.51.100.9/32"], 4)
+    hk, nh, nk, nn = K.pack_split(["10.1.2.3/8", "192.0.2.7", "198.51.100.9/32"], 4)
     assert (nh, nn) == (2, 1) and hk == bytes([192, 0, 2, 7, 198, 51, 100, 9])
     assert nk == struct.pack("<I4s", 8, bytes([10, 0, 0, 0]))
     sets = [_src(0, "10.0.0.0/8", "fd00::/8", "fd00::1"), _src(2, "10.0.0.1/32", "fd00::1/128")]
     for fam, host, full in ((4, "10.0.0.1/32", "10.0.0.0/8"), (6, "fd00::1/128", "fd00::/8")):
         batches = list(T.iter_batches(sets, fam))
         assert {b.host for b in batches} == {True, False}
-        assert all(len(b.keys) == b.count * T.key_size(fam, b.host) for b in batches)
-        content = T.content_dict(batches, fam)
+        assert all(len(b.keys) == b.count * K.key_size(fam, b.host) for b in batches)
+        content = K.content_dict(batches, fam)
         assert _decode(content) == {full: 1, host: 1 | 4}  # the host carries A's bit
-        again = T.content_dict(T.batches_from_dict(content, fam), fam)
+        again = K.content_dict(K.batches_from_dict(content, fam), fam)
         assert again == content
     single = list(T.iter_batches([_src(3, "10.0.0.1", "10.0.0.0/24")], 4))
     assert [(b.host, b.count) for b in single] == [(True, 1), (False, 1)]
@@ -240,7 +244,7 @@ def test_merge_matches_brute_force_containment(family):
     for n in nets:
         members[rng.choice(list(members))].append(n)
     sets = [_src(bit, *(str(n) for n in ns)) for bit, ns in members.items()]
-    got = _decode(T.content_dict(T.iter_batches(sets, family), family))
+    got = _decode(K.content_dict(T.iter_batches(sets, family), family))
     want = {}
     for n in set(nets):
         want[str(n)] = sum(1 << bit for bit, ns in members.items()
@@ -277,9 +281,9 @@ def test_one_big_set_streams_beside_small_ones_like_the_merge(family, tmp_path, 
             _src(2, *(str(n) for n in s1)), _src(5, *(str(n) for n in s2))]
     streamed = list(T.streamed_batches(sets[0], sets[1:], family))
     assert sum(b.count for b in streamed) >= len(big)  # went through the stream
-    got = _decode(T.content_dict(T.iter_batches(sets, family), family))
+    got = _decode(K.content_dict(T.iter_batches(sets, family), family))
     want = {str(n): sum(1 << bit for bit, ns in members.items()
                         if any(n.subnet_of(m) for m in ns))
             for n in {*big, *s1, *s2}}
     assert got == want
-    assert _decode(T.content_dict(streamed, family)) == want
+    assert _decode(K.content_dict(streamed, family)) == want

@@ -12,31 +12,35 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import platform
 from dataclasses import dataclass
 
-SYS_BPF = 321  # x86_64
+# __NR_bpf per architecture (platform.machine()); None: unknown, every call fails ENOSYS
+SYSCALL_NUMBERS = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
+                   "s390x": 351, "i686": 357, "armv7l": 386}
+SYS_BPF = SYSCALL_NUMBERS.get(platform.machine())
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 # commands
 MAP_CREATE, MAP_LOOKUP, MAP_UPDATE, MAP_DELETE, MAP_GET_NEXT_KEY = 0, 1, 2, 3, 4
+PROG_LOAD = 5
 OBJ_PIN, OBJ_GET = 6, 7
 PROG_TEST_RUN = 10
-PROG_GET_NEXT_ID, MAP_GET_NEXT_ID, PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID = 11, 12, 13, 14
+PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID = 13, 14
 OBJ_GET_INFO_BY_FD = 15
-MAP_LOOKUP_BATCH, MAP_UPDATE_BATCH, MAP_DELETE_BATCH = 24, 26, 27
+MAP_UPDATE_BATCH = 26
 
 # map types and flags
-HASH, ARRAY, PERCPU_ARRAY, LPM_TRIE, ARRAY_OF_MAPS = 1, 2, 6, 11, 12
+HASH, ARRAY, LPM_TRIE = 1, 2, 11
 F_NO_PREALLOC = 1
-ANY, NOEXIST, EXIST = 0, 1, 2
+ANY = 0
 F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
 # XDP attach flags (linux/if_link.h)
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
-XDP_FLAGS_HW_MODE = 1 << 3
 XDP_FLAGS_REPLACE = 1 << 4
 XDP_ATTACHED_NONE, XDP_ATTACHED_DRV, XDP_ATTACHED_SKB, XDP_ATTACHED_HW, XDP_ATTACHED_MULTI = (
     0, 1, 2, 3, 4)
@@ -107,7 +111,10 @@ def _addr(obj) -> int:
     return ctypes.addressof(obj) if obj is not None else 0
 
 
-def bpf(cmd: int, attr: ctypes.Structure) -> int:
+def syscall(cmd: int, attr: ctypes.Structure | ctypes.Array) -> int:
+    """bpf(cmd, &attr, sizeof(attr)); raises OSError(errno)."""
+    if SYS_BPF is None:
+        raise OSError(errno.ENOSYS, f"no bpf(2) syscall number known for {platform.machine()}")
     ret = _libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         err = ctypes.get_errno()
@@ -119,11 +126,11 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
                flags: int = 0, name: str = "", inner_map_fd: int = 0) -> int:
     attr = _MapCreate(map_type, key_size, value_size, max_entries, flags, inner_map_fd, 0,
                       name.encode()[:15])
-    return bpf(MAP_CREATE, attr)
+    return syscall(MAP_CREATE, attr)
 
 
 def _elem(cmd: int, fd: int, key, value=None, flags: int = 0) -> int:
-    return bpf(cmd, _Elem(fd, 0, _addr(key), _addr(value), flags))
+    return syscall(cmd, _Elem(fd, 0, _addr(key), _addr(value), flags))
 
 
 def map_lookup(fd: int, key, value) -> bool:
@@ -168,16 +175,7 @@ def map_update_batch(fd: int, keys_addr: int, values_addr: int, count: int,
     when all count entries went in."""
     attr = _Batch(0, 0, keys_addr, values_addr, count, fd, elem_flags, 0)
     try:
-        bpf(MAP_UPDATE_BATCH, attr)
-        return attr.count, 0
-    except OSError as e:
-        return attr.count, e.errno or errno.EIO
-
-
-def map_delete_batch(fd: int, keys_addr: int, count: int) -> tuple[int, int]:
-    attr = _Batch(0, 0, keys_addr, 0, count, fd, 0, 0)
-    try:
-        bpf(MAP_DELETE_BATCH, attr)
+        syscall(MAP_UPDATE_BATCH, attr)
         return attr.count, 0
     except OSError as e:
         return attr.count, e.errno or errno.EIO
@@ -185,20 +183,20 @@ def map_delete_batch(fd: int, keys_addr: int, count: int) -> tuple[int, int]:
 
 def obj_pin(fd: int, path: str) -> None:
     p = ctypes.create_string_buffer(path.encode())
-    bpf(OBJ_PIN, _Obj(ctypes.addressof(p), fd, 0))
+    syscall(OBJ_PIN, _Obj(ctypes.addressof(p), fd, 0))
 
 
 def obj_get(path: str) -> int:
     p = ctypes.create_string_buffer(path.encode())
-    return bpf(OBJ_GET, _Obj(ctypes.addressof(p), 0, 0))
+    return syscall(OBJ_GET, _Obj(ctypes.addressof(p), 0, 0))
 
 
 def prog_fd_by_id(prog_id: int) -> int:
-    return bpf(PROG_GET_FD_BY_ID, _ById(prog_id, 0, 0))
+    return syscall(PROG_GET_FD_BY_ID, _ById(prog_id, 0, 0))
 
 
 def map_fd_by_id(map_id: int) -> int:
-    return bpf(MAP_GET_FD_BY_ID, _ById(map_id, 0, 0))
+    return syscall(MAP_GET_FD_BY_ID, _ById(map_id, 0, 0))
 
 
 @dataclass(frozen=True)
@@ -222,13 +220,13 @@ class MapInfo:
 
 def prog_info(fd: int) -> ProgInfo:
     raw = ProgInfoRaw()
-    bpf(OBJ_GET_INFO_BY_FD, _Info(fd, ctypes.sizeof(raw), ctypes.addressof(raw)))
+    syscall(OBJ_GET_INFO_BY_FD, _Info(fd, ctypes.sizeof(raw), ctypes.addressof(raw)))
     return ProgInfo(raw.id, raw.name.decode(errors="replace"), bytes(raw.tag).hex(), raw.type)
 
 
 def map_info(fd: int) -> MapInfo:
     raw = MapInfoRaw()
-    bpf(OBJ_GET_INFO_BY_FD, _Info(fd, ctypes.sizeof(raw), ctypes.addressof(raw)))
+    syscall(OBJ_GET_INFO_BY_FD, _Info(fd, ctypes.sizeof(raw), ctypes.addressof(raw)))
     return MapInfo(raw.id, raw.name.decode(errors="replace"), raw.type, raw.key_size,
                    raw.value_size, raw.max_entries, raw.map_flags)
 
@@ -253,7 +251,7 @@ def prog_test_run(prog_fd: int, data: bytes, repeat: int = 1, flags: int = 0,
                     ctypes.addressof(buf), _addr(out), repeat, 0,
                     ctypes.sizeof(ctx) if ctx is not None else 0, 0, _addr(ctx), 0,
                     flags, 0, batch_size)
-    bpf(PROG_TEST_RUN, attr)
+    syscall(PROG_TEST_RUN, attr)
     return attr.retval, attr.duration
 
 
@@ -277,6 +275,7 @@ class _XdpQueryOpts(ctypes.Structure):
                 ("skb_prog_id", ctypes.c_uint32), ("attach_mode", ctypes.c_uint8)]  # libbpf 1.1
 
 
+# libbpf, loaded on first use and kept for the process (a shared library, like _libc)
 _libbpf: ctypes.CDLL | None = None
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 
 PROG_NAME = "nw_xdp"  # kernel program name (ownership: XDP programs named nw_...)
 PROG_FILE = "nw_xdp.c"
-FLOOR_FILE = "floor_lpm.c"
-FLOOR_NAME = "nw_floor"
-FLOOR_HASH_FILE = "floor_hash.c"
-FLOOR_HASH_NAME = "nw_floor_hash"
 HEADER_FILE = "nw_xdp.h"
 OWNED_PREFIX = "nw_"
 
@@ -132,9 +128,11 @@ class Structs:
     iface: type[ctypes.Structure]
 
 
-@lru_cache(maxsize=16)
+@cache
 def structs(cfg: BuildConfig) -> Structs:
-    """struct nw_rule / nw_iface for one build configuration."""
+    """struct nw_rule / nw_iface for one build configuration.  Memoized for the
+    process: a pure function of a frozen config, and a process meets only the few
+    configs of the programs it compiles or opens (sizes grow in powers of two)."""
     rule = type("Rule", (ctypes.Structure,), {"_fields_": [
         ("src_bits", ctypes.c_uint64), ("slot", ctypes.c_uint16),
         ("action", ctypes.c_uint8), ("proto", ctypes.c_uint8),

@@ -9,11 +9,13 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from nodewall.engine.dataplane.xdp import bpf_syscall as sys_
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.layout import (
     HOST4_KEY_SIZE,
     HOST6_KEY_SIZE,
@@ -49,7 +51,10 @@ from nodewall.engine.system import netns
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodewall"
 _libc = ctypes.CDLL(None, use_errno=True)
-_root_cache: dict[tuple[int, int] | None, Path] = {}
+# mount namespace -> the bpffs root seen from it: a fact of the mount namespace for
+# the life of the process (a process changes mount namespace rarely, and then finds
+# its own entry), so it is kept process-wide rather than per transaction
+_root_by_mntns: dict[tuple[int, int] | None, Path] = {}
 
 
 def _ns_id(path: str | Path) -> tuple[int, int] | None:
@@ -111,9 +116,9 @@ def bpffs_root() -> Path:
     in another mount namespace that has one (PID 1, else the nearest ancestor, e.g.
     the shell that ran `ip netns exec`); otherwise /sys/fs/bpf as it is."""
     mine = _ns_id("/proc/self/ns/mnt")
-    if mine not in _root_cache:
-        _root_cache[mine] = _find_bpffs_root(mine)
-    return _root_cache[mine]
+    if mine not in _root_by_mntns:
+        _root_by_mntns[mine] = _find_bpffs_root(mine)
+    return _root_by_mntns[mine]
 
 
 def _find_bpffs_root(mine: tuple[int, int] | None) -> Path:
@@ -183,12 +188,12 @@ class Pinned:
         if not cls.exists(d):
             return None
         try:
-            prog = sys_.obj_get(str(d / PIN_PROG))
+            prog = bpf.obj_get(str(d / PIN_PROG))
             p = cls(d, prog)
             for name in (*PROGRAM_MAPS, MAP_META):
                 if not (d / name).exists() and name in LATER_MAPS:
                     continue  # pinned by an older program (recompiled on the next apply)
-                p.maps[name] = sys_.obj_get(str(d / name))
+                p.maps[name] = bpf.obj_get(str(d / name))
         except OSError as e:
             raise KernelError(f"cannot open nodewall's XDP pins in {d}: {e.strerror}",
                               hint="`nodewall flush` removes a broken pin directory") from e
@@ -216,16 +221,16 @@ class Pinned:
         write_meta_fd(self.maps[MAP_META], meta)
 
     def prog_id(self) -> int:
-        return sys_.prog_info(self.prog_fd).id
+        return bpf.prog_info(self.prog_fd).id
 
     # ---- generations ----
     def active_gen(self) -> int:
         v = _u32()
-        sys_.map_lookup(self.maps[MAP_ACTIVE], _u32(0), v)
+        bpf.map_lookup(self.maps[MAP_ACTIVE], _u32(0), v)
         return v.value & 1
 
     def set_active(self, gen: int) -> None:
-        sys_.map_update(self.maps[MAP_ACTIVE], _u32(0), _u32(gen))
+        bpf.map_update(self.maps[MAP_ACTIVE], _u32(0), _u32(gen))
 
     @staticmethod
     def _outer(family: int, host: bool) -> str:
@@ -238,16 +243,27 @@ class Pinned:
         is empty)."""
         outer = self.maps[self._outer(family, host)]
         mid = _u32()
-        if not sys_.map_lookup(outer, _u32(gen), mid):
+        if not bpf.map_lookup(outer, _u32(gen), mid):
             return None
-        return sys_.map_fd_by_id(mid.value)
+        return bpf.map_fd_by_id(mid.value)
+
+    @contextmanager
+    def inner_maps(self, family: int, gen: int) -> Iterator[dict[bool, int | None]]:
+        """New fds of both source maps of slot gen, {host: fd or None}, closed on exit."""
+        fds = {host: self.inner_fd(family, gen, host) for host in (False, True)}
+        try:
+            yield fds
+        finally:
+            for fd in fds.values():
+                if fd is not None:
+                    os.close(fd)
 
     def set_inner(self, family: int, gen: int, fd: int | None, host: bool = False) -> None:
         outer = self.maps[self._outer(family, host)]
         if fd is None:
-            sys_.map_delete(outer, _u32(gen))
+            bpf.map_delete(outer, _u32(gen))
         else:
-            sys_.map_update(outer, _u32(gen), ctypes.c_uint32(fd))
+            bpf.map_update(outer, _u32(gen), ctypes.c_uint32(fd))
 
     # ---- rule tables ----
     # Interfaces with ifindex < NW_IFARR_SLOTS: array nw_ifarr (slot ifindex * 2 + gen,
@@ -255,29 +271,29 @@ class Pinned:
     # place without a lock, so the backend writes only the INACTIVE generation's slots
     # (and flips nw_active afterwards): a packet never reads a half-written table.
     def _ifarr_size(self) -> int:
-        return sys_.map_info(self.maps[MAP_IFARR]).value_size
+        return bpf.map_info(self.maps[MAP_IFARR]).value_size
 
     def put_iface(self, ifindex: int, gen: int, value: ctypes.Structure) -> None:
         ai = ifarr_index(ifindex, gen)
         if ai is None:
-            sys_.map_update(self.maps[MAP_IFCFG], IfKey(ifindex, gen), value)
+            bpf.map_update(self.maps[MAP_IFCFG], IfKey(ifindex, gen), value)
         else:
-            sys_.map_update(self.maps[MAP_IFARR], _u32(ai), value)
+            bpf.map_update(self.maps[MAP_IFARR], _u32(ai), value)
 
     def get_iface(self, cfg: BuildConfig, ifindex: int, gen: int) -> ctypes.Structure | None:
         v = structs(cfg).iface()
         ai = ifarr_index(ifindex, gen)
         if ai is None:
-            return v if sys_.map_lookup(self.maps[MAP_IFCFG], IfKey(ifindex, gen), v) else None
-        sys_.map_lookup(self.maps[MAP_IFARR], _u32(ai), v)
+            return v if bpf.map_lookup(self.maps[MAP_IFCFG], IfKey(ifindex, gen), v) else None
+        bpf.map_lookup(self.maps[MAP_IFARR], _u32(ai), v)
         return v if v.present else None
 
     def del_iface(self, ifindex: int, gen: int) -> None:
         ai = ifarr_index(ifindex, gen)
         if ai is None:
-            sys_.map_delete(self.maps[MAP_IFCFG], IfKey(ifindex, gen))
+            bpf.map_delete(self.maps[MAP_IFCFG], IfKey(ifindex, gen))
         else:
-            sys_.map_update(self.maps[MAP_IFARR], _u32(ai),
+            bpf.map_update(self.maps[MAP_IFARR], _u32(ai),
                             ctypes.create_string_buffer(self._ifarr_size()))
 
     def iface_keys(self) -> list[tuple[int, int]]:
@@ -287,7 +303,7 @@ class Pinned:
         key, nxt = IfKey(), IfKey()
         first = True
         for _ in range(1 << 16):
-            if not sys_.map_next_key(fd, None if first else key, nxt):
+            if not bpf.map_next_key(fd, None if first else key, nxt):
                 break
             first = False
             ctypes.memmove(ctypes.byref(key), ctypes.byref(nxt), ctypes.sizeof(key))
@@ -295,7 +311,7 @@ class Pinned:
         if MAP_IFARR in self.maps:
             buf = ctypes.create_string_buffer(self._ifarr_size())
             for ai in range(NW_IFARR_SLOTS * NW_GENERATIONS):
-                if (sys_.map_lookup(self.maps[MAP_IFARR], _u32(ai), buf)
+                if (bpf.map_lookup(self.maps[MAP_IFARR], _u32(ai), buf)
                         and buf.raw[4:8] != b"\0\0\0\0"):
                     out.append((ai // NW_GENERATIONS, ai % NW_GENERATIONS))
         return out
@@ -304,7 +320,7 @@ class Pinned:
     def _percpu(self, name: str, index: int) -> tuple[int, int]:
         n = ncpus()
         vals = (Counter * n)()
-        if not sys_.map_lookup(self.maps[name], _u32(index), vals):
+        if not bpf.map_lookup(self.maps[name], _u32(index), vals):
             return 0, 0
         return sum(v.packets for v in vals), sum(v.bytes for v in vals)
 
@@ -315,16 +331,16 @@ class Pinned:
         return [self._percpu(MAP_ACT, i) for i in range(NW_ACT_MAX)]
 
     def zero_slot(self, slot: int) -> None:
-        sys_.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * ncpus())())
+        bpf.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * ncpus())())
 
 
 def create_meta_map() -> int:
-    return sys_.map_create(sys_.ARRAY, 4, META_VALUE_SIZE, 1, 0, MAP_META)
+    return bpf.map_create(bpf.ARRAY, 4, META_VALUE_SIZE, 1, 0, MAP_META)
 
 
 def read_meta_fd(fd: int) -> dict[str, Any]:
     buf = ctypes.create_string_buffer(META_VALUE_SIZE)
-    if not sys_.map_lookup(fd, _u32(0), buf):
+    if not bpf.map_lookup(fd, _u32(0), buf):
         return {}
     n = int.from_bytes(buf.raw[:4], "little")
     if not 0 < n <= META_VALUE_SIZE - 4:
@@ -339,14 +355,14 @@ def write_meta_fd(fd: int, meta: dict[str, Any]) -> None:
                           hint="too many rule ids for the XDP metadata map; "
                                "use backend iptables for part of the rules")
     buf = ctypes.create_string_buffer(len(data).to_bytes(4, "little") + data, META_VALUE_SIZE)
-    sys_.map_update(fd, _u32(0), buf)
+    bpf.map_update(fd, _u32(0), buf)
 
 
 def create_trie(family: int, max_entries: int) -> int:
     ks = LPM4_KEY_SIZE if family == 4 else LPM6_KEY_SIZE
     try:
-        return sys_.map_create(sys_.LPM_TRIE, ks, LPM_VALUE_SIZE, max_entries,
-                               sys_.F_NO_PREALLOC, f"nw_trie{family}")
+        return bpf.map_create(bpf.LPM_TRIE, ks, LPM_VALUE_SIZE, max_entries,
+                               bpf.F_NO_PREALLOC, f"nw_trie{family}")
     except OSError as e:
         raise KernelError(f"cannot create the IPv{family} XDP trie "
                           f"({max_entries} entries): {e.strerror}",
@@ -357,8 +373,8 @@ def create_hosts(family: int, max_entries: int) -> int:
     """The exact-match hash of a family's host entries (/32 or /128)."""
     ks = HOST4_KEY_SIZE if family == 4 else HOST6_KEY_SIZE
     try:
-        return sys_.map_create(sys_.HASH, ks, LPM_VALUE_SIZE, max_entries,
-                               sys_.F_NO_PREALLOC, f"nw_hosts{family}")
+        return bpf.map_create(bpf.HASH, ks, LPM_VALUE_SIZE, max_entries,
+                               bpf.F_NO_PREALLOC, f"nw_hosts{family}")
     except OSError as e:
         raise KernelError(f"cannot create the IPv{family} XDP host hash "
                           f"({max_entries} entries): {e.strerror}",
@@ -373,7 +389,7 @@ def pin_all(d: Path, prog_fd: int, map_fds: dict[str, int]) -> None:
         if path.exists():
             path.unlink()
         try:
-            sys_.obj_pin(fd, str(path))
+            bpf.obj_pin(fd, str(path))
         except OSError as e:
             raise KernelError(f"cannot pin {path}: {e.strerror}",
                               hint="is /sys/fs/bpf a bpffs mount?") from e

@@ -11,11 +11,12 @@ import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from nodewall.engine.dataplane.xdp import bpf_syscall as sys_
+from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.layout import (
     HEADER_FILE,
     OWNED_PREFIX,
     PROG_FILE,
+    PROG_NAME,
     PROGRAM_MAPS,
     BuildConfig,
 )
@@ -24,16 +25,20 @@ from nodewall.engine.errors import EnvironmentProblem, KernelError, OwnershipErr
 INCLUDE = f'#include "{HEADER_FILE}"'
 
 
-def source_text(name: str) -> str:
-    """A bpf/ source with the shared header inlined."""
-    pkg = resources.files("nodewall.bpf")
-    text = pkg.joinpath(name).read_text(encoding="utf-8")
-    header = pkg.joinpath(HEADER_FILE).read_text(encoding="utf-8")
+def with_header(text: str) -> str:
+    """C source text with the shared header (bpf/nw_xdp.h) inlined."""
+    header = resources.files("nodewall.bpf").joinpath(HEADER_FILE).read_text(encoding="utf-8")
     return text.replace(INCLUDE, header)
 
 
-def build_digest(cfg: BuildConfig, name: str = PROG_FILE) -> str:
-    h = hashlib.sha256(source_text(name).encode())
+def source_text() -> str:
+    """bpf/nw_xdp.c with the shared header inlined."""
+    return with_header(resources.files("nodewall.bpf").joinpath(PROG_FILE)
+                       .read_text(encoding="utf-8"))
+
+
+def build_digest(cfg: BuildConfig) -> str:
+    h = hashlib.sha256(source_text().encode())
     h.update(" ".join(cfg.cflags()).encode())
     return h.hexdigest()[:16]
 
@@ -58,7 +63,7 @@ class Compiled:
 _MSG_MAX = 1 << 16
 
 
-def _compile_child(sock: socket.socket, cfg: BuildConfig, name: str, func: str,
+def _compile_child(sock: socket.socket, cfg: BuildConfig, source: str, func: str,
                    maps: tuple[str, ...]) -> None:
     """In the forked child: compile and load with bcc, send the fds to the parent."""
     try:
@@ -67,7 +72,7 @@ def _compile_child(sock: socket.socket, cfg: BuildConfig, name: str, func: str,
         sock.sendall(json.dumps({"error": "import", "message": str(e)}).encode())
         return
     try:
-        b = BPF(text=source_text(name), cflags=cfg.cflags())
+        b = BPF(text=source, cflags=cfg.cflags())
         fn = b.load_func(func, BPF.XDP)
         fds = [fn.fd, *(b[m].map_fd for m in maps)]
     except Exception as e:  # noqa: BLE001 - bcc raises bare Exception (compile, verifier)
@@ -77,19 +82,21 @@ def _compile_child(sock: socket.socket, cfg: BuildConfig, name: str, func: str,
     socket.send_fds(sock, [json.dumps({"ok": len(fds)}).encode()], fds)
 
 
-def compile_program(cfg: BuildConfig, name: str = PROG_FILE, func: str = "nw_xdp",
+def compile_program(cfg: BuildConfig, source: str | None = None, func: str = PROG_NAME,
                     maps: tuple[str, ...] = PROGRAM_MAPS) -> Compiled:
-    """Compile and load the program in a forked child: bcc/LLVM (~140 MB of RSS)
-    never enter this process.  The child sends the program's and maps' fds over a
+    """Compile and load a program (source: C text, default source_text(); func: its
+    function; maps: the maps whose fds come back) in a forked child: bcc/LLVM (~140
+    MB of RSS) never enter this process.  The child sends the program's and maps' fds over a
     socketpair (SCM_RIGHTS); the kernel objects live on through those fds after the
     child exits, and this process works on them with raw bpf syscalls."""
+    source = source if source is not None else source_text()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # child: never returns
         code = 1
         try:
             parent.close()
-            _compile_child(child, cfg, name, func, maps)
+            _compile_child(child, cfg, source, func, maps)
             code = 0
         finally:  # anything raised: the parent gets no answer and says so
             os._exit(code)
@@ -126,9 +133,9 @@ def compile_program(cfg: BuildConfig, name: str = PROG_FILE, func: str = "nw_xdp
 
 # ---- attach ----
 
-MODE_FLAGS = {"native": sys_.XDP_FLAGS_DRV_MODE, "generic": sys_.XDP_FLAGS_SKB_MODE}
-_MODE_NAMES = {sys_.XDP_ATTACHED_DRV: "native", sys_.XDP_ATTACHED_SKB: "generic",
-               sys_.XDP_ATTACHED_HW: "offload", sys_.XDP_ATTACHED_MULTI: "multi"}
+MODE_FLAGS = {"native": bpf.XDP_FLAGS_DRV_MODE, "generic": bpf.XDP_FLAGS_SKB_MODE}
+_MODE_NAMES = {bpf.XDP_ATTACHED_DRV: "native", bpf.XDP_ATTACHED_SKB: "generic",
+               bpf.XDP_ATTACHED_HW: "offload", bpf.XDP_ATTACHED_MULTI: "multi"}
 
 
 @dataclass(frozen=True)
@@ -152,13 +159,13 @@ def ifindex(iface: str) -> int:
 
 def query(iface: str, idx: int) -> Attachment | None:
     try:
-        q = sys_.xdp_query(idx)
+        q = bpf.xdp_query(idx)
     except OSError as e:
         raise KernelError(f"cannot query XDP on {iface}: {e.strerror}") from e
-    if q.attach_mode == sys_.XDP_ATTACHED_NONE:
+    if q.attach_mode == bpf.XDP_ATTACHED_NONE:
         return None
     pid = q.prog_id or q.drv_prog_id or q.skb_prog_id or q.hw_prog_id
-    info = sys_.prog_info_by_id(pid)
+    info = bpf.prog_info_by_id(pid)
     name = info.name if info else "?"
     return Attachment(iface, idx, _MODE_NAMES.get(q.attach_mode, "?"), pid, name,
                       name.startswith(OWNED_PREFIX))
@@ -194,9 +201,9 @@ def attach(iface: str, idx: int, prog_fd: int, mode: str,
     if current is not None:
         want = current.mode if mode == "auto" else mode
         if want == current.mode and current.mode in MODE_FLAGS:
-            old = sys_.prog_fd_by_id(current.prog_id)
+            old = bpf.prog_fd_by_id(current.prog_id)
             try:
-                sys_.xdp_attach(idx, prog_fd, MODE_FLAGS[want], old_prog_fd=old)
+                bpf.xdp_attach(idx, prog_fd, MODE_FLAGS[want], old_prog_fd=old)
             except OSError as e:
                 raise KernelError(f"cannot replace nodewall's XDP program on {iface}: "
                                   f"{e.strerror}", hint="someone changed it meanwhile; "
@@ -209,7 +216,7 @@ def attach(iface: str, idx: int, prog_fd: int, mode: str,
     last: OSError | None = None
     for m in order:
         try:
-            sys_.xdp_attach(idx, prog_fd, sys_.XDP_FLAGS_UPDATE_IF_NOEXIST | MODE_FLAGS[m])
+            bpf.xdp_attach(idx, prog_fd, bpf.XDP_FLAGS_UPDATE_IF_NOEXIST | MODE_FLAGS[m])
             return m
         except OSError as e:
             last = e
@@ -231,11 +238,11 @@ def detach(iface: str, idx: int, current: Attachment) -> None:
         raise foreign_error(current)
     flags = MODE_FLAGS.get(current.mode, 0)
     try:
-        old = sys_.prog_fd_by_id(current.prog_id)
+        old = bpf.prog_fd_by_id(current.prog_id)
     except OSError:
         return  # already gone
     try:
-        sys_.xdp_detach(idx, flags, old_prog_fd=old)
+        bpf.xdp_detach(idx, flags, old_prog_fd=old)
     except OSError as e:
         if e.errno not in (errno.ENOENT, errno.ENODEV):
             raise KernelError(f"cannot detach XDP from {iface}: {e.strerror}") from e

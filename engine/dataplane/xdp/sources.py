@@ -1,0 +1,82 @@
+"""The sources of a family's XDP source maps: the CIDR text of each set (inline
+CIDRs, nets_files in chunks), the digest that says whether the maps must change,
+and the record of the sources that the next apply's nets_file deltas start from."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nodewall.engine.dataplane.xdp.cidr_keys import CHUNK_LINES, is_family
+from nodewall.engine.nets.scan import iter_member_chunks
+from nodewall.engine.plan.desired import XdpSetSource
+
+FILE_CHUNK_BYTES = 1 << 20  # ~15 MB of str objects at a time
+RACY_NS = 100_000_000
+
+
+def source_chunks(src: XdpSetSource, family: int) -> Iterator[str]:
+    """A set's CIDR lines of one family, in chunks of text: inline first, then files."""
+    inline = [c for c in src.inline if is_family(c, family)]
+    for i in range(0, len(inline), CHUNK_LINES):
+        yield "\n".join(inline[i:i + CHUNK_LINES])
+    for path in src.files:
+        for chunk in iter_member_chunks(Path(path), family, FILE_CHUNK_BYTES):
+            yield chunk.decode("ascii")
+
+
+def source_size(s: XdpSetSource, family: int) -> int:
+    """Upper bound of a set's entries in one family (file counts + inline)."""
+    return ((s.count_v4 if family == 4 else s.count_v6)
+            + sum(1 for c in s.inline if is_family(c, family)))
+
+
+class FileDigests:
+    """sha256 of nets_files, memoized for ONE transaction (its plan and its fill both
+    ask), keyed by (path, inode, size, mtime).  Like git's racy-timestamp rule, a file
+    modified less than RACY_NS before hashing began is not memoized (file times come
+    from a coarse clock: a second same-size edit may keep the same mtime)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int, int, int], str] = {}
+
+    def sha256(self, path: str | Path) -> str:
+        st = os.stat(path)
+        key = (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in self._known:
+            return self._known[key]
+        started = time.time_ns()
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if started - st.st_mtime_ns > RACY_NS:
+            self._known[key] = h.hexdigest()
+        return h.hexdigest()
+
+
+def source_digest(sets: Iterable[XdpSetSource], family: int,
+                  digests: FileDigests | None = None) -> str:
+    """What the family's maps are made from: bits, inline CIDRs, file contents
+    (digests: the transaction's memo of file hashes; None hashes afresh)."""
+    files = digests if digests is not None else FileDigests()
+    h = hashlib.sha256(f"v2 family {family}\n".encode())
+    for s in sorted(sets, key=lambda s: s.bit):
+        h.update(f"bit {s.bit}\n".encode())
+        for c in s.inline:
+            if is_family(c, family):
+                h.update(c.encode() + b"\n")
+        for p in s.files:
+            h.update(f"file {p} {files.sha256(p)}\n".encode())
+    return h.hexdigest()
+
+
+def sources_record(sets: Iterable[XdpSetSource], family: int) -> dict[str, dict]:
+    """What the metadata keeps of a family's sources for the next apply's file deltas:
+    per bit the inline CIDRs (as written) and the nets_files with their sizes."""
+    return {str(s.bit): {"inline": [c for c in s.inline if is_family(c, family)],
+                         "files": [[str(Path(p).absolute()), os.stat(p).st_size]
+                                   for p in s.files]}
+            for s in sets}
