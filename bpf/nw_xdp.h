@@ -1,6 +1,6 @@
 /* nodewall XDP: the one header shared by nw_xdp.c and bench/floor_*.c.
  *
- * Mirrored by exactly one Python module, engine/xdp_layout.py (a unit test parses
+ * Mirrored by exactly one Python module, engine/dataplane/xdp/layout.py (a unit test parses
  * this file and compares every constant and struct size with the mirror).
  * Sizes marked "-D" are set by the loader with -D flags; the defaults here are
  * what the mirror's defaults are.
