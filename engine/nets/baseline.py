@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodewall.engine.nets.scan import clean_chunk
+from nodewall.engine.nets.lines import clean_chunk
 
 _BLOCK = 1 << 20
 
