@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import socket
 from typing import Any
 
 from nodewall.engine.errors import EnvironmentProblem
@@ -147,13 +146,3 @@ def list_interfaces() -> list[InterfaceInfo]:
         ))
     out.sort(key=lambda i: i.index)
     return out
-
-
-def interface_exists(name: str) -> bool:
-    """Whether a link called NAME exists in the current namespace (if_nametoindex
-    asks the kernel through a socket of this process's namespace)."""
-    try:
-        socket.if_nametoindex(name)
-    except OSError:
-        return False
-    return True
