@@ -86,7 +86,7 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Rule:
+class ChainRule:
     rule_id: str
     match: Match
     target: Target
@@ -95,7 +95,7 @@ class Rule:
 @dataclass(frozen=True)
 class Chain:
     name: str  # always starts with "nw-"; at most 28 characters
-    rules: tuple[Rule, ...]
+    rules: tuple[ChainRule, ...]
 
 
 @dataclass(frozen=True)
