@@ -34,7 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE_SRC = "203.0.113.7"  # the lab client's blocklisted address; every set lists it
 SERVER = "10.0.0.1"
 CLIENT = "10.0.0.2"
-MIX = ((0.89, 32), (0.10, 24), (0.01, 16))
 
 
 # -- results ------------------------------------------------------------------------------

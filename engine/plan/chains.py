@@ -1,8 +1,8 @@
-"""The iptables layout: tables, chains and hooks per family (see engine.planner).
+"""The iptables layout: tables, chains and hooks per family (see engine.plan.planner).
 
-Built from rendered policy rules (engine.planner_rules) and synthetic rules
+Built from rendered policy rules (engine.plan.rules) and synthetic rules
 (failsafe, conntrack, NDP, mark accept, default deny, dispatch jumps) whose ids come
-from their role (engine.rule_ids.synthetic_id) and carry the table where the same
+from their role (engine.plan.rule_ids.synthetic_id) and carry the table where the same
 rule exists in several tables, so that summed counters never count a packet twice.
 """
 from __future__ import annotations

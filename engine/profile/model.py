@@ -1,5 +1,5 @@
 """The parsed profile: frozen dataclasses, produced by engine.profile.loader and
-consumed by engine.plan.  Field names are Calico's in snake_case (DESIGN.md section 8).
+consumed by engine.plan.  Field names are Calico's in snake_case (README, Profile reference).
 
 Every object keeps the Loc of the TOML element it came from so that any later
 semantic error (and the TUI's "jump to rule") can point at file:line:col.

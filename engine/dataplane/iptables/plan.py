@@ -1,7 +1,7 @@
 """Desired tables vs observed kernel -> ordered ops per (family, table).
 
 Chains are diffed as sequences of rule-id blocks (equal id <=> equal rendered block,
-see engine.desired), so unchanged rules are never touched and keep their counters.
+see engine.plan.desired), so unchanged rules are never touched and keep their counters.
 Within one table the ops are ordered so that they can be applied one after the other
 to a single libiptc snapshot and committed at once:
 

@@ -1,7 +1,7 @@
-"""Render a desired ChainRule for one address family: to an iptables-save-like text line
-(pure; used by `nodewall diff`, the TUI and unit tests) and to a python-iptables
-rule (used by engine.iptables_apply).  Both come from one intermediate RuleSpec, so
-what the operator reads is what the kernel gets.
+"""Render a desired ChainRule for one address family: to an iptables-save-like text
+line (pure; used by `nodewall diff`, the TUI and unit tests) and to a python-iptables
+rule (used by engine.dataplane.iptables.apply).  Both come from one intermediate
+RuleSpec, so what the operator reads is what the kernel gets.
 
 Every rule carries `-m comment --comment nw:<rule_id>`; the hook jump nodewall puts
 in a kernel chain carries `nw:hook`.
