@@ -51,10 +51,10 @@ def raw_ipset(lab, path: Path, n: int) -> tuple[float, float]:
     restore = restore_file(path, n)
     srv = lab.server_ns
     try:
-        t0 = time.perfdrop_counter()
+        t0 = time.perf_counter()
         with open(restore) as fh:
             h.in_ns(srv, "ipset", "-exist", "restore", stdin=fh, timeout=900)
-        t_restore = time.perfdrop_counter() - t0
+        t_restore = time.perf_counter() - t0
         h.in_ns(srv, "iptables-legacy", "-w", "5", "-t", "raw", "-I", "PREROUTING", "-m", "set",
                 "--match-set", RAW_SET, "src", "-j", "DROP")
         t1 = h.until_dropped(lab.client_ns, lambda: h.raw_drop_packets(srv), 0)
@@ -69,7 +69,7 @@ def linear(lab, path: Path, n: int) -> float:
     rules = linear_file(path)
     srv = lab.server_ns
     try:
-        t0 = time.perfdrop_counter()
+        t0 = time.perf_counter()
         with open(rules) as fh:
             h.in_ns(srv, "iptables-legacy-restore", "-w", "5", "--noflush", stdin=fh,
                     timeout=900)
@@ -92,7 +92,7 @@ def drop_counter(lab, backend: str):
 def nodewall_cli(lab, profile: Path, backend: str) -> tuple[float, h.CliRun]:
     state = c.workdir() / f"state-{h.unique_prefix()}"
     try:
-        t0 = time.perfdrop_counter()
+        t0 = time.perf_counter()
         run = h.nodewall_must(lab.server_ns, state, "apply", str(profile))
         t1 = h.until_dropped(lab.client_ns, drop_counter(lab, backend), 0)
         return t1 - t0, run
@@ -109,9 +109,9 @@ from nodewall.engine.service import Service
 ns, state, profile, what = sys.argv[1:5]
 netns.enter(ns)  # setns like --netns (not `ip netns exec`: its private /sys hides bpffs)
 svc = Service(netns=ns, state_dir=Path(state))
-t0 = time.perfdrop_counter()
+t0 = time.perf_counter()
 svc.apply([Path(profile)]) if what == "apply" else svc.tx.flush()
-print(time.perfdrop_counter() - t0)
+print(time.perf_counter() - t0)
 """
 
 
@@ -141,7 +141,7 @@ def nodewall_inproc(lab, profile: Path, backend: str) -> tuple[float, float]:
     state = c.workdir() / f"state-{h.unique_prefix()}"
     try:
         engine_s = inproc_apply(lab.server_ns, str(state), str(profile))
-        t0 = time.perfdrop_counter()  # start-up around the call is not the engine's time
+        t0 = time.perf_counter()  # start-up around the call is not the engine's time
         t1 = h.until_dropped(lab.client_ns, drop_counter(lab, backend), 0)
         return engine_s, engine_s + t1 - t0
     finally:

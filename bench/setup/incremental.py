@@ -50,7 +50,7 @@ def _inc_nodewall(lab, n: int, backend: str, mode: str) -> tuple[float, float, d
             r = h.nodewall_must(lab.server_ns, state, "apply", str(prof)).seconds
         else:
             r = cases.inproc_apply(lab.server_ns, str(state), str(prof))
-        return r, time.perfdrop_counter()
+        return r, time.perf_counter()
 
     try:
         h.send_probe(lab.client_ns, c.CLIENT)  # warm the neighbour caches
@@ -77,14 +77,14 @@ def _inc_raw(lab, n: int) -> tuple[float, float, str]:
     counter = cases.drop_counter(lab, "iptables")
     try:
         h.send_probe(lab.client_ns, c.CLIENT)
-        t0 = time.perfdrop_counter()
+        t0 = time.perf_counter()
         with open(restore) as fh:
             h.in_ns(srv, "ipset", "-exist", "restore", stdin=fh, timeout=900)
         h.in_ns(srv, "iptables-legacy", "-w", "5", "-t", "raw", "-I", "PREROUTING", "-m", "set",
                 "--match-set", cases.RAW_SET, "src", "-j", "DROP")
         full = h.until_dropped(lab.client_ns, counter, 0) - t0
         before = counter()
-        t0 = time.perfdrop_counter()
+        t0 = time.perf_counter()
         h.in_ns(srv, "ipset", "add", cases.RAW_SET, NEW_NET)
         h.in_ns(srv, "ipset", "del", cases.RAW_SET, old)
         inc = h.until_dropped(lab.client_ns, counter, before, src=NEW_PROBE) - t0
