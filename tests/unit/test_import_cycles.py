@@ -35,25 +35,23 @@ def _resolve(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
 
 
 def _targets(name: str, path: Path, known: set[str]) -> set[str]:
-    """The project modules `name` imports: `from pkg import mod` names mod when mod is a
-    module, else pkg; `import a.b.c` names the deepest known module."""
+    """The project modules `name` imports, each as the deepest known module of the
+    imported name: `from pkg import mod` is pkg.mod, `from mod import func` is mod."""
     out: set[str] = set()
     tree = ast.parse(path.read_text(), str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            candidates = [[a.name] for a in node.names]
+            imported = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _resolve(node, name, path.name == "__init__.py")
-            candidates = [[f"{base}.{a.name}", base] for a in node.names]
+            imported = [f"{base}.{a.name}" for a in node.names]
         else:
             continue
-        for options in candidates:
-            for option in options:
-                while option and option not in known:
-                    option = option.rpartition(".")[0]
-                if option:
-                    out.add(option)
-                    break
+        for target in imported:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target:
+                out.add(target)
     out.discard(name)
     return out
 
