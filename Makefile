@@ -12,14 +12,16 @@ setup:
 demo: setup
 	$(NW) demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS) tests
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
+# ruff (with C901, complexity <= 15) and the import contracts of pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check engine tui bench tests
+	$(VENV)/bin/lint-imports
 
 # bench: the matplotlib extra (PNG plots) once per pyproject.toml version, then the suite
 BENCH_STAMP = $(VENV)/.bench-$(shell sha256sum pyproject.toml | cut -c1-16)

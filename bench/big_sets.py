@@ -9,18 +9,18 @@ kernel memory of the set/trie and the `ipset restore` child are not in it (the l
 child is reported in the note)."""
 from __future__ import annotations
 
-from bench import common as c
-from bench import setup_time
+from bench import harness as h
 from bench.common import Row
+from bench.setup import time_vs_n
 
 SECTION = "big_sets"
 RSS_GOAL_MB = 200.0
 
 
 def _why_xdp_rss() -> str:
-    by_n = {n: m["xdp_cli_rss_mb"] for n, m in sorted(setup_time.MEASURED.items())
+    by_n = {n: m["xdp_cli_rss_mb"] for n, m in sorted(time_vs_n.MEASURED.items())
             if m.get("xdp_cli_rss_mb")}
-    ipt = {n: m["ipt_cli_rss_mb"] for n, m in sorted(setup_time.MEASURED.items())
+    ipt = {n: m["ipt_cli_rss_mb"] for n, m in sorted(time_vs_n.MEASURED.items())
            if m.get("ipt_cli_rss_mb")}
     if not by_n:
         return "bcc/LLVM compiles the XDP program inside the nodewall process"
@@ -40,15 +40,15 @@ def _why_xdp_rss() -> str:
 
 def run(quick: bool, log=print) -> list[Row]:
     n = 100_000 if quick else 10_000_000
-    m = setup_time.MEASURED.get(n)
+    m = time_vs_n.MEASURED.get(n)
     if m is None:
-        with c.lab() as lab:
-            m = setup_time.measure(n, lab, linear_max=0, log=log)
-        setup_time.MEASURED[n] = m
+        with h.lab() as lab:
+            m = time_vs_n.measure(n, lab, linear_max=0, log=log)
+        time_vs_n.MEASURED[n] = m
     rows = [
         Row(SECTION, f"iptables+ipset: {n:,} CIDRs applied, `nodewall apply` → drop",
             "ipset restore + rule → drop", m["raw_e2e_s"], m["ipt_cli_s"], "s", goal=1.0, n=n,
-            why=setup_time.rows_for(m)[0].why),
+            why=time_vs_n.rows_for(m)[0].why),
         Row(SECTION, f"iptables+ipset: peak RSS of the nodewall process ({n:,})",
             "RSS budget", RSS_GOAL_MB, m["ipt_cli_rss_mb"], "MB", goal=1.0, n=n,
             note=f"largest process incl. children (wait4): {m['ipt_cli_tree_rss_mb']:.0f} MB",

@@ -4,12 +4,12 @@ bench/results.md (+ results.json, PNG plots) and quoted in the README.
     .venv/bin/python -m bench.run [--quick] [--only SECTION[,SECTION…]] [--no-readme]
 
 Sections (each its own module with run(quick) -> list[Row]):
-  setup        1. set-up time vs N (bench/setup_time.py)
-  incremental  2. one CIDR changed in a 1M set vs the full load (bench/setup_time.py)
+  setup        1. set-up time vs N (bench/setup/time_vs_n.py)
+  incremental  2. one CIDR changed in a 1M set vs the full load (bench/setup/incremental.py)
   droprate     3. per-core drop rate vs N (the XDP engineer's bench/xdp_* modules)
   xdp_pkt      3b. XDP per-packet cost vs a floor program (the XDP engineer's bench/xdp_pkt)
-  untracked    4. untracked fast path, redis-benchmark -k 0 (bench/untracked.py)
-  latency      5. Redis PING p50/p99 with 0 and 1M entries (bench/latency.py)
+  untracked    4. untracked fast path, redis-benchmark -k 0 (bench/redis/untracked.py)
+  latency      5. Redis PING p50/p99 with 0 and 1M entries (bench/redis/latency.py)
   big_sets     6. 10M CIDRs per backend, peak RSS (bench/big_sets.py)
   tui          7. TUI time to first frame, CPU per tick, RSS (bench/tui_cost.py)
 Every figure is a ratio against the raw tool measured in the same run.  A full run
@@ -70,57 +70,25 @@ SECTION_NOTES = {
 }
 
 
-def _setup(quick: bool, log) -> list[Row]:
-    from bench import setup_time
-    return setup_time.run(quick, log=log)
-
-
-def _incremental(quick: bool, log) -> list[Row]:
-    from bench import setup_time
-    return setup_time.run_incremental(quick, log=log)
-
-
-DROPRATE_MODULES = ("bench.xdp_droprate", "bench.xdp_drop", "bench.xdp_rate")
-
-
-def _foreign(module: str, quick: bool, log) -> list[Row] | None:
-    """Rows from one of the XDP engineer's modules (run(quick) -> Rows or their JSON
-    dicts); None when the module is not there."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    try:
-        rows = mod.run(quick, log=log)
-    except TypeError:
-        rows = mod.run(quick)
-    return [c.row_from_json(r) for r in rows]
+def _foreign(module: str, quick: bool) -> list[Row]:
+    """Rows of one of the XDP engineer's sections (run(quick) -> their JSON dicts)."""
+    return [c.row_from_json(r) for r in importlib.import_module(module).run(quick)]
 
 
 def _droprate(quick: bool, log) -> list[Row]:
-    for name in DROPRATE_MODULES:
-        rows = _foreign(name, quick, log)
-        if rows is not None:
-            for r in rows:
-                r.section = "droprate"
-                if r.met is False and not r.why:
-                    ceil = r.extra.get("ceiling_pps")
-                    r.why = ("the per-core figure includes the injector's own cost on the "
-                             "same core" + (f" (it alone tops out at {ceil:,.0f}/s)"
-                                            if ceil else "")
-                             + ", which weighs more on the faster path; see bench/xdp_drop.py")
-            return rows
-    return [Row("droprate", f"{what}, N={n}", "raw + ipset", None, None, "Mpps/core",
-                goal=2.5 if what == "XDP" else None, higher_is_better=True,
-                note="not measured yet: the XDP drop-rate bench (bench/xdp_*) has not landed")
-            for n in ("1", "1k", "1M") for what in ("XDP", "linear iptables")]
+    rows = _foreign("bench.xdp_drop", quick)
+    for r in rows:
+        r.section = "droprate"
+        if r.met is False and not r.why:
+            ceil = r.extra.get("ceiling_pps")
+            r.why = ("the per-core figure includes the injector's own cost on the "
+                     "same core" + (f" (it alone tops out at {ceil:,.0f}/s)" if ceil else "")
+                     + ", which weighs more on the faster path; see bench/xdp_drop.py")
+    return rows
 
 
 def _xdp_pkt(quick: bool, log) -> list[Row]:
-    rows = _foreign("bench.xdp_pkt", quick, log)
-    if rows is None:
-        return [Row("xdp_pkt", "per-packet cost", "floor program", None, None, "ns/packet",
-                    goal=1.3, note="not measured yet: bench/xdp_pkt has not landed")]
+    rows = _foreign("bench.xdp_pkt", quick)
     for r in rows:
         r.section = "xdp_pkt"
     return rows
@@ -133,9 +101,10 @@ def _module(name: str) -> Callable[[bool, Callable], list[Row]]:
 
 
 SECTIONS: dict[str, Callable[[bool, Callable], list[Row]]] = {
-    "setup": _setup, "incremental": _incremental, "droprate": _droprate,
+    "setup": _module("setup.time_vs_n"), "incremental": _module("setup.incremental"),
+    "droprate": _droprate,
     "xdp_pkt": _xdp_pkt,
-    "untracked": _module("untracked"), "latency": _module("latency"),
+    "untracked": _module("redis.untracked"), "latency": _module("redis.latency"),
     "big_sets": _module("big_sets"), "tui": _module("tui_cost"),
 }
 
@@ -301,8 +270,8 @@ def droprate_plot(rows: list[Row], out: Path) -> bool:
 
 def render(rows: list[Row], meta: dict, out: Path, *, readme: bool, log=print) -> None:
     plots = []
-    from bench import setup_time
-    if setup_time.plot(rows, out.parent / "setup_time.png"):
+    from bench.setup import time_vs_n
+    if time_vs_n.plot(rows, out.parent / "setup_time.png"):
         plots.append("setup_time.png")
     if droprate_plot(rows, out.parent / "droprate.png"):
         plots.append("droprate.png")

@@ -15,6 +15,7 @@ import sys
 import time
 
 from bench import common as c
+from bench import harness as h
 from bench.common import Row
 
 SECTION = "tui"
@@ -68,10 +69,10 @@ def _raw_refresh(ns: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     for table in ("raw", "mangle", "filter"):
-        c.in_ns(ns, "iptables-legacy", "-w", "5", "-t", table, "-nvxL")
-        c.in_ns(ns, "ip6tables-legacy", "-w", "5", "-t", table, "-nvxL")
-    c.in_ns(ns, "ipset", "list", "-t")
-    c.in_ns(ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count")
+        h.in_ns(ns, "iptables-legacy", "-w", "5", "-t", table, "-nvxL")
+        h.in_ns(ns, "ip6tables-legacy", "-w", "5", "-t", table, "-nvxL")
+    h.in_ns(ns, "ipset", "list", "-t")
+    h.in_ns(ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count")
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -81,16 +82,16 @@ def _raw_refresh(ns: str) -> tuple[float, float]:
 def run(quick: bool, log=print) -> list[Row]:
     n = 10_000 if quick else 1_000_000
     ticks, interval = (4, 0.5) if quick else (10, 0.5)
-    with c.lab() as lab:
-        state = c.workdir() / f"state-{c.unique_prefix()}"
+    with h.lab() as lab:
+        state = c.workdir() / f"state-{h.unique_prefix()}"
         prof = c.deny_profile(c.workdir() / f"tui-{n}.toml", c.cidr_file(n),
                               backend="iptables", extra_rules=RULES - _BASE_RULES)
         try:
-            c.nodewall_must(lab.server_ns, state, "apply", str(prof))
+            h.nodewall_must(lab.server_ns, state, "apply", str(prof))
             raws = [_raw_refresh(lab.server_ns) for _ in range(5)]
             raw_wall = c.median([r[0] for r in raws])
             raw_cpu = c.median([r[1] for r in raws])
-            status = c.nodewall_must(lab.server_ns, state, "status", "--output", "json")
+            status = h.nodewall_must(lab.server_ns, state, "status", "--output", "json")
             t0 = time.time()
             proc = subprocess.run(
                 [sys.executable, "-c", _SCRIPT, repr(t0),
@@ -101,7 +102,7 @@ def run(quick: bool, log=print) -> list[Row]:
                 raise RuntimeError(f"TUI run failed: {proc.stderr.strip()[-1500:]}")
             r = json.loads(proc.stdout.strip().splitlines()[-1])
         finally:
-            c.nodewall_cli(lab.server_ns, state, "flush")
+            h.nodewall_cli(lab.server_ns, state, "flush")
     per_tick = r["cpu_s"] / max(1, r["ticks"])
     log(f"    TUI: first frame {r['first_s']:.3f} s (imports {r['import_s']:.3f} s), "
         f"CPU/tick {per_tick * 1000:.1f} ms, RSS {r['rss_kb'] / 1024:.0f} MB, "

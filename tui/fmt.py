@@ -1,4 +1,4 @@
-"""Small pure formatting helpers: sizes, rates, sparklines, gauges.
+"""Small pure formatting helpers: sizes, rates, sparklines, gauges, plan summaries.
 
 Everything here is plain text so that it reads the same with NO_COLOR, in a
 16-colour terminal and in a tmux capture."""
@@ -87,3 +87,10 @@ def clip(text: str, width: int, *, middle: bool = False) -> str:
         return text[:width - 1] + "…"
     tail = (width - 1) // 2
     return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
+
+
+def preview_summary(p) -> str:
+    """One line of counts for a PlanPreview (the Apply screen and its dialog)."""
+    return (f"rules +{p.rules_added} -{p.rules_removed}  chains +{p.chains_added} "
+            f"-{p.chains_removed}  sets +{p.sets_added} -{p.sets_removed}  "
+            f"members +{p.set_members_added} -{p.set_members_removed}")

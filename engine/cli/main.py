@@ -1,4 +1,4 @@
-"""`nodewall` command line (DESIGN.md section 5).
+"""`nodewall` command line (README, Using it).
 
 Exit codes: 0 ok / applied, 1 failed (rolled back), 2 bad input (nothing changed),
 3 nothing to do (`apply --check` when the kernel already matches).  `agent --once`
@@ -7,7 +7,6 @@ returns its apply's code.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -101,11 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("_confirm-watcher", help=argparse.SUPPRESS)
     sp.add_argument("--generation", type=int, required=True)
     return p
-
-
-def _print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=1, sort_keys=False)
-    sys.stdout.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodewall.engine.nets.scan import clean_chunk
+from nodewall.engine.nets.lines import clean_chunk
 
 _BLOCK = 1 << 20
 
@@ -55,7 +55,6 @@ class FileDelta:
     old_end: int
     new_end: int
     new_path: Path
-    new_size: int
 
     @property
     def unchanged(self) -> bool:
@@ -249,7 +248,7 @@ def _file_delta(old: Path, new: Path, max_region: int) -> FileDelta | None:
         if old_end - p > max_region or new_end - p > max_region:
             return None
         return FileDelta(bytes(a[p:old_end]), bytes(b[p:new_end]), p, old_end, new_end,
-                         Path(new).absolute(), lb)
+                         Path(new).absolute())
     finally:
         ra.close()
         rb.close()

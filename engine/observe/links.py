@@ -7,7 +7,6 @@ cheap enough to call every second.
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
@@ -123,13 +122,3 @@ def list_interfaces() -> list[InterfaceInfo]:
         ))
     out.sort(key=lambda i: i.index)
     return out
-
-
-def interface_exists(name: str) -> bool:
-    """Whether a link called NAME exists in the current namespace (if_nametoindex
-    asks the kernel through a socket of this process's namespace)."""
-    try:
-        socket.if_nametoindex(name)
-    except OSError:
-        return False
-    return True

@@ -1,5 +1,5 @@
 """The status report: what `status --output json` prints and what the TUI shows.
-Collected by engine.status (kernel reads); this module is pure data."""
+Collected by engine.observe.status (kernel reads); this module is pure data."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

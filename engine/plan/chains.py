@@ -1,8 +1,8 @@
-"""The iptables layout: tables, chains and hooks per family (see engine.planner).
+"""The iptables layout: tables, chains and hooks per family (see engine.plan.planner).
 
-Built from rendered policy rules (engine.planner_rules) and synthetic rules
+Built from rendered policy rules (engine.plan.rules) and synthetic rules
 (failsafe, conntrack, NDP, mark accept, default deny, dispatch jumps) whose ids come
-from their role (engine.rule_ids.synthetic_id) and carry the table where the same
+from their role (engine.plan.rule_ids.synthetic_id) and carry the table where the same
 rule exists in several tables, so that summed counters never count a packet twice.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from nodewall.engine.plan.describe import failsafe_summary
 from nodewall.engine.plan.desired import (
     MARK_ALLOW,
     Chain,
+    ChainRule,
     Family,
     Hook,
     IpSetSpec,
     Match,
-    Rule,
     RuleMeta,
     TableName,
     TableState,
@@ -113,9 +113,9 @@ class LayoutBuilder:
                 out.extend(self.rendered.get((p.name, direction), ()))
         return out
 
-    def place(self, rules: Iterable[RenderedRule], family: Family, table: str) -> list[Rule]:
+    def place(self, rules: Iterable[RenderedRule], family: Family, table: str) -> list[ChainRule]:
         """Policy rules as iptables rules of `family` with the targets of `table`."""
-        out: list[Rule] = []
+        out: list[ChainRule] = []
         for rr in rules:
             matches = rr.in_family(family)
             if not matches:
@@ -126,14 +126,14 @@ class LayoutBuilder:
                 target = Target("LOG", log_prefix=f"nw:{rr.rule_id} "[:LOG_PREFIX_MAX])
             else:
                 target = _ACTIONS[table][rr.rule.action]
-            out.extend(Rule(rr.rule_id, m, target) for m in matches)
+            out.extend(ChainRule(rr.rule_id, m, target) for m in matches)
         return out
 
     def failsafe(self, entries: Iterable[Failsafe], family: Family, inbound: bool,
-                 reverse: bool, table: str) -> list[Rule]:
+                 reverse: bool, table: str) -> list[ChainRule]:
         """ACCEPT rules for failsafe entries.  inbound: the entry's direction;
         reverse: match the return traffic of the entry instead."""
-        out: list[Rule] = []
+        out: list[ChainRule] = []
         direction = "ingress" if inbound else "egress"
         seen_dir = "egress" if inbound == reverse else "ingress"
         for fs in entries:
@@ -150,52 +150,52 @@ class LayoutBuilder:
             role = ("failsafe-return" if reverse else "failsafe", direction, str(fs), table)
             rid = self.syn(role, "(failsafe)", seen_dir, "allow", "failsafe",
                            f"{failsafe_summary(fs, direction, reverse)} ({table})")
-            out.append(Rule(rid, m, ACCEPT))
+            out.append(ChainRule(rid, m, ACCEPT))
         return out
 
-    def ct(self, direction: str, table: str, invalid: bool = False) -> Rule:
+    def ct(self, direction: str, table: str, invalid: bool = False) -> ChainRule:
         meta_dir = "forward" if direction.startswith("forward") else direction
         if invalid:
             rid = self.syn(("conntrack", "invalid", direction, table), "(conntrack)", meta_dir,
                            "deny", "default", f"drop conntrack INVALID {direction} ({table})")
-            return Rule(rid, Match(ct_states=("INVALID",)), DROP)
+            return ChainRule(rid, Match(ct_states=("INVALID",)), DROP)
         rid = self.syn(("conntrack", "established", direction, table), "(conntrack)", meta_dir,
                        "allow", "default",
                        f"accept conntrack RELATED,ESTABLISHED {direction} ({table})")
-        return Rule(rid, Match(ct_states=CT_EST), ACCEPT)
+        return ChainRule(rid, Match(ct_states=CT_EST), ACCEPT)
 
-    def mark_accept(self, direction: str) -> Rule:
+    def mark_accept(self, direction: str) -> ChainRule:
         rid = self.syn(("mark", direction), "(mark)", direction, "allow", "default",
                        f"accept {direction} already allowed by untracked or pre-DNAT policy")
-        return Rule(rid, Match(mark=MARK), ACCEPT)
+        return ChainRule(rid, Match(mark=MARK), ACCEPT)
 
-    def ndp(self, direction: str) -> list[Rule]:
+    def ndp(self, direction: str) -> list[ChainRule]:
         rid = self.syn(("ndp", direction), "(ndp)", direction, "allow", "default",
                        f"accept ICMPv6 {NDP_TYPES[0]}-{NDP_TYPES[-1]} {direction} "
                        "(MLD, router and neighbour discovery)")
-        return [Rule(rid, Match(protocol="icmpv6", icmp_type=t), ACCEPT) for t in NDP_TYPES]
+        return [ChainRule(rid, Match(protocol="icmpv6", icmp_type=t), ACCEPT) for t in NDP_TYPES]
 
-    def default_deny(self, direction: str, forward: bool = False) -> Rule:
+    def default_deny(self, direction: str, forward: bool = False) -> ChainRule:
         role = ("default-deny", "forward", direction) if forward else ("default-deny", direction)
         what = f"forwarded {direction}" if forward else direction
         rid = self.syn(role, "(default-deny)", "forward" if forward else direction, "deny",
                        "default", f"default deny {what}")
-        return Rule(rid, Match(), DROP)
+        return ChainRule(rid, Match(), DROP)
 
     def dispatch(self, kind: ChainKind, ep: HostEndpoint, inbound: bool, goto: bool,
-                 direction: str) -> Rule:
+                 direction: str) -> ChainRule:
         chain = endpoint_chain(kind, ep.interface)
         rid = self.syn(("dispatch", kind, ep.interface), "(endpoint)", direction, "jump",
                        "default", f"{direction} via {ep.interface} -> {chain} "
                                   f"(host endpoint {ep.name})")
-        return Rule(rid, iface_match(ep.interface, inbound),
+        return ChainRule(rid, iface_match(ep.interface, inbound),
                     Target("GOTO" if goto else "JUMP", chain=chain))
 
     # ------------------------------------------------------------ tables
 
     def raw(self, family: Family, named: list[HostEndpoint]) -> TableState | None:
         s = self.profile.settings
-        top: dict[str, list[Rule]] = {"PREROUTING": [], "OUTPUT": []}
+        top: dict[str, list[ChainRule]] = {"PREROUTING": [], "OUTPUT": []}
         chains: list[Chain] = []
         uses_allow = False
         for kernel, kind, direction, inbound in (("PREROUTING", "rfi", "ingress", True),
@@ -216,7 +216,7 @@ class LayoutBuilder:
             chains.append(Chain(UNTRACKED_ALLOW, self._allow_chain("untracked-allow", True)))
         return _table(family, "raw", top, chains)
 
-    def _allow_chain(self, name: str, notrack: bool) -> tuple[Rule, ...]:
+    def _allow_chain(self, name: str, notrack: bool) -> tuple[ChainRule, ...]:
         tier = "untracked" if notrack else "prednat"
         what = "untracked" if notrack else "pre-DNAT"
         steps: list[tuple[str, Target]] = [("mark", Target("MARK", mark=MARK))]
@@ -228,11 +228,11 @@ class LayoutBuilder:
             rid = self.syn((name, step), f"({name})", "ingress", "allow", tier,
                            f"{what} allow: {step} (both directions)" if notrack
                            else f"{what} allow: {step}")
-            out.append(Rule(rid, Match(), target))
+            out.append(ChainRule(rid, Match(), target))
         return tuple(out)
 
     def mangle(self, family: Family, eps: list[HostEndpoint]) -> TableState | None:
-        top: dict[str, list[Rule]] = {"PREROUTING": []}
+        top: dict[str, list[ChainRule]] = {"PREROUTING": []}
         chains: list[Chain] = []
         uses_allow = False
         for ep in eps:
@@ -254,7 +254,7 @@ class LayoutBuilder:
         if not eps:
             return None
         s = self.profile.settings
-        top: dict[str, list[Rule]] = {"INPUT": [self.mark_accept("ingress")],
+        top: dict[str, list[ChainRule]] = {"INPUT": [self.mark_accept("ingress")],
                                       "OUTPUT": [self.mark_accept("egress")], "FORWARD": []}
         chains: list[Chain] = []
         for kernel, kind, direction, inbound in (("INPUT", "fi", "ingress", True),
@@ -271,7 +271,7 @@ class LayoutBuilder:
                 rules.append(self.default_deny(direction))
                 chains.append(Chain(endpoint_chain(kind, ep.interface), tuple(rules)))  # type: ignore[arg-type]
                 top[kernel].append(self.dispatch(kind, ep, inbound, True, direction))  # type: ignore[arg-type]
-        fwd: list[Rule] = []
+        fwd: list[ChainRule] = []
         for kind, direction, inbound in (("ffi", "ingress", True), ("ffo", "egress", False)):
             for ep in eps:
                 if not any(p.tier == "normal" and p.apply_on_forward and direction in p.types
@@ -289,13 +289,13 @@ class LayoutBuilder:
             top["FORWARD"] = [self.mark_accept("forward"), self.ct("forward", "filter"), *fwd]
         return _table(family, "filter", top, chains)
 
-    def _skip_named(self, kind: ChainKind, iface: str, inbound: bool) -> Rule:
+    def _skip_named(self, kind: ChainKind, iface: str, inbound: bool) -> ChainRule:
         rid = self.syn(("forward-skip", kind, iface), "(endpoint)", "forward", "return",
                        "default", f"forwarded via {iface}: its own host endpoint decides")
-        return Rule(rid, iface_match(iface, inbound), RETURN)
+        return ChainRule(rid, iface_match(iface, inbound), RETURN)
 
 
-def _table(family: Family, table: TableName, top: dict[str, list[Rule]],
+def _table(family: Family, table: TableName, top: dict[str, list[ChainRule]],
            chains: list[Chain]) -> TableState | None:
     hooks = tuple(Hook(k, top_chain(k)) for k, rules in top.items() if rules)
     if not hooks:

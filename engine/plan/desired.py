@@ -1,13 +1,13 @@
 """DesiredState: what the kernel should hold, backend-neutral.
 
-Produced by engine.planner from a Profile (pure, no root), consumed by the
-backends (engine.iptables_backend, engine.ipset_backend, engine.xdp_backend) which
-observe the kernel, diff and apply.
+Produced by engine.plan.planner from a Profile (pure, no root), consumed by the
+backends (engine.dataplane.iptables, .ipsets and .xdp) which observe the kernel,
+diff and apply.
 
 Rule identity: every rendered iptables rule carries the comment `nw:<rule_id>`.
 A rule_id is a hash over the TOML rule's content, its policy, direction, the
 resolved inputs of its rendering (ipset names, ...) and a duplicate index (see
-engine.rule_ids).  So equal id <=> equal rendered block, and the iptables backend
+engine.plan.rule_ids).  So equal id <=> equal rendered block, and the iptables backend
 diffs chains as sequences of id blocks: unchanged rules keep their counters.
 One TOML rule may render to several iptables rules (e.g. >15 ports, v4 + v6); they
 share the id and their counters are summed.
@@ -27,7 +27,6 @@ TableName = Literal["raw", "mangle", "filter"]
 
 # Packet-mark bits nodewall owns (set with --set-xmark bit/bit, other bits untouched).
 MARK_ALLOW = 0x00800000  # accepted by untracked (raw) or pre-DNAT (mangle) policy
-MARK_MASK = MARK_ALLOW
 
 PREFIX = "nw-"  # chains and ipsets
 COMMENT_PREFIX = "nw:"  # iptables comment "nw:<rule_id>"
@@ -86,7 +85,7 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Rule:
+class ChainRule:
     rule_id: str
     match: Match
     target: Target
@@ -95,7 +94,7 @@ class Rule:
 @dataclass(frozen=True)
 class Chain:
     name: str  # always starts with "nw-"; at most 28 characters
-    rules: tuple[Rule, ...]
+    rules: tuple[ChainRule, ...]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Names of the chains and ipsets nodewall owns.
 
-Every name starts with "nw-" (engine.desired.PREFIX).  Limits: iptables chain names
+Every name starts with "nw-" (engine.plan.desired.PREFIX).  Limits: iptables chain names
 at most 28 characters, ipset names at most 31.  Set names stay at most 27 characters
 so that a backend may derive temporary names (for create + swap) with a short suffix.
 
@@ -30,7 +30,6 @@ from typing import Literal
 from nodewall.engine.plan.desired import PREFIX
 
 MAX_CHAIN = 28
-MAX_SET = 31
 ALL_IFACES = "*"
 ALL_SUFFIX = ":all"
 

@@ -46,7 +46,7 @@ def _digest(payload: Any) -> str:
 def policy_rule_id(policy: str, tier: str, direction: str, content: Any,
                    resolved: Any, dup_index: int) -> str:
     """Id of a rule written in a policy.  `content` and `resolved` must be JSON-able
-    and canonical (see engine.planner_rules.canonical_content)."""
+    and canonical (see engine.plan.rules.canonical_content)."""
     return _digest(["rule", RENDER_VERSION, policy, tier, direction, content, resolved,
                     dup_index])
 

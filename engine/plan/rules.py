@@ -1,6 +1,7 @@
-"""Rendering one TOML rule (engine.model.Rule) into backend-neutral matches per family.
+"""Rendering one TOML rule (engine.profile.model.Rule) into backend-neutral matches
+per family.
 
-The target is not chosen here: it depends on the table (engine.planner_chains).
+The target is not chosen here: it depends on the table (engine.plan.chains).
 A rule renders in a family only when every positive address constraint it has
 (nets, selector, ip_version, icmp vs icmpv6) can be met in that family.  More than
 15 multiport slots (a range takes 2) split a rule into several matches sharing its id;

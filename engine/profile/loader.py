@@ -6,7 +6,7 @@ Every file is parsed with tomlkit; a syntax error ends that file (one error), al
 other errors are collected across files and items (an item with an error is left
 out, so later checks do not pile up follow-on errors).  Names are unique across all
 files per kind; policies are sorted by (order, name).  Semantic checks (DESIGN §3)
-run on the valid items; see engine.loader_checks.
+run on the valid items; see engine.profile.checks.
 """
 from __future__ import annotations
 

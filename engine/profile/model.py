@@ -1,5 +1,5 @@
-"""The parsed profile: frozen dataclasses, produced by engine.loader and consumed by
-engine.planner.  Field names are Calico's in snake_case (DESIGN.md section 8).
+"""The parsed profile: frozen dataclasses, produced by engine.profile.loader and
+consumed by engine.plan.  Field names are Calico's in snake_case (README, Profile reference).
 
 Every object keeps the Loc of the TOML element it came from so that any later
 semantic error (and the TUI's "jump to rule") can point at file:line:col.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from nodewall.engine.errors import Loc
+from nodewall.engine.nets.scan import NetsFile
 
 Action = Literal["allow", "deny", "log", "pass"]
 Direction = Literal["ingress", "egress"]
@@ -73,17 +73,6 @@ class HostEndpoint:
     labels: Mapping[str, str]
     loc: Loc
     interface_loc: Loc | None = None  # where `interface = ...` is written
-
-
-@dataclass(frozen=True)
-class NetsFile:
-    """A validated nets_file.  Members are never held in memory: backends stream
-    the file again (engine.netsfile) when they load the kernel."""
-
-    path: Path  # absolute
-    count_v4: int
-    count_v6: int
-    loc: Loc  # where `nets_file = ...` is written
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import Loc
 from nodewall.engine.plan.desired import (
     Chain,
+    ChainRule,
     DesiredState,
     Family,
     Hook,
     Match,
-    Rule,
     RuleMeta,
     TableState,
     Target,
@@ -109,16 +109,16 @@ def _meta(rid: str, direction: str, action: str, tier: str, summary: str) -> Rul
 
 
 def _chain_rules(fs_own: tuple[Failsafe, ...], fs_other: tuple[Failsafe, ...],
-                 family: Family, inbound: bool) -> tuple[list[Rule], dict[str, RuleMeta]]:
+                 family: Family, inbound: bool) -> tuple[list[ChainRule], dict[str, RuleMeta]]:
     direction = "ingress" if inbound else "egress"
-    rules: list[Rule] = []
+    rules: list[ChainRule] = []
     metas: dict[str, RuleMeta] = {}
     accept, drop = Target("ACCEPT"), Target("DROP")
 
     def add(role: tuple[str, ...], match: Match, target: Target, action: str, tier: str,
             summary: str) -> None:
         rid = synthetic_id("panic", *role)
-        rules.append(Rule(rid, match, target))
+        rules.append(ChainRule(rid, match, target))
         metas[rid] = _meta(rid, direction, action, tier, summary)
 
     add(("lo", direction), Match(in_iface="lo") if inbound else Match(out_iface="lo"),
@@ -138,7 +138,7 @@ def _chain_rules(fs_own: tuple[Failsafe, ...], fs_other: tuple[Failsafe, ...],
                 "allow", "failsafe", f"panic: accept {what} {direction}")
     if family == 6:
         rid = synthetic_id("panic", "ndp", direction)
-        rules += [Rule(rid, Match(protocol="icmpv6", icmp_type=t), accept) for t in NDP_TYPES]
+        rules += [ChainRule(rid, Match(protocol="icmpv6", icmp_type=t), accept) for t in NDP_TYPES]
         metas[rid] = _meta(rid, direction, "allow", "failsafe",
                            f"panic: accept ICMPv6 neighbour discovery/MLD {direction}")
     add(("drop", direction), Match(), drop, "deny", "default",
@@ -146,22 +146,22 @@ def _chain_rules(fs_own: tuple[Failsafe, ...], fs_other: tuple[Failsafe, ...],
     return rules, metas
 
 
-def panic_parts(state: PanicState) -> tuple[dict[Family, dict[str, list[Rule]]],
-                                             dict[str, RuleMeta], dict[str, Rule]]:
+def panic_parts(state: PanicState) -> tuple[dict[Family, dict[str, list[ChainRule]]],
+                                             dict[str, RuleMeta], dict[str, ChainRule]]:
     """Per family, {panic chain: rules}; the metas; {top chain: the jump rule}."""
     fs_in, fs_out = state.failsafes()
-    chains: dict[Family, dict[str, list[Rule]]] = {}
+    chains: dict[Family, dict[str, list[ChainRule]]] = {}
     metas: dict[str, RuleMeta] = {}
-    jumps: dict[str, Rule] = {}
+    jumps: dict[str, ChainRule] = {}
     for family in (4, 6):
-        per: dict[str, list[Rule]] = {}
+        per: dict[str, list[ChainRule]] = {}
         for _kc, top, chain, inbound in _TOPS:
             rules, m = _chain_rules(fs_in if inbound else fs_out, fs_out if inbound else fs_in,
                                     family, inbound)  # type: ignore[arg-type]
             per[chain] = rules
             metas.update(m)
             rid = synthetic_id("panic", "jump", chain)
-            jumps[top] = Rule(rid, Match(), Target("JUMP", chain=chain))
+            jumps[top] = ChainRule(rid, Match(), Target("JUMP", chain=chain))
             metas[rid] = _meta(rid, "ingress" if inbound else "egress", "jump", "default",
                                f"panic: everything through {chain}")
         chains[family] = per  # type: ignore[index]

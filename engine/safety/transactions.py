@@ -32,7 +32,6 @@ from nodewall.engine.errors import (
     NothingToDo,
 )
 from nodewall.engine.nets.baseline import BaselineStore, forget_deltas
-from nodewall.engine.observe.links import interface_exists
 from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
@@ -43,6 +42,7 @@ from nodewall.engine.safety.content import content_digest
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
 from nodewall.engine.system import procfs
+from nodewall.engine.system.netns import interface_exists
 
 OnWait = Callable[[str], None] | None
 ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`

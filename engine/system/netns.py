@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import socket
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,16 @@ def scope_name() -> str:
     """A filesystem-safe name for the current namespace ("host" for the host's);
     used to keep bpffs pins, ipset manifests and state per namespace."""
     return current_name() or "host"
+
+
+def interface_exists(name: str) -> bool:
+    """Whether a link called NAME exists in the current namespace (if_nametoindex
+    asks the kernel through a socket of this process's namespace)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 def run_in_netns(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -8,10 +8,10 @@ from nodewall.engine.dataplane.iptables import observe as iptables_observe
 from nodewall.engine.errors import OwnershipError
 from nodewall.engine.plan.desired import (
     Chain,
+    ChainRule,
     DesiredState,
     Hook,
     Match,
-    Rule,
     TableState,
     Target,
     XdpState,
@@ -23,15 +23,15 @@ from tests.conftest import in_ns
 
 pytestmark = pytest.mark.kernel
 
-ICMP_OK = Rule("icmp-ok", Match(protocol="icmp"), Target("ACCEPT"))
-ICMP6_OK = Rule("icmp6-ok", Match(protocol="icmpv6"), Target("ACCEPT"))
+ICMP_OK = ChainRule("icmp-ok", Match(protocol="icmp"), Target("ACCEPT"))
+ICMP6_OK = ChainRule("icmp6-ok", Match(protocol="icmpv6"), Target("ACCEPT"))
 
 
 def state(*tables: TableState) -> DesiredState:
     return DesiredState(tables=tables, ipsets=(), xdp=XdpState(), rules={})
 
 
-def filter_in(*rules: Rule, family: int = 4, chain: str = "nw-fi",
+def filter_in(*rules: ChainRule, family: int = 4, chain: str = "nw-fi",
               extra: tuple[Chain, ...] = ()) -> TableState:
     return TableState(family, "filter", (Chain(chain, rules), *extra),  # type: ignore[arg-type]
                       (Hook("INPUT", chain),))
@@ -62,7 +62,7 @@ def test_set_drop_blocks_ping_and_counts(netns_pair):
     srv = netns_pair.server
     in_ns(srv, "ipset", "create", "nw-blk", "hash:net")
     in_ns(srv, "ipset", "add", "nw-blk", netns_pair.client_ip)
-    drop = Rule("drop-blk", Match(src_sets=("nw-blk",)), Target("DROP"))
+    drop = ChainRule("drop-blk", Match(src_sets=("nw-blk",)), Target("DROP"))
     run_in_netns(srv, iptables_apply.apply, state(filter_in(drop, ICMP_OK)))
     assert not ping(netns_pair)
     c = counters(srv)
@@ -76,14 +76,14 @@ def test_set_drop_blocks_ping_and_counts(netns_pair):
 
 def test_unchanged_rules_keep_counters(netns_pair):
     srv = netns_pair.server
-    tcp9 = Rule("tcp9", Match(protocol="tcp", dst_ports=(PortRange(9, 9),)), Target("DROP"))
+    tcp9 = ChainRule("tcp9", Match(protocol="tcp", dst_ports=(PortRange(9, 9),)), Target("DROP"))
     run_in_netns(srv, iptables_apply.apply, state(filter_in(ICMP_OK, tcp9)))
     assert ping(netns_pair, count=3)
     before = counters(srv)[("icmp-ok", "filter")]
     assert before[0] >= 3
 
-    udp9 = Rule("udp9", Match(protocol="udp", dst_ports=(PortRange(9, 9),)), Target("DROP"))
-    log = Rule("log-all", Match(), Target("LOG", log_prefix="nw-test "))
+    udp9 = ChainRule("udp9", Match(protocol="udp", dst_ports=(PortRange(9, 9),)), Target("DROP"))
+    log = ChainRule("log-all", Match(), Target("LOG", log_prefix="nw-test "))
     done = run_in_netns(srv, iptables_apply.apply, state(filter_in(log, ICMP_OK, udp9)))
     kinds = sorted(op.kind for op in done.ops)
     assert kinds == ["delete", "insert", "insert"]  # icmp-ok untouched, hook kept
@@ -128,8 +128,8 @@ def test_hook_is_single_reinserted_and_kept_on_top(netns_one):
 
 def test_jump_to_new_chain_and_stale_chain_removed(netns_pair):
     srv = netns_pair.server
-    sub = Chain("nw-sub", (Rule("sub-drop", Match(protocol="icmp"), Target("DROP")),))
-    jump = Rule("to-sub", Match(in_iface=netns_pair.server_if), Target("JUMP", chain="nw-sub"))
+    sub = Chain("nw-sub", (ChainRule("sub-drop", Match(protocol="icmp"), Target("DROP")),))
+    jump = ChainRule("to-sub", Match(in_iface=netns_pair.server_if), Target("JUMP", chain="nw-sub"))
     run_in_netns(srv, iptables_apply.apply, state(filter_in(jump, ICMP_OK, extra=(sub,))))
     assert not ping(netns_pair)  # the jump into the chain created in the same commit works
 
@@ -141,15 +141,15 @@ def test_jump_to_new_chain_and_stale_chain_removed(netns_pair):
 
 def test_v6_and_raw_notrack_and_goto(netns_pair):
     srv = netns_pair.server
-    drop6 = Rule("drop6-echo", Match(protocol="icmpv6", icmp_type=128), Target("DROP"))
+    drop6 = ChainRule("drop6-echo", Match(protocol="icmpv6", icmp_type=128), Target("DROP"))
     raw = TableState(4, "raw", (Chain("nw-rp", (
-        Rule("notrack-icmp", Match(protocol="icmp"), Target("NOTRACK")),
-        Rule("mark", Match(protocol="icmp"), Target("MARK", mark=(0x800000, 0x800000))),
+        ChainRule("notrack-icmp", Match(protocol="icmp"), Target("NOTRACK")),
+        ChainRule("mark", Match(protocol="icmp"), Target("MARK", mark=(0x800000, 0x800000))),
     )),), (Hook("PREROUTING", "nw-rp"),))
-    goto = Rule("goto-marked", Match(mark=(0x800000, 0x800000)), Target("GOTO", chain="nw-ok"))
-    ok = Chain("nw-ok", (Rule("ok", Match(), Target("ACCEPT")),))
-    filt = TableState(4, "filter", (Chain("nw-fi", (goto, Rule("deny", Match(), Target("DROP")))),
-                                    ok), (Hook("INPUT", "nw-fi"),))
+    goto = ChainRule("goto-marked", Match(mark=(0x800000, 0x800000)), Target("GOTO", chain="nw-ok"))
+    ok = Chain("nw-ok", (ChainRule("ok", Match(), Target("ACCEPT")),))
+    deny = ChainRule("deny", Match(), Target("DROP"))
+    filt = TableState(4, "filter", (Chain("nw-fi", (goto, deny)), ok), (Hook("INPUT", "nw-fi"),))
     run_in_netns(srv, iptables_apply.apply,
                  state(raw, filt, filter_in(drop6, ICMP6_OK, family=6)))
     assert ping(netns_pair)  # untracked + marked in raw, accepted via the goto

@@ -6,10 +6,10 @@ from nodewall.engine.dataplane.iptables import apply as iptables_apply
 from nodewall.engine.dataplane.iptables import mode as iptables_mode
 from nodewall.engine.plan.desired import (
     Chain,
+    ChainRule,
     DesiredState,
     Hook,
     Match,
-    Rule,
     TableState,
     Target,
     XdpState,
@@ -27,7 +27,7 @@ def test_mode_follows_where_rules_are(netns_one):
     assert (m.kind, m.legacy_rules, m.nft_rules, m.nodewall_rules) == ("none", 0, 0, 0)
     assert m.default in ("legacy", "nft", "unknown")
 
-    chain = Chain("nw-fi", (Rule("r1", Match(protocol="icmp"), Target("ACCEPT")),))
+    chain = Chain("nw-fi", (ChainRule("r1", Match(protocol="icmp"), Target("ACCEPT")),))
     desired = DesiredState((TableState(4, "filter", (chain,), (Hook("INPUT", "nw-fi"),)),),
                            (), XdpState(), {})
     run_in_netns(ns, iptables_apply.apply, desired)

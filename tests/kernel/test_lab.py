@@ -89,7 +89,7 @@ def test_lab_layout(lab_info):
     assert info.namespaces == (f"{info.prefix}-srv", f"{info.prefix}-cli")
     assert all(netns.exists(ns) for ns in info.namespaces)
     for ns in info.namespaces:  # both veth ends are eth0, so "eth0" profiles apply
-        assert netns.run_in_netns(ns, links.interface_exists, "eth0")
+        assert netns.run_in_netns(ns, netns.interface_exists, "eth0")
     srv = {i.name: i for i in netns.run_in_netns(info.server_ns, links.list_interfaces)}
     assert {"10.0.0.1/24", "fd00:77::1/64"} <= set(srv["eth0"].addresses)
     assert srv["lo"].state == "up" and srv["eth0"].state == "up"

@@ -93,10 +93,10 @@ def test_state_down_when_link_is_down(netns_pair):
 
 def test_interface_exists_is_per_namespace(netns_pair):
     ns = netns_pair
-    assert netns.run_in_netns(ns.server, links.interface_exists, ns.server_if)
-    assert not netns.run_in_netns(ns.server, links.interface_exists, ns.client_if)
-    assert netns.run_in_netns(ns.client, links.interface_exists, ns.client_if)
-    assert netns.run_in_netns(ns.server, links.interface_exists, "lo")
+    assert netns.run_in_netns(ns.server, netns.interface_exists, ns.server_if)
+    assert not netns.run_in_netns(ns.server, netns.interface_exists, ns.client_if)
+    assert netns.run_in_netns(ns.client, netns.interface_exists, ns.client_if)
+    assert netns.run_in_netns(ns.server, netns.interface_exists, "lo")
 
 
 def test_xdp_native_owned_program(netns_pair):

@@ -14,7 +14,7 @@ from nodewall.engine.dataplane.iptables.observe import (
 from nodewall.engine.dataplane.iptables.plan import plan_table
 from nodewall.engine.dataplane.iptables.render import hook_spec, render_line, render_text, spec_text
 from nodewall.engine.errors import OwnershipError
-from nodewall.engine.plan.desired import Chain, Hook, Match, Rule, TableState, Target
+from nodewall.engine.plan.desired import Chain, ChainRule, Hook, Match, TableState, Target
 from nodewall.engine.profile.model import PortRange
 
 P = PortRange
@@ -50,11 +50,11 @@ P = PortRange
      '-m comment --comment "nw:x" -j LOG --log-prefix "nw deny "'),
 ])
 def test_render_text(match, target, family, text):
-    assert render_text(Rule("x", match, target), family) == text
+    assert render_text(ChainRule("x", match, target), family) == text
 
 
 def test_render_line_and_without_comment():
-    r = Rule("abc", Match(protocol="tcp", dst_ports=(P(22, 22),)), Target("ACCEPT"))
+    r = ChainRule("abc", Match(protocol="tcp", dst_ports=(P(22, 22),)), Target("ACCEPT"))
     assert render_line("nw-fi", r, 4).startswith("-A nw-fi -p tcp -m multiport --dports 22")
     assert render_text(r, 4, comment=False) == "-p tcp -m multiport --dports 22 -j ACCEPT"
     assert spec_text(hook_spec("nw-fi", 6)) == '-m comment --comment "nw:hook" -j nw-fi'
@@ -62,14 +62,14 @@ def test_render_line_and_without_comment():
 
 def test_target_without_chain_is_a_bug():
     with pytest.raises(ValueError):
-        render_text(Rule("x", Match(), Target("JUMP")), 4)
+        render_text(ChainRule("x", Match(), Target("JUMP")), 4)
 
 
 # ------------------------------------------------------------------ planning
 
 
-def R(rule_id: str) -> Rule:
-    return Rule(rule_id, Match(protocol="tcp"), Target("ACCEPT"))
+def R(rule_id: str) -> ChainRule:
+    return ChainRule(rule_id, Match(protocol="tcp"), Target("ACCEPT"))
 
 
 def obs_chain(name: str, *ids: str | None, packets: int = 5) -> ObservedChain:

@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 from nodewall.engine.errors import InputError, Loc
 from nodewall.engine.nets.baseline import BaselineStore, delta_members, file_delta
-from nodewall.engine.nets.scan import (
-    clean_chunk,
-    iter_member_chunks,
-    iter_members,
-    read_chunks,
-    scan_nets_file,
-)
+from nodewall.engine.nets.lines import clean_chunk, read_chunks
+from nodewall.engine.nets.scan import iter_member_chunks, iter_members, scan_nets_file
 
 LOC = Loc("p.toml", 3, 13)
 BIG = 1 << 30
@@ -117,9 +112,10 @@ def test_bad_lines_are_located(tmp_path: Path, line: str, col: int, message: str
 
 
 def test_bad_line_in_a_later_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodewall.engine.nets import lines
     from nodewall.engine.nets import scan as netsfile
 
-    monkeypatch.setattr(netsfile, "CHUNK", 64)
+    monkeypatch.setattr(lines, "CHUNK", 64)
     good = [f"10.0.{i // 256}.{i % 256}" for i in range(300)]
     good[257] = "10.0.1.999"
     path = nets(tmp_path, "\n".join(good) + "\n")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from nodewall.engine.dataplane.iptables.render import render_text
 from nodewall.engine.errors import Loc
+from nodewall.engine.nets.scan import NetsFile
 from nodewall.engine.plan.desired import Chain, DesiredState, TableState
 from nodewall.engine.profile.model import (
     EntityMatch,
     Failsafe,
     HostEndpoint,
-    NetsFile,
     NetworkSet,
     Policy,
     PortRange,

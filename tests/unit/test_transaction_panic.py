@@ -12,10 +12,10 @@ from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.errors import Loc
 from nodewall.engine.plan.desired import (
     Chain,
+    ChainRule,
     DesiredState,
     Hook,
     Match,
-    Rule,
     TableState,
     Target,
     XdpState,
@@ -35,8 +35,8 @@ def _state() -> panic.PanicState:
 
 
 def _profile_raw() -> DesiredState:
-    own = Rule("own", Match(in_iface="eth0"), Target("GOTO", chain="nw-rfi-eth0"))
-    body = Rule("body", Match(), Target("DROP"))
+    own = ChainRule("own", Match(in_iface="eth0"), Target("GOTO", chain="nw-rfi-eth0"))
+    body = ChainRule("body", Match(), Target("DROP"))
     raw = TableState(4, "raw", (Chain("nw-PREROUTING", (own,)), Chain("nw-rfi-eth0", (body,))),
                      (Hook("PREROUTING", "nw-PREROUTING"),))
     return DesiredState((raw,), (), XdpState(), {})

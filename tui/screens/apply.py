@@ -9,18 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Log, Static
 
+from ..fmt import preview_summary
 from ..guard import mutating
 from ..messages import DiffReady, EngineFailed
 from .base import NwScreen
 from .dialogs import ApplyDialog
 
 TIMEOUTS = (10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-def preview_summary(p) -> str:
-    return (f"rules +{p.rules_added} -{p.rules_removed}  chains +{p.chains_added} "
-            f"-{p.chains_removed}  sets +{p.sets_added} -{p.sets_removed}  "
-            f"members +{p.set_members_added} -{p.set_members_removed}")
 
 
 class ApplyScreen(NwScreen):

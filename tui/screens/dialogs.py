@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..fmt import preview_summary
+
 
 class YesNo(ModalScreen[bool]):
     BINDINGS: ClassVar[list] = [Binding("y,enter", "answer(True)", "Yes"),
@@ -29,7 +31,6 @@ class YesNo(ModalScreen[bool]):
 
 class ApplyDialog(YesNo):
     def __init__(self, preview, timeout: float):
-        from .apply import preview_summary
         what = "nothing changes (re-apply)" if preview.empty else preview_summary(preview)
         super().__init__(f"Apply these profiles?\n{what}\n\nUnless you keep them (k) within "
                          f"{timeout:g}s, the changes are reverted.")

@@ -7,7 +7,7 @@ swapped with the live set (or renamed to it when new) and destroyed — all in t
 same restore stream, after the last add.  If any line fails, ipset stops before the
 swap: the live set is untouched and the temp set is destroyed.
 
-Members are never Python objects: nets_file chunks (engine.netsfile, C-speed
+Members are never Python objects: nets_file chunks (engine.nets.scan, C-speed
 cleaning) get `add NAME ` prepended with one bytes.replace per chunk and are written
 to ipset's stdin while ipset parses the previous chunk (two cores at work).
 """

@@ -9,7 +9,7 @@ A delta needs to know exactly what the live set holds.  That is a *manifest* per
 under /run/nodewall/<netns>/ipsets/ (tmpfs, so it disappears with the kernel's sets
 at reboot): the inline members, the files and their sizes as loaded, and the entry
 count the kernel reported afterwards.  The file part of a delta comes from the
-nets_file baselines of the previous generation (engine.netsfile_baseline, memcmp
+nets_file baselines of the previous generation (engine.nets.baseline, memcmp
 speed); sync never writes that store — the transaction records the new generation's
 copies itself.  Whenever anything is uncertain (no manifest, entry count drifted,
 baseline missing, change too large, removals a second source may still cover) the

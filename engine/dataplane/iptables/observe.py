@@ -51,9 +51,6 @@ class ObservedChain:
                 out.append(Block(r.rule_id, pos, 1, r.packets, r.bytes))
         return tuple(out)
 
-    def id_sequence(self) -> tuple[tuple[str | None, int], ...]:
-        return tuple((b.rule_id, b.count) for b in self.blocks())
-
 
 @dataclass(frozen=True)
 class ObservedHook:

@@ -1,7 +1,7 @@
 """Desired tables vs observed kernel -> ordered ops per (family, table).
 
 Chains are diffed as sequences of rule-id blocks (equal id <=> equal rendered block,
-see engine.desired), so unchanged rules are never touched and keep their counters.
+see engine.plan.desired), so unchanged rules are never touched and keep their counters.
 Within one table the ops are ordered so that they can be applied one after the other
 to a single libiptc snapshot and committed at once:
 
@@ -29,9 +29,9 @@ from nodewall.engine.errors import OwnershipError
 from nodewall.engine.plan.desired import (
     PREFIX,
     Chain,
+    ChainRule,
     DesiredState,
     Family,
-    Rule,
     TableName,
     TableState,
 )
@@ -55,7 +55,7 @@ class Op:
     table: TableName
     chain: str  # the nw- chain (hooks: the chain jumped to)
     position: int = 0  # 1-based; insert/delete: first rule; hooks: in the kernel chain
-    rules: tuple[Rule, ...] = ()  # insert
+    rules: tuple[ChainRule, ...] = ()  # insert
     count: int = 0  # delete: number of iptables rules
     rule_id: str | None = None  # insert/delete: the block's id
     kernel_chain: str = ""  # hooks
@@ -124,8 +124,8 @@ class IptablesPlan:
                 "chains_removed": sum(op.kind == "delete_chain" for op in self.ops)}
 
 
-def _blocks(chain: Chain) -> list[tuple[str, tuple[Rule, ...]]]:
-    out: list[tuple[str, list[Rule]]] = []
+def _blocks(chain: Chain) -> list[tuple[str, tuple[ChainRule, ...]]]:
+    out: list[tuple[str, list[ChainRule]]] = []
     for r in chain.rules:
         if out and out[-1][0] == r.rule_id:
             out[-1][1].append(r)

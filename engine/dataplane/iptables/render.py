@@ -1,7 +1,7 @@
-"""Render a desired Rule for one address family: to an iptables-save-like text line
-(pure; used by `nodewall diff`, the TUI and unit tests) and to a python-iptables
-rule (used by engine.iptables_apply).  Both come from one intermediate RuleSpec, so
-what the operator reads is what the kernel gets.
+"""Render a desired ChainRule for one address family: to an iptables-save-like text
+line (pure; used by `nodewall diff`, the TUI and unit tests) and to a python-iptables
+rule (used by engine.dataplane.iptables.apply).  Both come from one intermediate
+RuleSpec, so what the operator reads is what the kernel gets.
 
 Every rule carries `-m comment --comment nw:<rule_id>`; the hook jump nodewall puts
 in a kernel chain carries `nw:hook`.
@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nodewall.engine.plan.desired import COMMENT_PREFIX, HOOK_RULE_ID, Family, Match, Rule, Target
+from nodewall.engine.plan.desired import (
+    COMMENT_PREFIX,
+    HOOK_RULE_ID,
+    ChainRule,
+    Family,
+    Match,
+    Target,
+)
 from nodewall.engine.profile.model import PortRange
 
 # IP protocol numbers for the names a Match may carry (python-iptables knows only some).
@@ -121,7 +128,7 @@ def target_parts(t: Target) -> tuple[str, tuple[Opt, ...], bool]:
     raise ValueError(f"unknown target kind {t.kind!r}")
 
 
-def rule_spec(rule: Rule, family: Family) -> RuleSpec:
+def rule_spec(rule: ChainRule, family: Family) -> RuleSpec:
     m = rule.match
     target, topts, goto = target_parts(rule.target)
     comment = ModuleSpec("comment", (Opt("comment", (comment_for(rule.rule_id),)),))
@@ -185,7 +192,7 @@ def spec_text(spec: RuleSpec) -> str:
     return " ".join(spec_words(spec))
 
 
-def render_text(rule: Rule, family: Family, comment: bool = True) -> str:
+def render_text(rule: ChainRule, family: Family, comment: bool = True) -> str:
     """`-i eth0 -p tcp -m multiport --dports 22 -m comment --comment "nw:abc" -j ACCEPT`
     (without the comment module when `comment` is false)."""
     spec = rule_spec(rule, family)
@@ -194,7 +201,7 @@ def render_text(rule: Rule, family: Family, comment: bool = True) -> str:
     return spec_text(spec)
 
 
-def render_line(chain: str, rule: Rule, family: Family) -> str:
+def render_line(chain: str, rule: ChainRule, family: Family) -> str:
     """An iptables-save line: `-A <chain> ...`."""
     return f"-A {chain} {render_text(rule, family)}"
 

@@ -35,17 +35,14 @@ The client namespace reuses TIME_WAIT ports (tcp_tw_reuse, wide port range: sysc
 our own namespace) so tens of thousands of short connections fit in one run."""
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 from bench import common as c
+from bench import harness as h
 from bench.common import Row
+from bench.redis import cpu, tools
 
 SECTION = "untracked"
 TRACKED = c.REPO / "profiles" / "redis-tracked.toml"
@@ -53,203 +50,36 @@ UNTRACKED = c.REPO / "profiles" / "redis-host.toml"
 CT_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_max"
 LOW_CT_MAX = 2048  # the pressure test's limit where a child namespace may set one
 FILL_LIMIT = 1_000_000  # never fill more entries than this (kernel memory)
-PERF_PERIOD_NS = 1_000_000  # one cpu-clock sample per ms of CPU
 QUIET = 0.05  # a run is "quiet" when other jobs took at most this share of the server CPU
-
-
-def redis_benchmark(client_ns: str, *, requests: int, clients: int, keepalive: bool,
-                    test: str = "ping_inline", cpu: int | None = None,
-                    timeout: float = 300) -> dict[str, float]:
-    """rps, avg/p50/p95/p99/max latency (ms) from `redis-benchmark --csv`."""
-    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    res = c.in_ns(client_ns, *pin, "redis-benchmark", "-h", c.SERVER, "-p", "6379", "-n",
-                  str(requests), "-c", str(clients), "-k", "1" if keepalive else "0",
-                  "-t", test, "--csv", timeout=timeout)
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
-    head = [h.strip('"') for h in lines[0].split(",")]
-    vals = [v.strip('"') for v in lines[-1].split(",")]
-    return {h: float(v) for h, v in zip(head, vals) if h != "test"}
-
-
-def conntrack_count(ns: str) -> int:
-    return int(c.in_ns(ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count").stdout)
-
-
-def conntrack_stat(ns: str, field: str = "drop") -> int:
-    """The namespace's conntrack statistic FIELD summed over CPUs (`conntrack -S`)."""
-    res = c.in_ns(ns, "conntrack", "-S", check=False)
-    return sum(int(m) for m in re.findall(rf"\b{field}=(\d+)", res.stdout))
-
-
-# -- placement ----------------------------------------------------------------------------
-def placement() -> tuple[int, int] | None:
-    """(client CPU, server CPU), or None when there are fewer than two CPUs to use."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return (cpus[0], cpus[-1]) if len(cpus) >= 2 else None
-
-
-def pin(lab, client_cpu: int, server_cpu: int) -> None:
-    """redis-server's threads on SERVER_CPU; each namespace's receive processing (RPS on
-    its eth0, a setting of our own veth) on its own side's CPU."""
-    subprocess.run(["taskset", "-a", "-p", "-c", str(server_cpu), str(lab.redis_pid)],
-                   check=True, capture_output=True, timeout=10)
-    for ns, cpu in ((lab.server_ns, server_cpu), (lab.client_ns, client_cpu)):
-        c.in_ns(ns, "sh", "-c",
-                f"echo {1 << cpu:x} > /sys/class/net/eth0/queues/rx-0/rps_cpus")
-
-
-# -- CPU accounting ---------------------------------------------------------------------------
-_HZ = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(cpu: int) -> dict[str, int]:
-    """/proc/stat's line for one CPU (USER_HZ ticks)."""
-    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-    with open("/proc/stat") as fh:
-        for line in fh:
-            if line.startswith(f"cpu{cpu} "):
-                return dict(zip(names, map(int, line.split()[1:9])))
-    raise RuntimeError(f"cpu{cpu} not in /proc/stat")
-
-
-def proc_ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads), clock ticks."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def busy_cores(seconds: float = 0.5) -> float:
-    """How many cores' worth of CPU the whole machine used over SECONDS."""
-    def snap() -> tuple[int, int]:
-        with open("/proc/stat") as fh:
-            f = [int(x) for x in fh.readline().split()[1:9]]
-        return sum(f) - f[3] - f[4] - f[7], sum(f) - f[7]
-    b0, t0 = snap()
-    time.sleep(seconds)
-    b1, t1 = snap()
-    return (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0)
-
-
-def wait_quiet(limit_s: float = 10.0, threshold: float = 0.25) -> float:
-    """Before a run: wait (at most LIMIT_S) until the machine's other work — our lab
-    is idle now — stays under THRESHOLD cores; the seconds waited.  Other jobs on a
-    shared machine then overlap fewer runs; the perf split still reports what did."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit_s and busy_cores() > threshold:
-        pass
-    return time.monotonic() - t0
-
-
-_CT_FRAME = re.compile(r"^(__)?(nf_conntrack|nf_ct_|nf_confirm|ipv4_confirm|ipv4_conntrack|"
-                       r"ipv6_confirm|ipv6_conntrack|init_conntrack|resolve_normal_ct|"
-                       r"hash_conntrack|destroy_conntrack|tcp_in_window)")
-_NET_RX = ("net_rx_action", "process_backlog", "__netif_receive_skb")
-
-
-def perf_available() -> bool:
-    return shutil.which("perf") is not None
-
-
-def perf_start(cpu: int, out: Path, own_cpu: int | None = None) -> subprocess.Popen | None:
-    """cpu-clock samples of CPU with kernel call chains; perf itself on OWN_CPU."""
-    if not perf_available():
-        return None
-    pin = ["taskset", "-c", str(own_cpu)] if own_cpu is not None else []
-    proc = subprocess.Popen([*pin, "perf", "record", "-q", "-o", str(out), "-C", str(cpu), "-g",
-                             "-e", "cpu-clock", "-c", str(PERF_PERIOD_NS)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
-    time.sleep(0.3)
-    if proc.poll() is not None:  # perf refused (paranoid setting, no PMU): go without
-        return None
-    return proc
-
-
-def perf_stop(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def perf_split(path: Path) -> dict[str, int] | None:
-    """Samples of one profiled CPU: server (redis-server, or network receive in any
-    context), conntrack (a conntrack frame on the stack), netfilter (inside any hook),
-    iptables (inside a rule walk), foreign (other processes), idle."""
-    if not path.exists():
-        return None
-    res = subprocess.run(["perf", "script", "-i", str(path), "-F", "comm,cpu,ip,sym"],
-                         capture_output=True, text=True, timeout=300, check=False)
-    counts = {"server": 0, "conntrack": 0, "netfilter": 0, "iptables": 0, "foreign": 0,
-              "idle": 0, "total": 0}
-
-    def flush(comm: str | None, frames: list[str]) -> None:
-        if comm is None:
-            return
-        counts["total"] += 1
-        if any(_CT_FRAME.match(f) for f in frames):
-            counts["conntrack"] += 1
-        if "nf_hook_slow" in frames:  # every netfilter hook: conntrack's and iptables'
-            counts["netfilter"] += 1
-        if "ipt_do_table" in frames:  # the rule walk of any iptables table
-            counts["iptables"] += 1
-        if comm == "redis-server" or any(f in _NET_RX for f in frames):
-            counts["server"] += 1
-        elif comm.startswith("swapper"):
-            counts["idle"] += 1
-        else:
-            counts["foreign"] += 1
-
-    comm: str | None = None
-    frames: list[str] = []
-    for line in res.stdout.splitlines():
-        if not line.strip():
-            flush(comm, frames)
-            comm, frames = None, []
-        elif not line[0].isspace():
-            flush(comm, frames)
-            m = re.match(r"^(.*?)\s+\[\d+\]", line)
-            comm, frames = (m.group(1).strip() if m else line.strip()), []
-        else:
-            parts = line.split()
-            if len(parts) >= 2:
-                frames.append(parts[1].split("+")[0])
-    flush(comm, frames)
-    return counts if counts["total"] else None
 
 
 # -- one measured run ---------------------------------------------------------------------------
 def one_run(lab, state: Path, prof: Path, *, requests: int, clients: int,
             cpus: tuple[int, int] | None, tag: str) -> dict:
-    c.nodewall_must(lab.server_ns, state, "apply", "--backend", "iptables", str(prof))
-    c.in_ns(lab.server_ns, "conntrack", "-F", check=False)
-    waited = wait_quiet()
+    h.nodewall_must(lab.server_ns, state, "apply", "--backend", "iptables", str(prof))
+    h.in_ns(lab.server_ns, "conntrack", "-F", check=False)
+    waited = cpu.wait_quiet()
     server_cpu = cpus[1] if cpus else None
-    perf = (perf_start(server_cpu, c.workdir() / f"{tag}.perf", cpus[0])
+    perf = (cpu.perf_start(server_cpu, c.workdir() / f"{tag}.perf", cpus[0])
             if cpus else None)
-    t0 = cpu_ticks(server_cpu) if cpus else None
-    r0 = proc_ticks(lab.redis_pid)
-    r = redis_benchmark(lab.client_ns, requests=requests, clients=clients, keepalive=False,
+    t0 = cpu.cpu_ticks(server_cpu) if cpus else None
+    r0 = cpu.proc_ticks(lab.redis_pid)
+    r = tools.redis_benchmark(lab.client_ns, requests=requests, clients=clients, keepalive=False,
                         cpu=cpus[0] if cpus else None)
-    r1 = proc_ticks(lab.redis_pid)
-    t1 = cpu_ticks(server_cpu) if cpus else None
-    perf_stop(perf)
-    us = 1e6 / _HZ / requests  # ticks -> µs per request
-    out = {"rps": r["rps"], "ct": conntrack_count(lab.server_ns),
+    r1 = cpu.proc_ticks(lab.redis_pid)
+    t1 = cpu.cpu_ticks(server_cpu) if cpus else None
+    cpu.perf_stop(perf)
+    us = 1e6 / cpu.HZ / requests  # ticks -> µs per request
+    out = {"rps": r["rps"], "ct": tools.conntrack_count(lab.server_ns),
            "redis_us": (r1 - r0) * us, "waited_s": waited}
     if t0 and t1:
         d = {k: t1[k] - t0[k] for k in t0}
         out["softirq_us"] = d["softirq"] * us
         busy = sum(d.values()) - d["idle"] - d["iowait"] - d["steal"]
         out["softirq_share"] = d["softirq"] / busy if busy else 0.0
-    split = perf_split(c.workdir() / f"{tag}.perf") if perf else None
+    split = cpu.perf_split(c.workdir() / f"{tag}.perf") if perf else None
     if split:
-        ms = PERF_PERIOD_NS / 1e3 / requests  # samples -> µs per request
+        ms = cpu.PERF_PERIOD_NS / 1e3 / requests  # samples -> µs per request
         out["perf_server_us"] = split["server"] * ms
         out["perf_ct_us"] = split["conntrack"] * ms
         out["perf_nf_us"] = split["netfilter"] * ms
@@ -285,7 +115,7 @@ def _fill(ns: str, entries: int, start: int = 0) -> None:
                      f"--sport {1024 + (i & 255)} --dport 6379 --state ESTABLISHED "
                      f"-u SEEN_REPLY,ASSURED -t 600\n" for i in range(start, start + entries))
     try:
-        c.in_ns(ns, "conntrack", "-R", str(path), check=False, timeout=300)
+        h.in_ns(ns, "conntrack", "-R", str(path), check=False, timeout=300)
     finally:
         path.unlink(missing_ok=True)
 
@@ -293,54 +123,54 @@ def _fill(ns: str, entries: int, start: int = 0) -> None:
 def pressure(lab, state: Path, *, attempts: int, log=print) -> dict:
     ns = lab.server_ns
     host_max = int(Path(CT_SYSCTL).read_text())
-    writable = c.in_ns(ns, "sh", "-c", f"test -w {CT_SYSCTL}", check=False).returncode == 0
+    writable = h.in_ns(ns, "sh", "-c", f"test -w {CT_SYSCTL}", check=False).returncode == 0
     limit = None
     if writable:  # a per-namespace limit (kernels that allow it): set it low, ours only
-        c.in_ns(ns, "sysctl", "-q", "-w", f"net.netfilter.nf_conntrack_max={LOW_CT_MAX}",
+        h.in_ns(ns, "sysctl", "-q", "-w", f"net.netfilter.nf_conntrack_max={LOW_CT_MAX}",
                 check=False)
         if int(Path(CT_SYSCTL).read_text()) != host_max:  # it was global after all
             Path(CT_SYSCTL).write_text(f"{host_max}\n")
             raise RuntimeError("nf_conntrack_max written in a child namespace changed the "
                                "host's value; restored it")
-        limit = int(c.in_ns(ns, "cat", CT_SYSCTL).stdout)
+        limit = int(h.in_ns(ns, "cat", CT_SYSCTL).stdout)
     if limit is None or limit == host_max:
-        limit = int(c.in_ns(ns, "cat", CT_SYSCTL).stdout)
+        limit = int(h.in_ns(ns, "cat", CT_SYSCTL).stdout)
     res: dict = {"limit": limit, "per_netns": writable and limit != host_max,
                  "attempts": attempts}
     if limit <= 0 or limit > FILL_LIMIT:
         res["skipped"] = f"nf_conntrack_max {limit}: too many entries to fill"
         return res
-    c.nodewall_must(ns, state, "apply", "--backend", "iptables", str(TRACKED))
-    c.in_ns(ns, "conntrack", "-F", check=False)
+    h.nodewall_must(ns, state, "apply", "--backend", "iptables", str(TRACKED))
+    h.in_ns(ns, "conntrack", "-F", check=False)
     t0 = time.monotonic()
     start = 0
     for _ in range(3):  # top up once or twice if entries went away meanwhile
-        missing = limit - conntrack_count(ns)
+        missing = limit - tools.conntrack_count(ns)
         if missing <= 0:
             break
         _fill(ns, missing, start)
         start += missing
     res["fill_s"] = time.monotonic() - t0
-    res["filled"] = conntrack_count(ns)
+    res["filled"] = tools.conntrack_count(ns)
     log(f"    pressure: server table {res['filled']:,} / {limit:,} "
         f"({'per-namespace limit' if res['per_netns'] else 'global limit, read-only here'})"
         f", filled in {res['fill_s']:.1f} s")
     for name, prof in (("tracked", TRACKED), ("untracked", UNTRACKED)):
-        c.nodewall_must(ns, state, "apply", "--backend", "iptables", str(prof))
-        d0 = conntrack_stat(ns, "drop")
-        ok, secs = c.run_in(lab.client_ns, _probe, c.SERVER, 6379, attempts, 0.25)
+        h.nodewall_must(ns, state, "apply", "--backend", "iptables", str(prof))
+        d0 = tools.conntrack_stat(ns, "drop")
+        ok, secs = h.run_in(lab.client_ns, _probe, c.SERVER, 6379, attempts, 0.25)
         res[name] = {"answered": ok, "seconds": secs,
-                     "drops": conntrack_stat(ns, "drop") - d0,
-                     "entries": conntrack_count(ns)}
+                     "drops": tools.conntrack_stat(ns, "drop") - d0,
+                     "entries": tools.conntrack_count(ns)}
         log(f"    pressure {name:9}: {ok}/{attempts} new-connection PINGs answered in "
             f"{secs:.1f} s; conntrack drops +{res[name]['drops']}")
-    r = redis_benchmark(lab.client_ns, requests=5_000, clients=20, keepalive=False,
+    r = tools.redis_benchmark(lab.client_ns, requests=5_000, clients=20, keepalive=False,
                         timeout=120)
     res["untracked_rps"] = r["rps"]
-    res["untracked_entries_after"] = conntrack_count(ns)
+    res["untracked_entries_after"] = tools.conntrack_count(ns)
     log(f"    pressure untracked redis-benchmark -k 0: {r['rps']:,.0f} req/s, entries "
         f"{res['untracked_entries_after']:,}")
-    c.in_ns(ns, "conntrack", "-F", check=False)
+    h.in_ns(ns, "conntrack", "-F", check=False)
     return res
 
 
@@ -354,16 +184,16 @@ def run(quick: bool, log=print) -> list[Row]:
     clients = 50
     runs: dict[str, list[dict]] = {"tracked": [], "untracked": []}
     ratios: list[float] = []
-    cpus = placement()
-    with c.lab() as lab:
+    cpus = tools.placement()
+    with h.lab() as lab:
         for key, val in (("net.ipv4.tcp_tw_reuse", "1"),
                          ("net.ipv4.ip_local_port_range", "1024 65535")):
-            c.in_ns(lab.client_ns, "sysctl", "-q", "-w", f"{key}={val}")
+            h.in_ns(lab.client_ns, "sysctl", "-q", "-w", f"{key}={val}")
         if cpus:
-            pin(lab, *cpus)
+            tools.pin(lab, *cpus)
             log(f"    redis-server on CPU {cpus[1]}, redis-benchmark on CPU {cpus[0]}, "
                 "RPS on each side's own CPU")
-        state = c.workdir() / f"state-{c.unique_prefix()}"
+        state = c.workdir() / f"state-{h.unique_prefix()}"
         try:
             for i in range(rounds):
                 order = (("tracked", TRACKED), ("untracked", UNTRACKED))
@@ -382,7 +212,7 @@ def run(quick: bool, log=print) -> list[Row]:
                 ratios.append(pair["untracked"] / pair["tracked"])
             press = pressure(lab, state, attempts=attempts, log=log)
         finally:
-            c.nodewall_cli(lab.server_ns, state, "flush")
+            h.nodewall_cli(lab.server_ns, state, "flush")
     return rows(runs, ratios, press, requests=requests, clients=clients, rounds=rounds,
                 cpus=cpus)
 

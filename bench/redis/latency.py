@@ -6,8 +6,9 @@ no nodewall profile at all is reported as the reference."""
 from __future__ import annotations
 
 from bench import common as c
+from bench import harness as h
 from bench.common import Row
-from bench.untracked import redis_benchmark
+from bench.redis.tools import redis_benchmark
 
 SECTION = "latency"
 
@@ -25,19 +26,19 @@ def run(quick: bool, log=print) -> list[Row]:
     n = 10_000 if quick else 1_000_000
     requests, rounds = (5_000, 1) if quick else (30_000, 3)
     rows: list[Row] = []
-    with c.lab() as lab:
+    with h.lab() as lab:
         base = _measure(lab, rounds, requests)
         log(f"    no profile: p50 {base['p50']:.3f} ms, p99 {base['p99']:.3f} ms")
         rows.append(Row(SECTION, "no nodewall profile (reference): p50 / p99", "—", None,
                         base["p50"], "ms", note=f"p99 {base['p99']:.3f} ms"))
         for backend in ("iptables", "xdp"):
-            state = c.workdir() / f"state-{c.unique_prefix()}"
+            state = c.workdir() / f"state-{h.unique_prefix()}"
             res = {}
             try:
                 for entries, nets in ((0, None), (n, c.cidr_file(n))):
                     prof = c.deny_profile(c.workdir() / f"lat-{backend}-{entries}.toml", nets,
                                           backend=backend)
-                    c.nodewall_must(lab.server_ns, state, "apply", str(prof))
+                    h.nodewall_must(lab.server_ns, state, "apply", str(prof))
                     res[entries] = _measure(lab, rounds, requests)
                     log(f"    {backend} {entries:>9,} entries: p50 {res[entries]['p50']:.3f} ms,"
                         f" p99 {res[entries]['p99']:.3f} ms")
@@ -48,7 +49,7 @@ def run(quick: bool, log=print) -> list[Row]:
                                     note=f"failed: {type(exc).__name__}: {str(exc)[:200]}"))
                 continue
             finally:
-                c.nodewall_cli(lab.server_ns, state, "flush")
+                h.nodewall_cli(lab.server_ns, state, "flush")
             for q in ("p50", "p99"):
                 rows.append(Row(SECTION, f"{backend}: {q} PING with {n:,} deny entries",
                                 "same backend, 0 entries", res[0][q], res[n][q], "ms",
