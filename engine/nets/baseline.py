@@ -61,9 +61,31 @@ class FileDelta:
         return self.old_region == self.new_region
 
 
+DELTA_REGION_MAX = 16 << 20  # a changed region larger than this is a reload
+
+
 class BaselineStore:
+    """One generation's nets_file copies, opened for one transaction: deltas asked for
+    several times in it (validation, then the v4 and v6 sets of a network set) are
+    computed once; a new transaction opens a new store, so a file edited within one
+    clock tick is never served a stale delta."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._deltas: dict[tuple, FileDelta | None] = {}
+
+    def delta(self, path: Path) -> FileDelta | None:
+        """`path` against its baseline copy (None: no baseline, or changed too much)."""
+        base = self.get(path)
+        if base is None:
+            return None
+        try:
+            key = (_stat_key(base.copy_path), _stat_key(path))
+        except OSError:
+            return None
+        if key not in self._deltas:
+            self._deltas[key] = _file_delta(base.copy_path, Path(path), DELTA_REGION_MAX)
+        return self._deltas[key]
 
     def _stem(self, path: Path) -> Path:
         key = hashlib.sha1(str(Path(path).absolute()).encode()).hexdigest()
@@ -200,33 +222,14 @@ def _stat_key(path: Path) -> tuple[str, int, int, int]:
     return (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-# One apply asks for the same delta several times (validation, then the v4 and v6
-# sets of the network set); the files are identified by inode, size and mtime.
-_delta_cache: dict[tuple, FileDelta | None] = {}
-
-
-def forget_deltas() -> None:
-    """Start afresh: a long-lived process (agent, TUI) calls this per transaction, so
-    a file edited in place within one clock tick is never served a stale delta."""
-    _delta_cache.clear()
-
-
 def _line_start(buf: mmap.mmap | bytes, pos: int, region_start: int) -> bool:
     return pos == region_start or buf[pos - 1:pos] == b"\n"
 
 
-def file_delta(old: Path, new: Path, max_region: int = 16 << 20) -> FileDelta | None:
+def file_delta(old: Path, new: Path, max_region: int = DELTA_REGION_MAX) -> FileDelta | None:
     """The differing line region of `new` against `old` (the baseline copy), or None
     when there is no baseline or the region is larger than `max_region` bytes."""
-    try:
-        key = (_stat_key(old), _stat_key(new), max_region)
-    except OSError:
-        return None
-    if key not in _delta_cache:
-        if len(_delta_cache) > 64:
-            _delta_cache.clear()
-        _delta_cache[key] = _file_delta(old, new, max_region)
-    return _delta_cache[key]
+    return _file_delta(old, new, max_region)
 
 
 def _file_delta(old: Path, new: Path, max_region: int) -> FileDelta | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodewall.engine.errors import InputError, Loc
-from nodewall.engine.nets.baseline import Baseline, file_delta
+from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.lines import (
     LineCounter,
     Validator,
@@ -56,18 +56,18 @@ def _check_limit(path: Path, loc: Loc, v4: int, v6: int, max_entries: int) -> No
 
 
 def scan_nets_file(path: Path, loc: Loc, max_entries: int,
-                   baseline: Baseline | None = None) -> NetsFile:
+                   baselines: BaselineStore | None = None) -> NetsFile:
     """Validate every line of `path` and count members per family.
 
-    With a `baseline` (the file as last applied), only the changed region is
+    With `baselines` holding the file as last applied, only the changed region is
     validated and the counts are adjusted; unchanged bulk is compared, not parsed."""
     path = Path(path).absolute()
     err = _open_error(path, loc)
     if err:
         raise err
     try:
-        if baseline is not None:
-            done = _scan_with_baseline(path, baseline)
+        if baselines is not None:
+            done = _scan_with_baseline(path, baselines)
             if done is not None:
                 _check_limit(path, loc, *done, max_entries)
                 return NetsFile(path, done[0], done[1], loc)
@@ -90,9 +90,10 @@ def _terminated(region: bytes) -> bytes:
     return region if region.endswith(b"\n") else region + b"\n"
 
 
-def _scan_with_baseline(path: Path, baseline: Baseline) -> tuple[int, int] | None:
-    delta = file_delta(baseline.copy_path, path)
-    if delta is None:
+def _scan_with_baseline(path: Path, baselines: BaselineStore) -> tuple[int, int] | None:
+    baseline = baselines.get(path)
+    delta = baselines.delta(path) if baseline is not None else None
+    if baseline is None or delta is None:
         return None
     validator = Validator(path, LineCounter(path, 0, None))
     if delta.new_region:

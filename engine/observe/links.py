@@ -7,6 +7,7 @@ cheap enough to call every second.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
@@ -23,23 +24,26 @@ _XDP_MODES = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
 _XDP_MODE_IDS = (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
                  ("IFLA_XDP_HW_PROG_ID", "offload"))
 
-_name_cache: dict[int, str | None] = {}
-
-
 def bpf_prog_name(prog_id: int) -> str | None:
     """The name of loaded BPF program PROG_ID (at most 15 characters, as the kernel
     keeps it), or None when it cannot be read (gone, no CAP_SYS_ADMIN, unknown arch)."""
-    if prog_id in _name_cache:
-        return _name_cache[prog_id]
+    try:
+        return _known_prog_name(prog_id)
+    except LookupError:
+        return None  # not remembered: it may be a permission problem that goes away
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_prog_name(prog_id: int) -> str:
+    """A program's name never changes and the kernel does not hand out an id again
+    within a boot, so a name once read stays right: remembered for the process (the
+    TUI asks every tick), the least recently asked forgotten first."""
     try:
         info = bpf.prog_info_by_id(prog_id)
-    except OSError:
-        return None
+    except OSError as exc:
+        raise LookupError(prog_id) from exc
     if info is None:
-        return None  # not cached: it may be a permission problem that goes away
-    if len(_name_cache) > 4096:
-        _name_cache.clear()
-    _name_cache[prog_id] = info.name
+        raise LookupError(prog_id)
     return info.name
 
 

@@ -158,10 +158,9 @@ def _network_set(draft: NetworkSetDraft, settings: Settings,
     nets_file = None
     if draft.nets_file is not None:
         loc = ctx.value_loc(path + ("nets_file",))
-        baseline = baselines.get(draft.nets_file) if baselines is not None else None
         try:
             nets_file = scan_nets_file(draft.nets_file, loc, settings.max_set_entries,
-                                       baseline=baseline)
+                                       baselines=baselines)
         except InputError as e:
             errors.append(e)
             return None

@@ -31,7 +31,7 @@ from nodewall.engine.errors import (
     NodewallError,
     NothingToDo,
 )
-from nodewall.engine.nets.baseline import BaselineStore, forget_deltas
+from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
@@ -95,7 +95,6 @@ def check_interfaces(profile: Profile) -> None:
 
 def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
                   baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
-    forget_deltas()  # nets_file deltas are memoized within one transaction only
     profile = load_profiles([Path(p) for p in paths], baselines=baselines)
     if backend:
         profile = dataclasses.replace(

@@ -249,14 +249,14 @@ def test_scan_with_baseline_validates_only_the_region(tmp_path: Path) -> None:
     lines.insert(100, "# a comment")
     lines.append("0.0.0.0/0")
     path.write_text("\n".join(lines) + "\n")
-    inc = scan(path, baseline=store.get(path))
+    inc = scan(path, baselines=store)
     again = scan(path)
     assert (inc.count_v4, inc.count_v6) == (again.count_v4, again.count_v6)
     assert (inc.count_v4, inc.count_v6) == (full.count_v4 - 1 + 2, 1)
     lines[15000] = "300.0.0.1"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError) as info:
-        scan(path, baseline=store.get(path))
+        scan(path, baselines=store)
     assert info.value.loc == Loc(str(path), 15001, 1)
 
 
@@ -281,7 +281,7 @@ def test_one_line_edit_of_a_million_lines(tmp_path: Path) -> None:
     still_there = any(str(ipaddress.ip_network(x, strict=False)) == old_norm
                       for i, x in enumerate(lines) if i != 654321 and x.startswith(first))
     assert delta_members(d, 4) == (["203.0.113.99/32"], [] if still_there else [old_norm])
-    inc = scan(path, baseline=baseline)
+    inc = scan(path, baselines=store)
     assert inc.count_v4 == 1_000_000
 
 

@@ -28,7 +28,7 @@ from typing import Literal
 
 from nodewall.engine.dataplane.ipsets.load import apply_delta, full_load
 from nodewall.engine.dataplane.ipsets.observe import ObservedSet, observe, observe_one
-from nodewall.engine.nets.baseline import BaselineStore, delta_members, file_delta
+from nodewall.engine.nets.baseline import BaselineStore, delta_members
 from nodewall.engine.plan.desired import IpSetSpec
 from nodewall.engine.system import netns
 
@@ -143,7 +143,7 @@ def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
         base = baselines.get(Path(path)) if baselines else None
         if base is None or base.copy_path.stat().st_size != size:
             return full("no baseline of the nets_file as loaded")
-        delta = file_delta(base.copy_path, Path(path))
+        delta = baselines.delta(Path(path))
         if delta is None:
             return full("nets_file changed too much")
         if delta.unchanged:

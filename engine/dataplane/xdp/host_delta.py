@@ -14,7 +14,7 @@ from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.cidr_keys import is_family, width
 from nodewall.engine.dataplane.xdp.maps import Pinned
 from nodewall.engine.dataplane.xdp.source_merge import or_covering_bits
-from nodewall.engine.nets.baseline import BaselineStore, delta_members, file_delta
+from nodewall.engine.nets.baseline import BaselineStore, delta_members
 from nodewall.engine.plan.desired import XdpSetSource, XdpState
 
 FILE_DELTA_MAX = 65536  # host entries changed in place from nets_file deltas, at most
@@ -58,7 +58,7 @@ def _set_members(s: XdpSetSource, r: dict[str, Any], fam: int,
         base = baselines.get(Path(path))
         if base is None or base.copy_path.stat().st_size != size:
             raise _Unknown
-        delta = file_delta(base.copy_path, Path(path))
+        delta = baselines.delta(Path(path))
         if delta is None:
             raise _Unknown
         if delta.unchanged:
