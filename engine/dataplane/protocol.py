@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
 from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import DesiredState
 
 # (rule id, backend: "raw" / "mangle" / "filter" / "xdp") -> (packets, bytes)
@@ -35,6 +36,7 @@ class TxContext:
     and plan, made once and reused by the apply when the desired state is the same."""
 
     baselines: BaselineStore | None = None
+    digests: FileDigests = field(default_factory=FileDigests)  # nets_file contents
     observed: dict[str, Any] = field(default_factory=dict)
     plans: dict[str, tuple[DesiredState, Any]] = field(default_factory=dict)
 

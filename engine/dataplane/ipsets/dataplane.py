@@ -36,7 +36,8 @@ class IpsetDataplane:
                 ipset_sync.drop_manifest(spec.name)
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> ipset_sync.IpsetPlan:
-        made = ipset_sync.plan(desired.ipsets, ctx.baselines, ctx.observation(self))
+        made = ipset_sync.plan(desired.ipsets, ctx.baselines, ctx.observation(self),
+                              digests=ctx.digests)
         ctx.plans[self.name] = (desired, made)
         return made
 
@@ -44,7 +45,8 @@ class IpsetDataplane:
         observed = ctx.observation(self)
         planned = ctx.planned(self, desired)
         ctx.plans.pop(self.name, None)
-        ipset_sync.sync(desired.ipsets, ctx.baselines, observed=observed, planned=planned)
+        ipset_sync.sync(desired.ipsets, ctx.baselines, observed=observed, planned=planned,
+                        digests=ctx.digests)
 
     def retire(self, desired: DesiredState, ctx: TxContext) -> None:
         observed = ctx.observation(self)  # as before this apply: the stale sets in it

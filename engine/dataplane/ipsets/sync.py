@@ -29,6 +29,7 @@ from typing import Literal
 from nodewall.engine.dataplane.ipsets.load import apply_delta, full_load
 from nodewall.engine.dataplane.ipsets.observe import ObservedSet, observe, observe_one
 from nodewall.engine.nets.baseline import BaselineStore, delta_members
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import IpSetSpec
 from nodewall.engine.system import netns
 
@@ -47,7 +48,7 @@ class Manifest:
     family: int
     inline: tuple[str, ...]  # normalized, sorted
     members: tuple[str, ...]  # list:set
-    files: tuple[tuple[str, int], ...]  # (absolute path, size as loaded)
+    files: tuple[tuple[str, int, str], ...]  # (absolute path, size, sha256) as loaded
     entries: int  # what the kernel reported after the load
 
 
@@ -60,7 +61,8 @@ def load_manifest(name: str, root: Path | None = None) -> Manifest | None:
     try:
         d = json.loads(path.read_text())
         return Manifest(d["kind"], int(d["family"]), tuple(d["inline"]), tuple(d["members"]),
-                        tuple((str(p), int(s)) for p, s in d["files"]), int(d["entries"]))
+                        tuple((str(p), int(s), str(h)) for p, s, h in d["files"]),
+                        int(d["entries"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -122,8 +124,18 @@ def _files(spec: IpSetSpec) -> tuple[str, ...]:
     return tuple(str(Path(p).absolute()) for p in spec.files)
 
 
+def _same_contents(spec: IpSetSpec, man: Manifest, digests: FileDigests) -> bool:
+    """The set's nets_files hold what was loaded, whatever paths name them now (the
+    same file by another path, a generation's own copy after a restore or panic)."""
+    try:
+        now = sorted(digests.sha256(f) for f in _files(spec))
+    except OSError:
+        return False
+    return now == sorted(h for _p, _s, h in man.files)
+
+
 def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
-           baselines: BaselineStore | None) -> SetChange:
+           baselines: BaselineStore | None, digests: FileDigests) -> SetChange:
     def full(reason: str) -> SetChange:
         return SetChange(spec.name, "replace", reason, expected=spec.expected_count,
                          origin=spec.origin)
@@ -132,14 +144,16 @@ def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
         if tuple(spec.members) == man.members and live.entries == len(man.members):
             return SetChange(spec.name, "none", "unchanged", origin=spec.origin)
         return full("list:set members changed")
-    if tuple(p for p, _ in man.files) != _files(spec):
-        return full("other nets_files")
     new_inline = _norm(spec.inline)
+    if _same_contents(spec, man, digests):
+        return _inline_delta(spec, live, man, new_inline, full)
+    if tuple(p for p, _s, _h in man.files) != _files(spec):
+        return full("other nets_files")
     add = set(new_inline) - set(man.inline)
     rem = set(man.inline) - set(new_inline)
     if rem and spec.files:
         return full("inline members removed from a set that also has nets_files")
-    for path, size in man.files:
+    for path, size, _sha in man.files:
         base = baselines.get(Path(path)) if baselines else None
         if base is None or base.copy_path.stat().st_size != size:
             return full("no baseline of the nets_file as loaded")
@@ -165,10 +179,24 @@ def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
                      tuple(sorted(rem)), spec.expected_count, spec.origin)
 
 
+def _inline_delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
+                  new_inline: tuple[str, ...], full) -> SetChange:
+    """The files hold what was loaded: only inline members may differ."""
+    add = set(new_inline) - set(man.inline)
+    rem = set(man.inline) - set(new_inline)
+    if not add and not rem:
+        return SetChange(spec.name, "none", "unchanged", origin=spec.origin)
+    if rem and spec.files:
+        return full("inline members removed from a set that also has nets_files")
+    return SetChange(spec.name, "delta", "small change", tuple(sorted(add)),
+                     tuple(sorted(rem)), spec.expected_count, spec.origin)
+
+
 def plan(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
          observed: dict[str, ObservedSet] | None = None,
-         manifests: Path | None = None) -> IpsetPlan:
+         manifests: Path | None = None, digests: FileDigests | None = None) -> IpsetPlan:
     """What sync() would do (reads set headers and nets_file deltas only)."""
+    digests = digests if digests is not None else FileDigests()
     observed = observe() if observed is None else observed
     changes = []
     for spec in specs:
@@ -185,7 +213,7 @@ def plan(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
             ch = SetChange(spec.name, "replace", reason, expected=spec.expected_count,
                            origin=spec.origin)
         else:
-            ch = _delta(spec, live, man, baselines)
+            ch = _delta(spec, live, man, baselines, digests)
         changes.append(ch)
     wanted = {s.name for s in specs}
     stale = tuple(sorted(n for n in observed if n not in wanted))
@@ -205,14 +233,16 @@ def _ordered(specs: Sequence[IpSetSpec]) -> list[IpSetSpec]:
 
 def sync(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
          manifests: Path | None = None, *, observed: dict[str, ObservedSet] | None = None,
-         planned: IpsetPlan | None = None) -> SyncReport:
+         planned: IpsetPlan | None = None, digests: FileDigests | None = None) -> SyncReport:
     """Create or update every desired set (member sets before list:sets).  Sets no
     spec wants are left for destroy_unused(), once iptables no longer uses them.
     `observed` / `planned`: what the caller already read and planned in this same
     transaction (listing a 1M-member set's header makes the kernel walk it)."""
     specs = _ordered(specs)
     observed = observe() if observed is None else observed
-    p = planned if planned is not None else plan(specs, baselines, observed, manifests)
+    digests = digests if digests is not None else FileDigests()
+    p = planned if planned is not None else plan(specs, baselines, observed, manifests,
+                                                 digests)
     by_name = {s.name: s for s in specs}
     lines = 0
     for ch in p.changes:
@@ -234,5 +264,6 @@ def sync(specs: Sequence[IpSetSpec], baselines: BaselineStore | None = None,
         save_manifest(spec.name, Manifest(
             spec.kind, spec.family, _norm(spec.inline) if spec.kind == "hash:net" else (),
             tuple(spec.members),
-            tuple((f, os.stat(f).st_size) for f in _files(spec)), count), manifests)
+            tuple((f, os.stat(f).st_size, digests.sha256(f)) for f in _files(spec)), count),
+            manifests)
     return SyncReport(p, lines)

@@ -47,9 +47,10 @@ from nodewall.engine.dataplane.xdp.program import (
     ifindex,
 )
 from nodewall.engine.dataplane.xdp.rule_rows import fits, needed_config
-from nodewall.engine.dataplane.xdp.sources import FileDigests, source_digest
+from nodewall.engine.dataplane.xdp.sources import source_digest
 from nodewall.engine.errors import KernelError
 from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import XdpInterface, XdpState
 
 SCHEMA = 1
@@ -116,7 +117,10 @@ def _reusable(meta: dict[str, Any], xdp: XdpState) -> BuildConfig | None:
 
 def rules_digest(iface: XdpInterface) -> str:
     """What an interface's rule table is built from: unchanged digest, no rewrite."""
-    text = repr((iface.rules, iface.failsafe, iface.failsafe_return))
+    # Failsafe entries by what they match: their source location (file:line) is not
+    # content, and the same profile read from another path must give the same digest.
+    text = repr((iface.rules, [str(f) for f in iface.failsafe],
+                 [str(f) for f in iface.failsafe_return]))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

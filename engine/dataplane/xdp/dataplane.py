@@ -2,20 +2,17 @@
 (engine.dataplane.xdp.backend does the work; this adapts it to the protocol)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nodewall.engine.dataplane.protocol import Counters, TxContext
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
 from nodewall.engine.dataplane.xdp.backend import XdpBackend, XdpObserved, XdpOp
-from nodewall.engine.dataplane.xdp.sources import FileDigests
 from nodewall.engine.plan.desired import DesiredState
 
 
 @dataclass(frozen=True)
 class XdpPlan:
     ops: tuple[XdpOp, ...]
-    # the nets_file hashes the plan made, reused by this transaction's apply
-    digests: FileDigests = field(default_factory=FileDigests, compare=False, repr=False)
 
     def describe(self) -> list[str]:
         return [op.describe() for op in self.ops]
@@ -40,18 +37,13 @@ class XdpDataplane:
         return None
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> XdpPlan:
-        digests = FileDigests()
-        made = XdpPlan(tuple(self.backend.plan(desired.xdp, ctx.observation(self), digests)),
-                       digests)
-        ctx.plans[self.name] = (desired, made)
-        return made
+        return XdpPlan(tuple(self.backend.plan(desired.xdp, ctx.observation(self),
+                                               ctx.digests)))
 
     def apply(self, desired: DesiredState, ctx: TxContext) -> None:
-        planned = ctx.planned(self, desired)
         ctx.forget(self)
         if desired.xdp.interfaces:
-            self.backend.apply(desired.xdp, baselines=ctx.baselines,
-                               digests=planned.digests if planned is not None else None)
+            self.backend.apply(desired.xdp, baselines=ctx.baselines, digests=ctx.digests)
         else:
             self.backend.flush()
 

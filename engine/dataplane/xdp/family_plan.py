@@ -20,8 +20,9 @@ from nodewall.engine.dataplane.xdp.cidr_keys import PREFIX_BYTES, content_dict, 
 from nodewall.engine.dataplane.xdp.host_delta import HostDelta, host_delta
 from nodewall.engine.dataplane.xdp.maps import Pinned
 from nodewall.engine.dataplane.xdp.source_merge import iter_batches
-from nodewall.engine.dataplane.xdp.sources import FileDigests, source_digest, sources_record
+from nodewall.engine.dataplane.xdp.sources import source_digest, sources_record
 from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import XdpState
 
 DELTA_MAX = 65536  # tries at most this big (old and new) are updated in place

@@ -43,8 +43,8 @@ from nodewall.engine.dataplane.xdp.rule_rows import (
     iface_value,
 )
 from nodewall.engine.dataplane.xdp.source_merge import iter_batches
-from nodewall.engine.dataplane.xdp.sources import FileDigests
 from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import XdpInterface, XdpState
 
 HOST_AND_TRIE = (False, True)

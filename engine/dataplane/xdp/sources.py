@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from nodewall.engine.dataplane.xdp.cidr_keys import CHUNK_LINES, is_family
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.nets.scan import iter_member_chunks
 from nodewall.engine.plan.desired import XdpSetSource
 
 FILE_CHUNK_BYTES = 1 << 20  # ~15 MB of str objects at a time
-RACY_NS = 100_000_000
 
 
 def source_chunks(src: XdpSetSource, family: int) -> Iterator[str]:
@@ -33,43 +32,19 @@ def source_size(s: XdpSetSource, family: int) -> int:
             + sum(1 for c in s.inline if is_family(c, family)))
 
 
-class FileDigests:
-    """sha256 of nets_files, memoized for ONE transaction (its plan and its fill both
-    ask), keyed by (path, inode, size, mtime).  Like git's racy-timestamp rule, a file
-    modified less than RACY_NS before hashing began is not memoized (file times come
-    from a coarse clock: a second same-size edit may keep the same mtime)."""
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, int, int, int], str] = {}
-
-    def sha256(self, path: str | Path) -> str:
-        st = os.stat(path)
-        key = (str(Path(path).absolute()), st.st_ino, st.st_size, st.st_mtime_ns)
-        if key in self._known:
-            return self._known[key]
-        started = time.time_ns()
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        if started - st.st_mtime_ns > RACY_NS:
-            self._known[key] = h.hexdigest()
-        return h.hexdigest()
-
-
 def source_digest(sets: Iterable[XdpSetSource], family: int,
                   digests: FileDigests | None = None) -> str:
     """What the family's maps are made from: bits, inline CIDRs, file contents
     (digests: the transaction's memo of file hashes; None hashes afresh)."""
     files = digests if digests is not None else FileDigests()
-    h = hashlib.sha256(f"v2 family {family}\n".encode())
+    h = hashlib.sha256(f"v3 family {family}\n".encode())
     for s in sorted(sets, key=lambda s: s.bit):
         h.update(f"bit {s.bit}\n".encode())
         for c in s.inline:
             if is_family(c, family):
                 h.update(c.encode() + b"\n")
         for p in s.files:
-            h.update(f"file {p} {files.sha256(p)}\n".encode())
+            h.update(f"file {files.sha256(p)}\n".encode())  # content, not path
     return h.hexdigest()
 
 
