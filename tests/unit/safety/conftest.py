@@ -1,7 +1,8 @@
 """The transaction layer over a fake dataplane (tests/helpers/fake_dataplane.py): a
 state dir in tmp_path, profiles written on demand, and nothing that reaches the host:
 interfaces always "exist", the scan for a dead apply's `ipset` processes finds none,
-and the commit-confirm watcher is never started (its command line is recorded)."""
+and the commit-confirm watcher is never started (its command line is recorded: the
+watcher is the one process these code paths start, with subprocess.Popen)."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.safety import transactions
 from nodewall.engine.safety.state_dir import StateStore
 from nodewall.engine.safety.transactions import Transactions, load_and_plan
+from nodewall.engine.system import netns
 
 from tests.helpers.fake_dataplane import FakeDataplane, Killed, fingerprint
 
@@ -86,9 +88,8 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
     monkeypatch.setattr(transactions, "interface_exists", lambda name: True)
     monkeypatch.setattr(transactions, "_ipset_children_here", list)
     popen = FakePopen()
-    monkeypatch.setattr(transactions, "subprocess",
-                        SimpleNamespace(Popen=popen, DEVNULL=subprocess.DEVNULL))
-    monkeypatch.setattr(transactions.netns_mod, "current_name", lambda: None)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(netns, "current_name", lambda: None)
     work = tmp_path / "work"
     work.mkdir()
     fake = FakeDataplane()
