@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NW := $(VENV)/bin/nodewall
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit lint bench clean
+.PHONY: setup demo test test-unit coverage lint bench clean
 
 setup:
 	@bash .ci/setup
@@ -17,6 +17,12 @@ test: setup lint
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
+
+# line coverage of the engine by the unit tier alone (no root); COV=nodewall.engine.safety
+# narrows it to one package
+COV ?= nodewall.engine
+coverage: setup
+	$(PY) -m pytest -q tests/unit --cov=$(COV) --cov-report=term-missing:skip-covered
 
 # ruff (with C901, complexity <= 15) and the import contracts of pyproject.toml
 lint: setup

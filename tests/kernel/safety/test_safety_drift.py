@@ -1,0 +1,118 @@
+"""Drift (issue 5, item 6): changes made by hand to nodewall's chains, hooks and
+sets are reported by status, and repaired by apply, by `agent --once` and by the
+running agent."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import IS_ROOT, in_ns
+from tests.helpers.safety_kit import fingerprint, nw, nw_cmd, status, write_profile
+
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
+
+INLINE = """
+[[policies]]
+name = "inline-nets"
+order = 30
+selector = "all()"
+  [[policies.ingress]]
+  action = "allow"
+  protocol = "udp"
+  source = { nets = ["10.9.1.0/24", "10.9.2.0/24", "10.9.3.0/24"] }
+[[policies.egress]]
+action = "allow"
+"""
+
+
+def _sets(ns: str) -> list[str]:
+    return [s for s in in_ns(ns, "ipset", "list", "-n").stdout.split() if s.startswith("nw-")]
+
+
+def _by_hand(ns: str) -> None:
+    """Five kinds of drift: a rule deleted, a hook deleted, a foreign rule above a
+    hook, a member added to a big set, a member swapped in a small inline set."""
+    rules = [ln for ln in in_ns(ns, "iptables-legacy-save", "-t", "filter").stdout.splitlines()
+             if ln.startswith("-A nw-fi-srv0 ")]
+    assert len(rules) > 3
+    in_ns(ns, "iptables-legacy", "-t", "filter", "-D", "nw-fi-srv0", "3")
+    in_ns(ns, "iptables-legacy", "-t", "filter", "-D", "OUTPUT", "-m", "comment",
+          "--comment", "nw:hook", "-j", "nw-OUTPUT")
+    in_ns(ns, "ip6tables-legacy", "-t", "filter", "-I", "INPUT", "1", "-p", "udp",
+          "--dport", "9", "-j", "ACCEPT")
+    big = next(s for s in _sets(ns) if s.startswith("nw-n4-"))
+    in_ns(ns, "ipset", "add", big, "198.51.100.0/24")
+    inline = next(s for s in _sets(ns) if s.startswith("nw-sn4-"))
+    in_ns(ns, "ipset", "del", inline, "10.9.2.0/24")
+    in_ns(ns, "ipset", "add", inline, "10.9.99.0/24")
+
+
+def _check_reported(drift: list[str]) -> None:
+    text = "\n".join(drift)
+    assert "chain 4/filter/nw-fi-srv0 was changed (1 rule block(s) missing" in text, text
+    assert "hook 4/filter/OUTPUT->nw-OUTPUT is missing" in text
+    assert "hook 6/filter/INPUT->nw-INPUT is at position 2, not first" in text
+    assert "nw-n4-" in text and "entries, applied" in text
+    assert "nw-sn4-" in text and "(other members)" in text
+
+
+@pytest.fixture
+def applied(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    profile = write_profile(tmp_path / "profiles", "p", iface="srv0", members=2000,
+                            rules=5, extra=INLINE)
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    return ns, state, profile, fingerprint(ns)
+
+
+def test_drift_by_hand_is_reported_and_apply_repairs_it(applied):
+    ns, state, profile, clean = applied
+    _by_hand(ns)
+    assert fingerprint(ns) != clean
+    _check_reported(status(ns, state)["drift"])
+    assert "DRIFT: chain 4/filter/nw-fi-srv0" in nw(ns, state, "status").stdout
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    assert fingerprint(ns) == clean
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+
+
+def test_agent_repairs_drift_once_and_continuously(applied):
+    ns, state, profile, clean = applied
+    _by_hand(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
+    assert "drift: chain 4/filter/nw-fi-srv0" in once.stderr
+    assert "drift item(s))" in once.stderr
+    assert status(ns, state)["drift"] == [] and fingerprint(ns) == clean
+
+    agent = subprocess.Popen(nw_cmd(ns, state, "agent", "--profiles", str(profile.parent),
+                                    "--interval", "0.3"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "reconciling" in agent.stderr.readline()
+        _by_hand(ns)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and fingerprint(ns) != clean:
+            time.sleep(0.2)
+        assert fingerprint(ns) == clean
+        assert status(ns, state)["drift"] == []
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        rc = agent.wait(timeout=30)
+    log = agent.stderr.read()
+    assert rc == 0 and "drift: hook 4/filter/OUTPUT->nw-OUTPUT is missing" in log
+    assert "stopped" in log
+
+
+def test_agent_keeps_the_kernel_on_bad_input(applied, tmp_path):
+    ns, state, profile, clean = applied
+    (profile.parent / "zz-bad.toml").write_text('[[policies]]\nname = "x"\norder = "one"\n')
+    out = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent), check=False)
+    assert out.returncode == 2 and "zz-bad.toml:3:" in out.stderr
+    assert fingerprint(ns) == clean and status(ns, state)["generation"] == 1
