@@ -113,3 +113,14 @@ class Quarantined(NodewallError):
     """The agent met content that an automatic revert took back."""
 
     exit_code = ExitCode.FAILED
+
+
+class ConcurrentEdit(NodewallError):
+    """A file changed on disk after it was read; the write was not made."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, path: object):
+        super().__init__(f"{path} changed on disk since it was opened; not overwritten",
+                         hint="reload it (your edit is lost) or merge the two by hand")
+        self.path = path

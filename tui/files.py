@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodewall.engine.errors import InputError, InputErrors, NodewallError
-from nodewall.engine.system.files import atomic_write_text
+from nodewall.engine.system.files import atomic_write_text, replace_if_unchanged
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -74,5 +74,7 @@ class Buffer:
             self.edits += 1
 
     def save(self) -> None:
-        atomic_write(self.path, self.text)
+        """Write the buffer, unless the file changed on disk since it was loaded or
+        saved (raises ConcurrentEdit; nothing is written)."""
+        replace_if_unchanged(self.path, self.saved, self.text)
         self.saved = self.text

@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nodewall.engine.errors import ConcurrentEdit
+
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Write a temp file beside `path`, fsync it, rename it over `path`.  The file
@@ -31,3 +33,16 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 
 def atomic_write_json(path: Path, data: Any, mode: int | None = None) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+
+
+def replace_if_unchanged(path: Path, expected: str, text: str) -> None:
+    """Write `text` to `path` only if the file still holds `expected` (what the writer
+    read): someone else's edit made meanwhile is never silently overwritten."""
+    path = Path(path)
+    try:
+        now = path.read_text()
+    except FileNotFoundError:
+        now = ""
+    if now != expected:
+        raise ConcurrentEdit(path)
+    atomic_write_text(path, text)

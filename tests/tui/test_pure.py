@@ -140,3 +140,18 @@ def test_validate_text_reports_the_real_file_name(tmp_path):
     assert (problems[0].line, problems[0].col) == (29, 13)
     assert [p.name for p in tmp_path.iterdir()] == ["redis-host.toml"]  # scratch removed
     assert validate_text(fake.validate, target, DATA.read_text(), []) == ([], [])
+
+
+def test_buffer_save_refuses_to_overwrite_an_edit_made_on_disk(tmp_path):
+    from nodewall.engine.errors import ConcurrentEdit
+    from nodewall.tui.files import Buffer
+
+    target = tmp_path / "p.toml"
+    target.write_text("a = 1\n")
+    buf = Buffer.load(target)
+    buf.set_text("a = 2\n")
+    with open(target, "a") as fh:
+        fh.write("b = 3\n")
+    with pytest.raises(ConcurrentEdit):
+        buf.save()
+    assert target.read_text() == "a = 1\nb = 3\n" and buf.dirty

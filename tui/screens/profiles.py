@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from nodewall.engine.errors import ConcurrentEdit
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -200,6 +201,9 @@ class ProfilesScreen(NwScreen):
             buf.save()
         except OSError as exc:
             self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
+            return
+        except ConcurrentEdit as exc:
+            self.app.notify(exc.render(), severity="error", timeout=10)
             return
         self._header()
         if buf.problems:

@@ -1,0 +1,1 @@
+"""engine.system: files and /proc."""
