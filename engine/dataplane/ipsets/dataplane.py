@@ -3,6 +3,7 @@ them and destroyed after the rules stopped using them (engine.dataplane.protocol
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from nodewall.engine.dataplane.ipsets import flush as ipset_flush
 from nodewall.engine.dataplane.ipsets import observe as ipset_observe
@@ -10,9 +11,12 @@ from nodewall.engine.dataplane.ipsets import sync as ipset_sync
 from nodewall.engine.dataplane.ipsets.observe import ObservedSet
 from nodewall.engine.dataplane.protocol import Counters, TxContext
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
+from nodewall.engine.nets.digests import FileDigests
+from nodewall.engine.nets.scan import iter_members
 from nodewall.engine.plan.desired import DesiredState
 
-EXACT_CHECK_MAX = 65536  # sets up to this size are compared member by member
+EXACT_CHECK_MAX = 65536  # inline-only sets up to this size are compared member by member
+FILE_CHECK_MAX = 16384  # nets_file sets up to this size too (their files are read again)
 
 
 class IpsetDataplane:
@@ -91,15 +95,34 @@ class IpsetDataplane:
 
 def members_differ(name: str, man: ipset_sync.Manifest, live: ObservedSet,
                    limit: int = EXACT_CHECK_MAX) -> bool:
-    """Exact member check for small sets whose content the manifest fully records
-    (inline members only, or a list:set); larger ones are checked by count."""
-    if man.files or live.entries > limit:
+    """Exact member check (a member swapped by hand keeps the count): for list:sets,
+    inline-only sets up to `limit` entries and nets_file sets up to FILE_CHECK_MAX
+    whose files still hold what was loaded.  Larger sets are checked by count."""
+    bound = FILE_CHECK_MAX if man.files else limit
+    if live.entries > bound:
         return False
     have = ipset_observe.list_members(name)
     if man.kind == "list:set":
         return tuple(have) != man.members
+    want = _loaded_members(man)
+    if want is None:
+        return False  # a file changed since the load: a plan says so, not drift
     try:
         norm = {str(ipaddress.ip_network(m, strict=False)) for m in have}
     except ValueError:
         return True
-    return norm != set(man.inline)
+    return norm != want
+
+
+def _loaded_members(man: ipset_sync.Manifest) -> set[str] | None:
+    """What the set was loaded with, or None when a nets_file changed since."""
+    want = set(man.inline)
+    digests = FileDigests()
+    for path, _size, sha in man.files:
+        try:
+            if digests.sha256(path) != sha:
+                return None
+        except OSError:
+            return None
+        want.update(iter_members(Path(path), man.family))
+    return want

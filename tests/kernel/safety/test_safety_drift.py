@@ -116,3 +116,32 @@ def test_agent_keeps_the_kernel_on_bad_input(applied, tmp_path):
     out = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent), check=False)
     assert out.returncode == 2 and "zz-bad.toml:3:" in out.stderr
     assert fingerprint(ns) == clean and status(ns, state)["generation"] == 1
+
+
+def test_same_count_member_swap_in_a_nets_file_set_is_drift_and_repaired(netns_pair,
+                                                                           tmp_path):
+    """`ipset del` one member, `ipset add` another: the count stays, the content does
+    not (issue 15, adversarial 5)."""
+    ns, state = netns_pair.server, tmp_path / "state"
+    nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0", members=20)))
+    sets = subprocess.run(["ip", "netns", "exec", ns, "ipset", "list", "-n"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    name = next(s for s in sets if s.startswith("nw-n4-big"))
+
+    def ipset(*args):
+        return subprocess.run(["ip", "netns", "exec", ns, "ipset", *args],
+                              capture_output=True, text=True, check=False)
+
+    members = [line for line in ipset("list", name).stdout.splitlines()
+               if line[:1].isdigit()]
+    first = members[0]
+    ipset("del", name, first)
+    ipset("add", name, "198.51.100.0/30")
+    drift = status(ns, state)["drift"]
+    assert any(name in d and "other members" in d for d in drift), drift
+    assert nw(ns, state, "apply", "--check", str(tmp_path / "a.toml"), check=False) \
+        .returncode == 0
+    nw(ns, state, "apply", str(tmp_path / "a.toml"))
+    assert ipset("test", name, first).returncode == 0
+    assert ipset("test", name, "198.51.100.1").returncode != 0
+    assert status(ns, state)["drift"] == []
