@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NW := $(VENV)/bin/nodewall
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit coverage lint bench clean
+.PHONY: setup demo test test-unit test-unit-nobody coverage lint bench clean
 
 setup:
 	@bash .ci/setup
@@ -12,8 +12,18 @@ setup:
 demo: setup
 	$(NW) demo
 
-test: setup lint
+test: setup lint test-unit-nobody
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS) tests
+
+# the unit tier needs no root: as root, run it once more as the unprivileged user nobody
+test-unit-nobody: setup
+NOBODY = setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp
+test-unit-nobody: setup
+	@if [ "$$(id -u)" -ne 0 ]; then exit 0; fi; \
+	if ! $(NOBODY) test -r tests/unit/__init__.py; then \
+	  echo "unit tests as nobody: skipped, this checkout is not readable by nobody"; exit 0; fi; \
+	echo "unit tests as user nobody:"; \
+	$(NOBODY) $(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
