@@ -32,15 +32,13 @@ FAMILY_OF = {"ipv4": 4, "ipv6": 6}
 class NftPlan:
     sets: nft_sets.SetPlan
     ruleset: tuple[str, ...]  # describe lines of the chains part
-    rules_added: int
-    rules_removed: int
+    counts: dict[str, int]  # rules_added, rules_removed, chains_added, chains_removed
 
     def describe(self) -> list[str]:
         return [*self.sets.describe(), *self.ruleset]
 
     def stats(self) -> dict[str, int]:
-        return {**self.sets.stats(), "rules_added": self.rules_added,
-                "rules_removed": self.rules_removed}
+        return {**self.sets.stats(), **self.counts}
 
 
 def _ids(observed: NftObserved) -> dict[str, tuple[str, ...]]:
@@ -59,7 +57,8 @@ def _wanted(desired: DesiredState) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _ruleset_lines(desired: DesiredState, observed: NftObserved) -> tuple[list[str], int, int]:
+def _ruleset_lines(desired: DesiredState, observed: NftObserved
+                   ) -> tuple[list[str], dict[str, int]]:
     have = _ids(observed) if observed.present else {}
     want = _wanted(desired)
     lines: list[str] = []
@@ -83,7 +82,9 @@ def _ruleset_lines(desired: DesiredState, observed: NftObserved) -> tuple[list[s
         added += sum(1 for i in (new or ()) if i not in (old or ()))
     if observed.present and not want and not desired.ipsets:
         lines.append(f"- nft table {render.FAMILY} {render.TABLE}")
-    return lines, added, removed
+    return lines, {"rules_added": added, "rules_removed": removed,
+                   "chains_added": len(want.keys() - have.keys()),
+                   "chains_removed": len(have.keys() - want.keys())}
 
 
 def _carry(observed: NftObserved) -> dict[tuple[str, str], list[tuple[int, int]]]:
@@ -119,8 +120,8 @@ class NftablesDataplane:
     def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
         observed = ctx.observation(self)
         set_plan = nft_sets.plan(desired.ipsets, observed)
-        lines, added, removed = _ruleset_lines(desired, observed)
-        made = NftPlan(set_plan, tuple(lines), added, removed)
+        lines, counts = _ruleset_lines(desired, observed)
+        made = NftPlan(set_plan, tuple(lines), counts)
         ctx.plans[self.name] = (desired, made)
         return made
 
