@@ -83,9 +83,26 @@ def merge(packed: list[int], family: Family) -> list[int]:
 
 
 def diff(old: list[int], new: list[int]) -> tuple[list[int], list[int]]:
-    """(ranges to add, ranges to delete) turning `old` into `new`."""
-    o, n = set(old), set(new)
-    return sorted(n - o), sorted(o - n)
+    """(ranges to add, ranges to delete) turning sorted `old` into sorted `new` (one
+    walk over both; no set of a million ints is built)."""
+    add: list[int] = []
+    rem: list[int] = []
+    i = j = 0
+    n_old, n_new = len(old), len(new)
+    while i < n_old and j < n_new:
+        a, b = old[i], new[j]
+        if a == b:
+            i += 1
+            j += 1
+        elif a < b:
+            rem.append(a)
+            i += 1
+        else:
+            add.append(b)
+            j += 1
+    rem.extend(old[i:])
+    add.extend(new[j:])
+    return add, rem
 
 
 def to_text(packed: int, family: Family) -> str:

@@ -163,17 +163,21 @@ def test_netlink_elements_are_start_and_end_keys():
 
 READ_BACK = [
     {"table": {"family": "inet", "name": "nodewall"}},
+    {"table": {"family": "ip", "name": "filter"}},
+    {"chain": {"family": "ip", "table": "filter", "name": "raw4-nw-PREROUTING"}},
+    {"rule": {"family": "ip", "table": "filter", "chain": "raw4-nw-PREROUTING",
+              "comment": "nw:z", "expr": [{"counter": {"packets": 1, "bytes": 1}}]}},
     {"set": {"family": "inet", "name": "nw-n4-x", "table": "nodewall", "type": "ipv4_addr"}},
     {"chain": {"family": "inet", "table": "nodewall", "name": "raw-prerouting",
                "type": "filter", "hook": "prerouting", "prio": -300}},
     {"chain": {"family": "inet", "table": "nodewall", "name": "raw4-nw-PREROUTING"}},
     {"chain": {"family": "inet", "table": "nodewall", "name": "raw4-nw-sub"}},
-    {"rule": {"chain": "raw-prerouting", "comment": "nw:hook", "expr": [
+    {"rule": {"family": "inet", "table": "nodewall", "chain": "raw-prerouting", "comment": "nw:hook", "expr": [
         {"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}},
         {"counter": {"packets": 9, "bytes": 900}}, {"jump": {"target": "raw4-nw-PREROUTING"}}]}},
-    {"rule": {"chain": "raw4-nw-PREROUTING", "comment": "nw:a", "expr": [
+    {"rule": {"family": "inet", "table": "nodewall", "chain": "raw4-nw-PREROUTING", "comment": "nw:a", "expr": [
         {"counter": {"packets": 2, "bytes": 120}}, {"drop": None}]}},
-    {"rule": {"chain": "raw4-nw-PREROUTING", "comment": "nw:b", "expr": [
+    {"rule": {"family": "inet", "table": "nodewall", "chain": "raw4-nw-PREROUTING", "comment": "nw:b", "expr": [
         {"counter": {"packets": 7, "bytes": 700}}, {"goto": {"target": "raw4-nw-sub"}}]}},
 ]
 
