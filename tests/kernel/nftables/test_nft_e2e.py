@@ -165,6 +165,9 @@ def test_nets_file_delta_is_element_add_delete(lab, tmp_path):  # noqa: F811
     assert not tcp_from(lab, "203.0.113.7", "10.0.0.1", 6379)
     assert redis_ping(lab) == "PONG"
 
+    denied = rule_hits(status(lab, state), "deny-big", "ingress", 0, "raw") + \
+        rule_hits(status(lab, state), "deny-big", "ingress", 0, "filter")
+    assert denied >= 1
     nets.write_text("\n".join([*(x for x in lines if x != gone), "198.18.77.0/24"]) + "\n")
     out = json.loads(nw(lab, state, "apply", "--output", "json", str(profile)).stdout)
     changes = out["plan"]["changes"]
@@ -172,5 +175,44 @@ def test_nets_file_delta_is_element_add_delete(lab, tmp_path):  # noqa: F811
     assert f"- nft set {name} (network set big) {gone}" in changes
     assert out["plan"]["set_members_added"] == 1 and out["plan"]["set_members_removed"] == 1
     assert not _set_has(ns, name, gone) and _set_has(ns, name, "198.18.77.1")
+    report = status(lab, state)
+    assert report["drift"] == []
+    # the ruleset was re-rendered with the counters it had
+    assert rule_hits(report, "deny-big", "ingress", 0, "filter") + \
+        rule_hits(report, "deny-big", "ingress", 0, "raw") >= denied
     assert not tcp_from(lab, "203.0.113.7", "10.0.0.1", 6379)
+
+
+@pytest.mark.parametrize("profile", sorted(p.name for p in (REPO / "profiles").glob("*.toml")))
+def test_every_example_profile_applies_on_nftables(lab, tmp_path, profile):  # noqa: F811
+    state = tmp_path / "state"
+    nw(lab, state, "apply", "--backend", "nftables", str(REPO / "profiles" / profile))
+    report = status(lab, state)
+    assert report["generation"] == 1 and report["drift"] == []
+    nw(lab, state, "flush")
+    assert nodewall_table(lab.server_ns) == [] and _nw_lines(lab.server_ns) == ""
+
+
+def test_selector_over_two_network_sets_is_one_merged_set(lab, tmp_path):  # noqa: F811
+    state = tmp_path / "state"
+    ns = lab.server_ns
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        '[settings]\nbackend = "nftables"\nfailsafe_inbound = []\nfailsafe_outbound = []\n'
+        '[[host_endpoints]]\nname = "srv"\ninterface = "eth0"\nlabels = { role = "x" }\n'
+        '[[network_sets]]\nname = "a"\nlabels = { l = "bad" }\nnets = ["203.0.113.0/25"]\n'
+        '[[network_sets]]\nname = "b"\nlabels = { l = "bad" }\n'
+        'nets = ["203.0.113.128/25", "198.51.100.0/24"]\n'
+        '[[policies]]\nname = "deny-bad"\norder = 1\nselector = "all()"\n'
+        'types = ["ingress"]\n'
+        '  [[policies.ingress]]\n  action = "deny"\n  source = { selector = \'l == "bad"\' }\n'
+        '  [[policies.ingress]]\n  action = "allow"\n')
+    nw(lab, state, "apply", str(profile))
+    merged = [s["set"] for s in nodewall_table(ns)
+              if "set" in s and s["set"]["name"].startswith("nw-l4")]
+    assert len(merged) == 1
+    elems = nft_json(ns, "list", "set", "inet", "nodewall", merged[0]["name"])[1]["set"]["elem"]
+    assert {"prefix": {"addr": "203.0.113.0", "len": 24}} in elems  # the two halves merged
+    assert not tcp_from(lab, "203.0.113.7", "10.0.0.1", 6379)
+    assert redis_ping(lab) == "PONG"
     assert status(lab, state)["drift"] == []
