@@ -86,13 +86,6 @@ def elements(ranges: Iterable[int], family: Family) -> Iterator[bytes]:
             yield end_t + (e + 1).to_bytes(nbytes, "big") + flags
 
 
-def zero_element(family: Family) -> bytes:
-    """The end element at address 0 nft puts before the first range (rbtree)."""
-    _, end_t = _element_templates(family)
-    return end_t + bytes(4 if family == 4 else 16) + \
-        _attr(NFTA_SET_ELEM_FLAGS, struct.pack("!I", NFT_SET_ELEM_INTERVAL_END))
-
-
 class Batch:
     """One nfnetlink batch for table `inet <table>` (one transaction)."""
 
