@@ -47,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("diff", help="the plan against the kernel")
     profiles(sp)
-    sp.add_argument("--backend", choices=["auto", "iptables", "xdp"])
+    sp.add_argument("--backend", choices=["auto", "iptables", "xdp", "nftables"])
     output(sp)
 
     sp = sub.add_parser("apply", help="apply profiles as one transaction")
     profiles(sp)
-    sp.add_argument("--backend", choices=["auto", "iptables", "xdp"],
+    sp.add_argument("--backend", choices=["auto", "iptables", "xdp", "nftables"],
                     help="override settings.backend")
     sp.add_argument("--check", action="store_true",
                     help="only tell whether anything would change (exit 0 yes, 3 no)")

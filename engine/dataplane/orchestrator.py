@@ -9,6 +9,15 @@ previous generation if a later one fails):
   3. XDP: maps (adds before deletes, or a fresh map swapped in), program, attach;
   then `retire` in reverse order: ipsets no longer referenced are destroyed, after
   the rules that used them are gone.  Flush goes in reverse order too.
+
+The packet filter is chosen per desired state (`DesiredState.packet_filter`, from
+`[settings] backend`): "iptables" is the ipsets + iptables pair, "nftables" is the one
+nftables dataplane (its sets live in its table).  The other packet filter's
+dataplanes are left out of the apply, then flushed when they own anything, after the
+chosen one is in place: a switch iptables <-> nftables is one transaction, and the
+kernel never runs without nodewall's rules in between.  Status reads every dataplane;
+drift compares the recorded generation with its own packet filter and reports
+whatever the other one still holds.
 """
 from __future__ import annotations
 
@@ -17,13 +26,22 @@ from dataclasses import dataclass
 
 from nodewall.engine.dataplane.ipsets.dataplane import IpsetDataplane
 from nodewall.engine.dataplane.iptables.dataplane import IptablesDataplane
+from nodewall.engine.dataplane.nftables.dataplane import NftablesDataplane
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.dataplane.protocol import Counters, Dataplane, TxContext
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
 from nodewall.engine.dataplane.xdp.dataplane import XdpDataplane
-from nodewall.engine.errors import KernelError
+from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.nets.baseline import BaselineStore
-from nodewall.engine.plan.desired import DesiredState
+from nodewall.engine.plan.desired import DesiredState, XdpState
+
+# packet filter -> the dataplanes it consists of (the others, XDP, serve every one)
+PACKET_FILTERS = {"iptables": ("ipsets", "iptables"), "nftables": ("nftables",)}
+EMPTY = DesiredState(tables=(), ipsets=(), xdp=XdpState(), rules={})
+
+
+def packet_filter_of(dp: Dataplane) -> str | None:
+    return next((pf for pf, names in PACKET_FILTERS.items() if dp.name in names), None)
 
 
 @dataclass
@@ -39,7 +57,17 @@ class Orchestrator:
         self.iptables = IptablesDataplane()
         self.xdp = XdpDataplane()
         self.dataplanes: tuple[Dataplane, ...] = tuple(
-            dataplanes if dataplanes is not None else (IpsetDataplane(), self.iptables, self.xdp))
+            dataplanes if dataplanes is not None
+            else (IpsetDataplane(), self.iptables, NftablesDataplane(), self.xdp))
+
+    def selected(self, packet_filter: str) -> tuple[Dataplane, ...]:
+        """The dataplanes an apply writes, in order: the packet filter's, then XDP."""
+        return tuple(dp for dp in self.dataplanes if packet_filter_of(dp) in (None, packet_filter))
+
+    def others(self, packet_filter: str, ctx: TxContext) -> tuple[Dataplane, ...]:
+        """The other packet filters' dataplanes that own something (to be flushed)."""
+        return tuple(dp for dp in self.dataplanes
+                     if packet_filter_of(dp) not in (None, packet_filter) and _owns(dp, ctx))
 
     def context(self, baselines: BaselineStore | None = None) -> TxContext:
         """A fresh per-transaction context (observations and plans made once)."""
@@ -56,8 +84,10 @@ class Orchestrator:
     def preview(self, desired: DesiredState, ctx: TxContext) -> PlanPreview:
         lines: list[str] = []
         stats: dict[str, int] = {}
-        for dp in self.dataplanes:
-            made = dp.plan(desired, ctx)
+        steps = [(dp, desired) for dp in self.selected(desired.packet_filter)]
+        steps += [(dp, EMPTY) for dp in self.others(desired.packet_filter, ctx)]
+        for dp, want in steps:
+            made = dp.plan(want, ctx)
             lines += made.describe()
             for key, value in made.stats().items():
                 stats[key] = stats.get(key, 0) + value
@@ -76,9 +106,13 @@ class Orchestrator:
         return out
 
     def drift(self, expected: ExpectedShape, snapshot: Snapshot | None = None) -> list[Drift]:
+        """Each dataplane of the recorded packet filter against the recorded shape; the
+        other packet filter's against nothing (all it holds is drift)."""
         snapshot = snapshot or self.snapshot()
         return [d for dp in self.dataplanes
-                for d in dp.drift(expected, snapshot.observed[dp.name])]
+                for d in dp.drift(expected if packet_filter_of(dp) in (
+                    None, expected.packet_filter) else ExpectedShape(),
+                    snapshot.observed[dp.name])]
 
     def foreign(self, snapshot: Snapshot | None = None) -> list[str]:
         """What other tools have that touches nodewall's objects, or sits where it
@@ -91,17 +125,22 @@ class Orchestrator:
 
     # -- write -----------------------------------------------------------------
     def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
-        for dp in self.dataplanes:
+        for dp in self.selected(desired.packet_filter):
             dp.prepare(desired, ctx)
 
     def apply(self, desired: DesiredState, ctx: TxContext) -> None:
-        for dp in self.dataplanes:
+        chosen = self.selected(desired.packet_filter)
+        others = self.others(desired.packet_filter, ctx)
+        for dp in chosen:
             dp.apply(desired, ctx)
-        for dp in reversed(self.dataplanes):
+        for dp in reversed(chosen):
             dp.retire(desired, ctx)
+        for dp in reversed(others):  # the previous packet filter, once this one is in
+            ctx.forget(dp)
+            dp.flush()
 
     def verify(self, desired: DesiredState) -> None:
-        problems = [p for dp in self.dataplanes for p in dp.verify(desired)]
+        problems = [p for dp in self.selected(desired.packet_filter) for p in dp.verify(desired)]
         if problems:
             raise KernelError("verification failed: " + "; ".join(problems))
 
@@ -113,3 +152,12 @@ class Orchestrator:
     def expected_shape(desired: DesiredState,
                        host_endpoints: Mapping[str, str]) -> ExpectedShape:
         return ExpectedShape.of(desired, host_endpoints)
+
+
+def _owns(dp: Dataplane, ctx: TxContext) -> bool:
+    """Whether `dp` holds anything of nodewall's: all it holds is drift against an
+    empty shape.  A dataplane whose tools are missing owns nothing."""
+    try:
+        return bool(dp.drift(ExpectedShape(), ctx.observation(dp)))
+    except EnvironmentProblem:
+        return False

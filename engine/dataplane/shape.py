@@ -65,6 +65,7 @@ class ExpectedShape:
     ipsets: tuple[str, ...] = ()
     xdp: tuple[str, ...] = ()
     host_endpoints: Mapping[str, str] = field(default_factory=dict)  # interface -> name
+    packet_filter: str = "iptables"  # the dataplane that holds chains and sets
 
     @classmethod
     def of(cls, desired: DesiredState, host_endpoints: Mapping[str, str]) -> ExpectedShape:
@@ -75,7 +76,7 @@ class ExpectedShape:
         return cls(chains=chains, hooks=hooks,
                    ipsets=tuple(sorted(s.name for s in desired.ipsets)),
                    xdp=tuple(sorted(i.iface for i in desired.xdp.interfaces)),
-                   host_endpoints=dict(host_endpoints))
+                   host_endpoints=dict(host_endpoints), packet_filter=desired.packet_filter)
 
     def with_first(self, overlay: ExpectedShape) -> ExpectedShape:
         """This shape with `overlay`'s chains and hooks put first (panic mode): the
@@ -87,10 +88,13 @@ class ExpectedShape:
 
     # -- meta.json -----------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {"chains": {str(k): list(v) for k, v in sorted(self.chains.items())},
-                "hooks": sorted(str(h) for h in self.hooks),
-                "ipsets": list(self.ipsets), "xdp": list(self.xdp),
-                "host_endpoints": dict(self.host_endpoints)}
+        out = {"chains": {str(k): list(v) for k, v in sorted(self.chains.items())},
+               "hooks": sorted(str(h) for h in self.hooks),
+               "ipsets": list(self.ipsets), "xdp": list(self.xdp),
+               "host_endpoints": dict(self.host_endpoints)}
+        if self.packet_filter != "iptables":  # older meta.json files have no such key
+            out["packet_filter"] = self.packet_filter
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> ExpectedShape:
@@ -99,7 +103,8 @@ class ExpectedShape:
             chains={ChainKey.parse(k): tuple(v) for k, v in data.get("chains", {}).items()},
             hooks=frozenset(HookKey.parse(h) for h in data.get("hooks", [])),
             ipsets=tuple(data.get("ipsets", ())), xdp=tuple(data.get("xdp", ())),
-            host_endpoints=dict(data.get("host_endpoints", {})))
+            host_endpoints=dict(data.get("host_endpoints", {})),
+            packet_filter=str(data.get("packet_filter", "iptables")))
 
 
 @dataclass(frozen=True)

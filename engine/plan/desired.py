@@ -24,6 +24,7 @@ from nodewall.engine.profile.model import Failsafe, PortRange
 
 Family = Literal[4, 6]
 TableName = Literal["raw", "mangle", "filter"]
+PacketFilter = Literal["iptables", "nftables"]
 
 # Packet-mark bits nodewall owns (set with --set-xmark bit/bit, other bits untouched).
 MARK_ALLOW = 0x00800000  # accepted by untracked (raw) or pre-DNAT (mangle) policy
@@ -177,6 +178,9 @@ class DesiredState:
     rules: Mapping[str, RuleMeta]  # rule_id -> meta, every id used above
     interfaces: tuple[str, ...] = ()  # named host-endpoint interfaces (must exist)
     warnings: tuple[str, ...] = ()
+    # Which packet filter holds tables and sets: "iptables" (legacy xtables + ipsets)
+    # or "nftables" (one `table inet nodewall`); [settings] backend = "nftables".
+    packet_filter: PacketFilter = "iptables"
 
     def table(self, family: Family, name: TableName) -> TableState | None:
         for t in self.tables:

@@ -115,7 +115,8 @@ def plan(profile: Profile) -> DesiredState:
         tables=tuple(tables), ipsets=_order_sets(builder.sets), xdp=xdp,
         rules=dict(sorted(builder.metas.items())),
         interfaces=tuple(e.interface for e in named),
-        warnings=(*profile.warnings, *warnings, *_warnings(profile, rendered)))
+        warnings=(*profile.warnings, *warnings, *_warnings(profile, rendered)),
+        packet_filter="nftables" if profile.settings.backend == "nftables" else "iptables")
 
 
 def _sorted(profile: Profile) -> Profile:

@@ -121,7 +121,7 @@ def plan_xdp(profile: Profile, resolver: SetResolver,
     """candidates: (interface, its untracked ingress rules in raw order) per named
     host endpoint."""
     s = profile.settings
-    if s.backend == "iptables":
+    if s.backend in ("iptables", "nftables"):  # the packet filter alone
         return XdpState()
     sources = _Sources(resolver)
     interfaces: list[XdpInterface] = []

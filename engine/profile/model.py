@@ -15,7 +15,7 @@ from nodewall.engine.nets.scan import NetsFile
 
 Action = Literal["allow", "deny", "log", "pass"]
 Direction = Literal["ingress", "egress"]
-Backend = Literal["auto", "iptables", "xdp"]
+Backend = Literal["auto", "iptables", "xdp", "nftables"]
 XdpMode = Literal["auto", "native", "generic"]
 
 # Felix's defaults (FailsafeInboundHostPorts / FailsafeOutboundHostPorts).

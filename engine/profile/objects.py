@@ -69,7 +69,8 @@ def parse_settings(ctx: Ctx, t: dict[str, Any]) -> Settings:
     path: Path = ("settings",)
     what = "[settings]"
     ctx.check_keys(t, path, SETTINGS_KEYS, what)
-    backend = ctx.enum(t, path, "backend", ("auto", "iptables", "xdp"), what)
+    backend = ctx.enum(t, path, "backend", ("auto", "iptables", "xdp", "nftables"),
+                       what)
     mode = ctx.enum(t, path, "xdp_mode", ("auto", "native", "generic"), what)
     max_entries = ctx.int_in(t, path, "max_set_entries", 1, 1 << 32, what)
     return Settings(

@@ -1,0 +1,1 @@
+"""nftables dataplane: one `table inet nodewall` holding rules and sets."""

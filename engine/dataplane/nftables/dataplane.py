@@ -1,0 +1,232 @@
+"""nftables as a Dataplane: nodewall's own `table inet nodewall` with its base chains,
+chains, rules and sets (engine.dataplane.protocol); it replaces the ipsets + iptables
+pair when `[settings] backend = "nftables"`.
+
+An apply is (1) the sets: declared, then their elements changed in one netlink
+transaction (engine.dataplane.nftables.sets), (2) the ruleset: ONE nft batch that
+flushes every chain of the table, deletes the chains and sets no longer wanted and
+adds the wanted chains and rules (one kernel transaction: readers see the old or the
+new ruleset), (3) a read-back that checks every chain's rule ids.  Rules keep their
+counters across applies: each re-added rule carries the packets/bytes read for the
+same (chain, rule id) just before.  Other tables are never touched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nodewall.engine.dataplane.nftables import observe as nft_observe
+from nodewall.engine.dataplane.nftables import render
+from nodewall.engine.dataplane.nftables import sets as nft_sets
+from nodewall.engine.dataplane.nftables.observe import NftObserved
+from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.shape import ChainKey, Drift, ExpectedShape, HookKey, id_blocks
+from nodewall.engine.errors import KernelError
+from nodewall.engine.plan.desired import HOOK_RULE_ID, DesiredState
+
+HOOK_OF = {"prerouting": "PREROUTING", "input": "INPUT", "output": "OUTPUT",
+           "forward": "FORWARD", "postrouting": "POSTROUTING"}
+FAMILY_OF = {"ipv4": 4, "ipv6": 6}
+
+
+@dataclass(frozen=True)
+class NftPlan:
+    sets: nft_sets.SetPlan
+    ruleset: tuple[str, ...]  # describe lines of the chains part
+    counts: dict[str, int]  # rules_added, rules_removed, chains_added, chains_removed
+
+    def describe(self) -> list[str]:
+        return [*self.sets.describe(), *self.ruleset]
+
+    def stats(self) -> dict[str, int]:
+        return {**self.sets.stats(), **self.counts}
+
+
+def _ids(observed: NftObserved) -> dict[str, tuple[str, ...]]:
+    return {c.name: tuple(r.rule_id or "(foreign)" for r in c.rules) for c in observed.chains}
+
+
+def _wanted(desired: DesiredState) -> dict[str, tuple[str, ...]]:
+    """nft chain -> rule ids (hook jumps: "hook")."""
+    out: dict[str, tuple[str, ...]] = {}
+    for ts in desired.tables:
+        for c in ts.chains:
+            out[render.chain_name(ts.family, ts.table, c.name)] = tuple(r.rule_id for r in c.rules)
+        for h in ts.hooks:
+            base = render.base_chain(ts.table, h.kernel_chain)
+            out[base] = out.get(base, ()) + (HOOK_RULE_ID,)
+    return out
+
+
+def _ruleset_lines(desired: DesiredState, observed: NftObserved
+                   ) -> tuple[list[str], dict[str, int]]:
+    have = _ids(observed) if observed.present else {}
+    want = _wanted(desired)
+    lines: list[str] = []
+    added = removed = 0
+    if want and not observed.present:
+        lines.append(f"+ nft table {render.FAMILY} {render.TABLE}")
+    for name in sorted(set(have) | set(want)):
+        old, new = have.get(name), want.get(name)
+        if old == new:
+            continue
+        if new is None:
+            lines.append(f"- nft chain {name} ({len(old or ())} rules)")
+        elif old is None:
+            lines.append(f"+ nft chain {name} ({len(new)} rules)")
+        else:
+            gone = [i for i in id_blocks(old) if i not in new]
+            came = [i for i in id_blocks(new) if i not in old]
+            lines.append(f"~ nft chain {name}: {len(came)} rule block(s) added, "
+                         f"{len(gone)} removed" + ("" if gone or came else ", reordered"))
+        removed += sum(1 for i in (old or ()) if i not in (new or ()))
+        added += sum(1 for i in (new or ()) if i not in (old or ()))
+    if observed.present and not want and not desired.ipsets:
+        lines.append(f"- nft table {render.FAMILY} {render.TABLE}")
+    return lines, {"rules_added": added, "rules_removed": removed,
+                   "chains_added": len(want.keys() - have.keys()),
+                   "chains_removed": len(have.keys() - want.keys())}
+
+
+def _carry(observed: NftObserved) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for c in observed.chains:
+        for r in c.rules:
+            if r.rule_id == HOOK_RULE_ID and r.nfproto in FAMILY_OF:
+                key = (c.name, f"hook{FAMILY_OF[r.nfproto]}")
+            elif r.rule_id is not None:
+                key = (c.name, r.rule_id)
+            else:
+                continue
+            out.setdefault(key, []).append((r.packets, r.bytes))
+    return out
+
+
+class NftablesDataplane:
+    name = "nftables"
+
+    def warm_up(self) -> None:
+        nft_observe.context()
+
+    def observe(self) -> NftObserved:
+        return nft_observe.observe()
+
+    def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
+        """Forget the record of every set the kernel no longer has."""
+        live = ctx.observation(self)
+        for spec in desired.ipsets:
+            if spec.name not in live.sets:
+                nft_sets.drop_manifest(spec.name)
+
+    def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
+        observed = ctx.observation(self)
+        set_plan = nft_sets.plan(desired.ipsets, observed)
+        lines, counts = _ruleset_lines(desired, observed)
+        made = NftPlan(set_plan, tuple(lines), counts)
+        ctx.plans[self.name] = (desired, made)
+        return made
+
+    def apply(self, desired: DesiredState, ctx: TxContext) -> None:
+        observed = ctx.observation(self)
+        made = ctx.planned(self, desired) or self.plan(desired, ctx)
+        ctx.forget(self)
+        if not desired.tables and not desired.ipsets:
+            self.flush()
+            return
+        nft_sets.sync(made.sets, observed)
+        have_chains = [c.name for c in observed.chains]
+        cmds = render.ruleset_commands(desired, have_chains, list(observed.sets),
+                                       _carry(observed))
+        nft_observe.run("\n".join(cmds), "ruleset")
+        for name in made.sets.stale:
+            nft_sets.drop_manifest(name)
+        problems = self.verify(desired)
+        if problems:
+            raise KernelError("nftables read-back: " + "; ".join(problems))
+
+    def retire(self, desired: DesiredState, ctx: TxContext) -> None:
+        return None  # the ruleset batch deleted the stale chains and sets
+
+    def verify(self, desired: DesiredState) -> list[str]:
+        observed = nft_observe.observe()
+        want = _wanted(desired) if (desired.tables or desired.ipsets) else {}
+        if not want and not desired.ipsets:
+            return [f"table {render.FAMILY} {render.TABLE} still exists"] \
+                if observed.present else []
+        have = _ids(observed)
+        problems = [f"chain {n} holds ids {list(have.get(n, ()))}, expected {list(ids)}"
+                    for n, ids in want.items() if have.get(n) != ids]
+        problems += [f"unexpected chain {n}" for n in have if n not in want]
+        missing = [s.name for s in desired.ipsets if s.name not in observed.sets]
+        if missing:
+            problems.append(f"missing nft sets {missing}")
+        return problems
+
+    def counters(self, observed: NftObserved) -> Counters:
+        """{(rule id, raw/mangle/filter): (packets, bytes)} summed over the rules of an
+        id (both families), hook jumps excluded."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for c in observed.chains:
+            key = render.chain_key(c.name)
+            if key is None:
+                continue
+            for r in c.rules:
+                if r.rule_id is None or r.rule_id == HOOK_RULE_ID:
+                    continue
+                p, b = out.get((r.rule_id, key.table), (0, 0))
+                out[(r.rule_id, key.table)] = (p + r.packets, b + r.bytes)
+        return out
+
+    def drift(self, expected: ExpectedShape, observed: NftObserved) -> list[Drift]:
+        have: dict[ChainKey, tuple[str, ...]] = {}
+        hooks: set[HookKey] = set()
+        for c in observed.chains:
+            key = render.chain_key(c.name)
+            if key is not None:
+                have[key] = id_blocks(r.rule_id or "(foreign)" for r in c.rules)
+            elif c.hook is not None:
+                table = c.name.partition("-")[0]
+                hooks |= {HookKey(FAMILY_OF[r.nfproto], table, HOOK_OF.get(c.hook, c.hook),
+                                  render.chain_key(r.jump).chain)  # type: ignore[union-attr]
+                          for r in c.rules if r.rule_id == HOOK_RULE_ID and r.jump
+                          and r.nfproto in FAMILY_OF and render.chain_key(r.jump)}
+        out = [d for key, ids in sorted(expected.chains.items())
+               for d in _chain_drift(key, ids, have.get(key))]
+        out += [Drift("chain", str(k), "is not in the recorded generation")
+                for k in sorted(have.keys() - expected.chains.keys())]
+        out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
+        out += [Drift("ipset", n, "is missing") for n in expected.ipsets
+                if n not in observed.sets]
+        out += [Drift("ipset", n, "is not in the recorded generation")
+                for n in sorted(set(observed.sets) - set(expected.ipsets))]
+        return out
+
+    def foreign(self, observed: NftObserved) -> list[str]:
+        """Other tables' base chains at the hooks nodewall's table uses (they run
+        beside it: a drop in either is final).  No other table can reference
+        nodewall's chains or sets."""
+        if not observed.present:
+            return []
+        ours = {c.hook for c in observed.chains if c.hook}
+        return [f"nft table {c['family']} {c['table']}: base chain {c['name']} at hook "
+                f"{c['hook']} priority {c.get('prio')} (runs beside nodewall's)"
+                for c in observed.others if c.get("hook") in ours]
+
+    def flush(self) -> None:
+        if nft_observe.observe().present:
+            nft_observe.run(f"delete table {render.FAMILY} {render.TABLE}", "flush")
+        nft_sets.drop_all_manifests()
+
+
+def _chain_drift(key: ChainKey, want: tuple[str, ...],
+                 have: tuple[str, ...] | None) -> list[Drift]:
+    if have is None:
+        return [Drift("chain", str(key), "is missing")]
+    if have == want:
+        return []
+    gone = [i for i in want if i not in have]
+    extra = [i for i in have if i not in want]
+    parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
+        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
+    what = "; ".join(parts) or "rules reordered"
+    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
+                                     f"expected {len(want)})")]

@@ -1,0 +1,154 @@
+"""nodewall's nft sets: declared with libnftables, filled by one hand-written netlink
+batch (engine.dataplane.nftables.netlink), before the rules that use them.
+
+Each set holds the merged ranges of its members (engine.dataplane.nftables.intervals);
+a list:set is one set with the union of its members' ranges.  What was loaded is
+recorded per set under /run/nodewall/<netns>/nftsets/<name>.ranges (tmpfs: gone with
+the kernel's sets at reboot), so the next apply compares range lists and sends only
+the difference (deletes and adds in one transaction) when it is small:
+
+  create   the set does not exist: declare it, fill it
+  replace  no record, or a large change: flush + fill in one transaction
+  delta    delete the ranges that went, add the new ones, in one transaction
+  none     same ranges
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from nodewall.engine.dataplane.nftables import intervals, netlink
+from nodewall.engine.dataplane.nftables.observe import NftObserved, run
+from nodewall.engine.dataplane.nftables.render import FAMILY, TABLE, set_decl
+from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.system import netns
+
+Action = Literal["create", "replace", "delta", "none"]
+RUN_ROOT = Path("/run/nodewall")
+DELTA_MIN = 10000  # a delta up to max(DELTA_MIN, ranges / 4) ranges; above: reload
+
+
+def manifest_dir() -> Path:
+    return RUN_ROOT / netns.scope_name() / "nftsets"
+
+
+def manifest_path(name: str, root: Path | None = None) -> Path:
+    return (root or manifest_dir()) / f"{name}.ranges"
+
+
+def drop_manifest(name: str, root: Path | None = None) -> None:
+    with contextlib.suppress(OSError):
+        manifest_path(name, root).unlink()
+
+
+def drop_all_manifests(root: Path | None = None) -> None:
+    for p in (root or manifest_dir()).glob("*.ranges"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+@dataclass(frozen=True)
+class SetChange:
+    spec: IpSetSpec
+    action: Action
+    reason: str
+    ranges: list[int] = field(default_factory=list, repr=False)  # all, after the change
+    added: list[int] = field(default_factory=list, repr=False)  # delta
+    removed: list[int] = field(default_factory=list, repr=False)
+    total: int = 0  # ranges after the change
+
+    def describe(self) -> list[str]:
+        s = self.spec
+        what = f"nft set {s.name}" + (f" ({s.origin})" if s.origin else "")
+        if self.action == "create":
+            return [f"+ {what}: {self.total} ranges"]
+        if self.action == "replace":
+            return [f"~ {what}: reload {self.total} ranges ({self.reason})"]
+        if self.action == "delta":
+            return ([f"+ {what} {intervals.to_text(r, s.family)}" for r in self.added]
+                    + [f"- {what} {intervals.to_text(r, s.family)}" for r in self.removed])
+        return []
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    changes: tuple[SetChange, ...]
+    stale: tuple[str, ...]  # sets no spec wants (deleted with the ruleset batch)
+
+    def describe(self) -> list[str]:
+        return [x for c in self.changes for x in c.describe()] + \
+            [f"- nft set {n}" for n in self.stale]
+
+    def stats(self) -> dict[str, int]:
+        return {"sets_added": sum(c.action == "create" for c in self.changes),
+                "sets_removed": len(self.stale),
+                "set_members_added": sum(len(c.added) if c.action == "delta" else
+                                         len(c.ranges) if c.action != "none" else 0
+                                         for c in self.changes),
+                "set_members_removed": sum(len(c.removed) for c in self.changes)}
+
+
+def desired_ranges(spec: IpSetSpec, by_name: dict[str, IpSetSpec]) -> list[int]:
+    if spec.kind == "list:set":
+        return intervals.member_ranges(spec, [by_name[m] for m in spec.members])
+    return intervals.member_ranges(spec)
+
+
+def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
+         manifests: Path | None = None) -> SetPlan:
+    by_name = {s.name: s for s in specs}
+    changes = []
+    for spec in specs:
+        ranges = desired_ranges(spec, by_name)
+        if spec.name not in observed.sets:
+            changes.append(SetChange(spec, "create", "new", ranges, total=len(ranges)))
+            continue
+        old = intervals.load(manifest_path(spec.name, manifests), spec.family)
+        if old is None:
+            changes.append(SetChange(spec, "replace", "no record of what the live set holds",
+                                     ranges, total=len(ranges)))
+            continue
+        add, rem = intervals.diff(old, ranges)
+        if not add and not rem:
+            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges)))
+            ranges.clear()
+        elif len(add) + len(rem) > max(DELTA_MIN, len(ranges) // 4):
+            changes.append(SetChange(spec, "replace", f"{len(add) + len(rem)} ranges changed",
+                                     ranges, total=len(ranges)))
+        else:
+            changes.append(SetChange(spec, "delta", "small change", ranges, add, rem,
+                                     total=len(ranges)))
+    wanted = set(by_name)
+    return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
+
+
+def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) -> None:
+    """Declare the missing sets (one nft batch), then change every set's elements in
+    ONE netlink transaction, then record what each set now holds."""
+    todo = [c for c in made.changes if c.action != "none"]
+    if not todo:
+        return
+    creates = [c.spec for c in todo if c.action == "create"]
+    if creates or not observed.present:
+        run("\n".join([f"add table {FAMILY} {TABLE}"] + [
+            f"add set {FAMILY} {TABLE} {s.name} {set_decl(s)}" for s in creates]),
+            "declare sets")
+    batch = netlink.Batch(TABLE)
+    for c in todo:
+        drop_manifest(c.spec.name, manifests)  # unknown content until the batch is in
+        fam = c.spec.family
+        if c.action == "delta":
+            if c.removed:
+                batch.set_elements(c.spec.name, netlink.elements(c.removed, fam), delete=True)
+            if c.added:
+                batch.set_elements(c.spec.name, netlink.elements(c.added, fam))
+        else:
+            if c.action == "replace":
+                batch.flush_set(c.spec.name)
+            batch.set_elements(c.spec.name, netlink.elements(c.ranges, fam))
+    batch.send()
+    for c in todo:
+        intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
