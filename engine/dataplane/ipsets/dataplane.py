@@ -17,6 +17,7 @@ from nodewall.engine.plan.desired import DesiredState
 
 EXACT_CHECK_MAX = 65536  # inline-only sets up to this size are compared member by member
 FILE_CHECK_MAX = 16384  # nets_file sets up to this size too (their files are read again)
+FILE_CHECK_BYTES = 1 << 20  # … when their nets_files total at most this many bytes
 
 
 class IpsetDataplane:
@@ -99,8 +100,8 @@ def members_differ(name: str, man: ipset_sync.Manifest, live: ObservedSet,
     inline-only sets up to `limit` entries and nets_file sets up to FILE_CHECK_MAX
     whose files still hold what was loaded.  Larger sets are checked by count."""
     bound = FILE_CHECK_MAX if man.files else limit
-    if live.entries > bound:
-        return False
+    if live.entries > bound or sum(size for _p, size, _h in man.files) > FILE_CHECK_BYTES:
+        return False  # e.g. the empty v6 half of a 1M-line v4 file: not read every tick
     have = ipset_observe.list_members(name)
     if man.kind == "list:set":
         return tuple(have) != man.members

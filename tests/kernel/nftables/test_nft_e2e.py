@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import IS_ROOT, REPO, in_ns
-from tests.kernel.test_cli_e2e import (
+from tests.kernel.cli.test_cli_e2e import (
     _nw_lines,
     _wait_connect,
     conntrack_count,

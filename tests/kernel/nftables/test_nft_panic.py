@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import IS_ROOT, in_ns
-from tests.kernel.test_safety_kit import nw, status, write_profile
-from tests.kernel.test_safety_panic import ALLOW_ALL, _reach, listeners  # noqa: F401
+from tests.helpers.safety_kit import nw, status, write_profile
+from tests.kernel.safety.test_safety_panic import ALLOW_ALL, _reach, listeners  # noqa: F401
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
