@@ -119,3 +119,21 @@ class Drift:
         noun = {"chain": "chain", "hook": "hook", "ipset": "ipset",
                 "xdp": "XDP program on"}[self.kind]
         return f"{noun} {self.name} {self.problem}"
+
+
+def chain_drift(key: ChainKey, want: tuple[str, ...],
+                have: tuple[str, ...] | None) -> list[Drift]:
+    """How a chain's rule-id blocks in the kernel (`have`; None: no such chain) differ
+    from the recorded ones (`want`): missing, blocks gone, foreign or unrecorded blocks
+    inside, or reordered."""
+    if have is None:
+        return [Drift("chain", str(key), "is missing")]
+    if have == want:
+        return []
+    gone = [i for i in want if i not in have]
+    extra = [i for i in have if i not in want]
+    parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
+        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
+    what = "; ".join(parts) or "rules reordered"
+    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
+                                     f"expected {len(want)})")]

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import in_ns
@@ -113,3 +114,12 @@ def add_foreign(ns: str) -> None:
             in_ns(ns, tool, "-t", table, "-A", foreign, "-s", src, "-j", "RETURN")
             in_ns(ns, tool, "-t", table, "-A", chain, "-p", "udp", "--dport", "9", "-j", foreign)
 
+
+def until(cond, limit: float = 30.0) -> bool:
+    """Poll `cond` every 50 ms for up to `limit` seconds; whether it came true."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False

@@ -14,7 +14,14 @@ from nodewall.engine.dataplane.iptables import plan as iptables_plan
 from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
 from nodewall.engine.dataplane.iptables.observe import IptablesObserved
 from nodewall.engine.dataplane.protocol import Counters, TxContext
-from nodewall.engine.dataplane.shape import ChainKey, Drift, ExpectedShape, HookKey, id_blocks
+from nodewall.engine.dataplane.shape import (
+    ChainKey,
+    Drift,
+    ExpectedShape,
+    HookKey,
+    chain_drift,
+    id_blocks,
+)
 from nodewall.engine.plan.desired import PREFIX, DesiredState
 
 MODE_TTL_S = 30.0  # the host's iptables mode is detected at most this often
@@ -57,7 +64,7 @@ class IptablesDataplane:
         foreign rules inside) or unexpected; hooks missing or no longer first."""
         have_chains, have_hooks = _shape_of(observed)
         out = [d for key, ids in sorted(expected.chains.items())
-               for d in _chain_drift(key, ids, have_chains.get(key))]
+               for d in chain_drift(key, ids, have_chains.get(key))]
         for key in sorted(have_chains.keys() - expected.chains.keys()):
             out.append(Drift("chain", str(key), "is not in the recorded generation"))
         for hook in sorted(expected.hooks):
@@ -104,21 +111,6 @@ def _shape_of(observed: IptablesObserved
         for h in t.hooks:
             hooks[HookKey(t.family, t.table, h.kernel_chain, h.chain)] = h.position
     return chains, hooks
-
-
-def _chain_drift(key: ChainKey, want: tuple[str, ...],
-                 have: tuple[str, ...] | None) -> list[Drift]:
-    if have is None:
-        return [Drift("chain", str(key), "is missing")]
-    if have == want:
-        return []
-    gone = [i for i in want if i not in have]
-    extra = [i for i in have if i not in want]
-    parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
-        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
-    what = "; ".join(parts) or "rules reordered"
-    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
-                                     f"expected {len(want)})")]
 
 
 def _save_lines(family: int, tool: str) -> list[str]:

@@ -19,7 +19,14 @@ from nodewall.engine.dataplane.nftables import render
 from nodewall.engine.dataplane.nftables import sets as nft_sets
 from nodewall.engine.dataplane.nftables.observe import NftObserved
 from nodewall.engine.dataplane.protocol import Counters, TxContext
-from nodewall.engine.dataplane.shape import ChainKey, Drift, ExpectedShape, HookKey, id_blocks
+from nodewall.engine.dataplane.shape import (
+    ChainKey,
+    Drift,
+    ExpectedShape,
+    HookKey,
+    chain_drift,
+    id_blocks,
+)
 from nodewall.engine.errors import KernelError
 from nodewall.engine.plan.desired import HOOK_RULE_ID, DesiredState
 
@@ -190,7 +197,7 @@ class NftablesDataplane:
                           for r in c.rules if r.rule_id == HOOK_RULE_ID and r.jump
                           and r.nfproto in FAMILY_OF and render.chain_key(r.jump)}
         out = [d for key, ids in sorted(expected.chains.items())
-               for d in _chain_drift(key, ids, have.get(key))]
+               for d in chain_drift(key, ids, have.get(key))]
         out += [Drift("chain", str(k), "is not in the recorded generation")
                 for k in sorted(have.keys() - expected.chains.keys())]
         out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
@@ -215,18 +222,3 @@ class NftablesDataplane:
         if nft_observe.observe().present:
             nft_observe.run(f"delete table {render.FAMILY} {render.TABLE}", "flush")
         nft_sets.drop_all_manifests()
-
-
-def _chain_drift(key: ChainKey, want: tuple[str, ...],
-                 have: tuple[str, ...] | None) -> list[Drift]:
-    if have is None:
-        return [Drift("chain", str(key), "is missing")]
-    if have == want:
-        return []
-    gone = [i for i in want if i not in have]
-    extra = [i for i in have if i not in want]
-    parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
-        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
-    what = "; ".join(parts) or "rules reordered"
-    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
-                                     f"expected {len(want)})")]

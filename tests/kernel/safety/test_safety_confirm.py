@@ -15,19 +15,10 @@ from nodewall.engine.safety.state_dir import StateStore
 from nodewall.engine.system import netns
 
 from tests.conftest import IS_ROOT
-from tests.helpers.safety_kit import fingerprint, nw, nw_cmd, status, write_profile
+from tests.helpers.safety_kit import fingerprint, nw, nw_cmd, status, until, write_profile
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
-
-
-def _until(cond, limit: float = 30.0) -> bool:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _alive(pid: int) -> bool:
@@ -56,7 +47,7 @@ def test_apply_whose_session_dies_in_the_confirm_window_is_rolled_back(two):
                               + "; sleep 60"], start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _until(lambda: StateStore(state).current() == 2
+        assert until(lambda: StateStore(state).current() == 2
                       and StateStore(state).pending() is not None)
         report = status(ns, state)
         p = report["pending_confirm"]
@@ -70,11 +61,11 @@ def test_apply_whose_session_dies_in_the_confirm_window_is_rolled_back(two):
         shell.wait()
     watcher = StateStore(state).pending().watcher_pid
     assert watcher and _alive(watcher)  # detached: not part of the killed session
-    assert _until(lambda: StateStore(state).pending() is None)
+    assert until(lambda: StateStore(state).pending() is None)
     assert StateStore(state).current() == 1
     assert fingerprint(ns) == fa
     assert status(ns, state)["pending_confirm"] is None
-    assert _until(lambda: not _alive(watcher))
+    assert until(lambda: not _alive(watcher))
     out = nw(ns, state, "confirm", check=False)  # too late: nothing to confirm
     assert out.returncode == 1 and "nothing is waiting for confirmation" in out.stderr
 
@@ -87,7 +78,7 @@ def test_confirm_keeps_the_change(two):
     fb = fingerprint(ns)
     watcher = StateStore(state).pending().watcher_pid
     assert "kept generation 2" in nw(ns, state, "confirm").stdout
-    assert _until(lambda: not _alive(watcher))
+    assert until(lambda: not _alive(watcher))
     time.sleep(2.5)  # past the deadline: nothing reverts
     assert StateStore(state).current() == 2 and fingerprint(ns) == fb
     assert status(ns, state)["pending_confirm"] is None
@@ -116,7 +107,7 @@ def test_apply_on_top_of_unconfirmed_change_reverts_to_last_confirmed(two, tmp_p
     nw(ns, state, "apply", str(c), "--confirm-timeout", "1.5")
     p = status(ns, state)["pending_confirm"]
     assert p["generation"] == 3 and p["previous_generation"] == 1
-    assert _until(lambda: StateStore(state).pending() is None)
+    assert until(lambda: StateStore(state).pending() is None)
     assert StateStore(state).current() == 1 and fingerprint(ns) == fa
 
 
@@ -138,7 +129,7 @@ def test_second_apply_waits_or_fails_with_no_wait(two):
     ns, state, a, _b = two
     holder = threading.Thread(target=_hold_lock, args=(ns, state), daemon=True)
     holder.start()
-    assert _until(lambda: (state / "held").exists())
+    assert until(lambda: (state / "held").exists())
     busy = nw(ns, state, "apply", "--no-wait", str(a), check=False)
     assert busy.returncode == 1
     assert "another nodewall transaction is running here (pid" in busy.stderr
@@ -183,7 +174,7 @@ def test_late_revert_of_a_pending_apply_does_not_roll_back_further(two, tmp_path
     nw(ns, state, "apply", str(a))
     fa = fingerprint(ns)
     nw(ns, state, "apply", str(b), "--confirm-timeout", "1")
-    assert _until(lambda: StateStore(state).pending() is None)  # the watcher reverted
+    assert until(lambda: StateStore(state).pending() is None)  # the watcher reverted
     assert StateStore(state).current() == 1
 
     def late_revert() -> str:

@@ -16,19 +16,10 @@ import pytest
 from nodewall.engine.safety.state_dir import StateStore
 
 from tests.conftest import IS_ROOT
-from tests.helpers.safety_kit import fingerprint, nw, status, write_profile
+from tests.helpers.safety_kit import fingerprint, nw, status, until, write_profile
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
-
-
-def _until(cond, limit: float = 30.0) -> bool:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -50,7 +41,7 @@ def test_agent_never_reapplies_a_change_the_confirm_timeout_reverted(node):
     fa = fingerprint(ns)
     _change(d)
     nw(ns, state, "apply", str(d / "x.toml"), "--confirm-timeout", "2")
-    assert _until(lambda: StateStore(state).pending() is None)  # the watcher reverted
+    assert until(lambda: StateStore(state).pending() is None)  # the watcher reverted
     assert StateStore(state).current() == 1 and fingerprint(ns) == fa
     agent = nw(ns, state, "agent", "--profiles", str(d), "--once", check=False)
     assert agent.returncode == 1, agent.stderr
