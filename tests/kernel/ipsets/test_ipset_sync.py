@@ -48,7 +48,9 @@ def test_new_set_from_inline_and_file(netns_one, nets, tmp_path):
     got = sets(netns_one)
     assert set(got) == {"nw-s-block", "nw-s-block6"}  # no temp set left behind
     assert got["nw-s-block"].entries == 3003 and got["nw-s-block"].family == 4
-    assert got["nw-s-block"].maxelem == 65536 and got["nw-s-block"].hashsize == 1024
+    # created with hashsize 1024; the kernel doubles it when a bucket fills, which depends on
+    # its random hash seed, so only the lower bound is ours to check
+    assert got["nw-s-block"].maxelem == 65536 and got["nw-s-block"].hashsize >= 1024
     assert got["nw-s-block6"].entries == 2 and got["nw-s-block6"].family == 6
     for value in ("203.0.113.9", "192.0.2.77", "198.51.100.7", "10.11.249.1"):
         assert member(netns_one, "nw-s-block", value)
