@@ -228,3 +228,75 @@ def test_the_agent_serves_its_apply_metrics(netns_pair, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+XDP_PROFILE = """[settings]
+backend = "xdp"
+xdp_mode = "generic"
+failsafe_inbound = ["tcp:22"]
+failsafe_outbound = []
+
+[[host_endpoints]]
+name = "srv"
+interface = "srv0"
+labels = { hep = "srv" }
+
+[[network_sets]]
+name = "deny"
+labels = { list = "drop" }
+nets = ["10.77.0.99/32"]
+
+[[policies]]
+name = "drop-listed"
+order = 10
+selector = "all()"
+do_not_track = true
+apply_on_forward = true
+types = ["ingress"]
+
+  [[policies.ingress]]
+  action = "deny"
+  source = { selector = 'list == "drop"' }
+"""
+
+SEND_UDP = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+for _ in range(int(sys.argv[3])):
+    s.sendto(b"x" * 20, (sys.argv[2], 9999))
+"""
+
+
+def test_xdp_verdicts_and_xdp_rule_counters_rise_with_dropped_packets(netns_pair, tmp_path):
+    from nodewall.engine.system import netns
+
+    from tests.helpers.xdp_kit import flush_xdp
+
+    ns = netns_pair.server
+    netns_pair.add_client_address("10.77.0.99/24")
+    state = tmp_path / "state"
+    profile = tmp_path / "xdp.toml"
+    profile.write_text(XDP_PROFILE)
+    proc = start_exporter(ns, state, "metrics", "--listen", LISTEN)
+    try:
+        nw(ns, state, "apply", str(profile))
+        _, before = get(ns, "/metrics")
+        in_ns(netns_pair.client, sys.executable, "-c", SEND_UDP, "10.77.0.99",
+              netns_pair.server_ip, "25")
+        code, after = get(ns, "/metrics")
+        assert code == 200
+        denied = value(after, "nodewall_xdp_packets_total", action="deny")
+        assert denied - (value(before, "nodewall_xdp_packets_total", action="deny") or 0) >= 25
+        xdp_rule = [s for s in samples(after) if s.name == "nodewall_rule_packets_total"
+                    and s.labels["backend"] == "xdp" and s.labels["policy"] == "drop-listed"]
+        assert len(xdp_rule) == 1 and xdp_rule[0].labels["action"] == "deny"
+        assert xdp_rule[0].value >= 25
+        assert value(after, "nodewall_drift_objects", kind="xdp") == 0
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        nw(ns, state, "flush", check=False)
+        netns.run_in_netns(ns, flush_xdp)
