@@ -12,6 +12,7 @@ Sections (each its own module with run(quick) -> list[Row]):
   latency      5. Redis PING p50/p99 with 0 and 1M entries (bench/redis/latency.py)
   big_sets     6. 10M CIDRs per backend, peak RSS (bench/big_sets.py)
   tui          7. TUI time to first frame, CPU per tick, RSS (bench/tui_cost.py)
+  metrics      8. Prometheus exporter: one scrape's time, CPU, RSS (bench/metrics_scrape.py)
 Every figure is a ratio against the raw tool measured in the same run.  A full run
 (no --quick, no --only) also rewrites the README's benchmark table (between the
 `<!-- bench:begin -->` / `<!-- bench:end -->` markers) so the two always match.
@@ -45,6 +46,7 @@ TITLES = {
     "latency": "5. Latency vs N: Redis PING p50/p99",
     "big_sets": "6. 10M CIDRs per backend, peak RSS",
     "tui": "7. TUI cost (1M-entry set, 100 rules)",
+    "metrics": "8. Metrics exporter: one scrape (1M-entry set, 100 rules)",
 }
 
 
@@ -64,6 +66,10 @@ SECTION_NOTES = {
                "runs on this shared machine.",
     "big_sets": "From section 1's 10M runs: peak RSS is VmHWM of the `nodewall apply` "
                 "process, polled from /proc until it exits.",
+    "metrics": "`nodewall --netns … metrics` serves the lab server's namespace; a client "
+               "inside it GETs /metrics 20 times (5 with --quick). A scrape reads every "
+               "dataplane once (set headers only, never the members) and the state dir; "
+               "CPU is the exporter's utime+stime over the scrapes divided by their number.",
     "tui": "A fresh interpreter enters the namespace and runs the app headless "
            "(App.run_test, 120x40); first frame = the first status report rendered. "
            "CPU per tick is the process's CPU time over 10 ticks divided by 10.",
@@ -106,6 +112,7 @@ SECTIONS: dict[str, Callable[[bool, Callable], list[Row]]] = {
     "xdp_pkt": _xdp_pkt,
     "untracked": _module("redis.untracked"), "latency": _module("redis.latency"),
     "big_sets": _module("big_sets"), "tui": _module("tui_cost"),
+    "metrics": _module("metrics_scrape"),
 }
 
 

@@ -11,10 +11,11 @@ from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
+from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
 from nodewall.engine.observe.status import collect_status
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
-from nodewall.engine.safety.agent import Agent
+from nodewall.engine.safety.agent import Agent, PassObserver
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
@@ -38,6 +39,10 @@ class Service:
     # -- read ----------------------------------------------------------------------
     def status(self) -> StatusReport:
         return collect_status(self.store, self.kernel, netns=self.netns)
+
+    def scrape(self) -> ScrapeView:
+        """What the metrics exporter reports: one read of the kernel and the state dir."""
+        return collect_scrape(self.store, self.kernel)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         return conntrack_sample(limit)
@@ -92,5 +97,5 @@ class Service:
                   on_wait: OnWait = None) -> PanicState | None:
         return self.tx.set_panic(on, wait=wait, on_wait=on_wait)
 
-    def agent(self, profiles_dir: Path) -> Agent:
-        return Agent(self.tx, profiles_dir)
+    def agent(self, profiles_dir: Path, on_pass: PassObserver | None = None) -> Agent:
+        return Agent(self.tx, profiles_dir, on_pass=on_pass)

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from nodewall.engine.cli import metrics_cmd
 from nodewall.engine.errors import ExitCode, NodewallError
 from nodewall.engine.system import netns as netns_mod
 
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=int, default=1800,
                     help="seconds the traffic generator runs before stopping itself")
 
+    metrics_cmd.register(sub)
+
     sp = sub.add_parser("_confirm-watcher", help=argparse.SUPPRESS)
     sp.add_argument("--generation", type=int, required=True)
     return p
@@ -129,7 +132,8 @@ def _run(args) -> int:
         return commands.cmd_demo(args)
     if args.netns:
         netns_mod.enter(args.netns)
-    handler = getattr(commands, "cmd_" + args.command.replace("-", "_").lstrip("_"))
+    handler = getattr(args, "handler", None) or \
+        getattr(commands, "cmd_" + args.command.replace("-", "_").lstrip("_"))
     return handler(args)
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
+from nodewall.engine.dataplane.protocol import Counters
 from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.observe.conntrack import conntrack_info
 from nodewall.engine.observe.links import list_interfaces
@@ -27,6 +30,24 @@ def _hep_for(interfaces, heps: dict[str, str]):
     return out
 
 
+def rule_stats(counters: Counters, rules_meta: Mapping[str, Mapping[str, Any]]
+               ) -> tuple[list[RuleStats], list[tuple[str, str]]]:
+    """The kernel's counters ({(rule_id, backend): (packets, bytes)}) as RuleStats of the
+    recorded rules, in rule-id order, and the (rule_id, backend) pairs not recorded."""
+    rules: list[RuleStats] = []
+    unknown: list[tuple[str, str]] = []
+    for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
+        m = rules_meta.get(rid)
+        if m is None:
+            unknown.append((rid, backend))
+            continue
+        rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
+                               direction=m["direction"], index=m["index"], action=m["action"],
+                               backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
+                               summary=m["summary"], loc=m["loc"]))
+    return rules, unknown
+
+
 def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
@@ -41,20 +62,10 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
         warnings.append(f"PANIC MODE since {time.ctime(panic.since)}: only failsafe traffic "
                         f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
-    rules: list[RuleStats] = []
     snapshot = kernel.snapshot()  # one read of every dataplane for all below
-    counters = kernel.counters(snapshot)  # {(rule_id, backend): (packets, bytes)}
-    seen = set()
-    for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
-        m = rules_meta.get(rid)
-        seen.add(rid)
-        if m is None:
-            warnings.append(f"kernel rule nw:{rid} ({backend}) is not in generation {generation}")
-            continue
-        rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
-                               direction=m["direction"], index=m["index"], action=m["action"],
-                               backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
-                               summary=m["summary"], loc=m["loc"]))
+    rules, unknown = rule_stats(kernel.counters(snapshot), rules_meta)
+    warnings += [f"kernel rule nw:{rid} ({backend}) is not in generation {generation}"
+                 for rid, backend in unknown]
 
     pending = store.pending()
     pending_confirm = None

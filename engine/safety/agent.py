@@ -29,6 +29,9 @@ def _stderr(message: str) -> None:
           file=sys.stderr, flush=True)
 
 
+OUTCOMES = ("applied", "unchanged", "skipped", "failed", "bad_input")
+
+
 @dataclass(frozen=True)
 class PassResult:
     exit_code: int  # 0 in place / applied, 1 failed (rolled back), 2 bad input
@@ -36,13 +39,22 @@ class PassResult:
     changed: bool = False
     drift: tuple[str, ...] = ()
     message: str = ""
+    # one of OUTCOMES: applied (a new generation), unchanged (all in place), skipped
+    # (a change waits for confirm, or quarantined content), failed, bad_input
+    outcome: str = "unchanged"
+    apply_s: float | None = None  # how long the apply took, when one was attempted
+
+
+PassObserver = Callable[[PassResult], None]
 
 
 class Agent:
-    def __init__(self, tx: Transactions, profiles_dir: Path, log: Log = _stderr):
+    def __init__(self, tx: Transactions, profiles_dir: Path, log: Log = _stderr,
+                 on_pass: PassObserver | None = None):
         self.tx = tx
         self.dir = Path(profiles_dir)
         self.log = log
+        self.on_pass = on_pass  # told every pass's result (the metrics exporter)
         self._last = ""
 
     def profiles(self) -> list[Path]:
@@ -54,12 +66,19 @@ class Agent:
         return paths
 
     def reconcile_once(self) -> PassResult:
+        result = self._reconcile()
+        if self.on_pass is not None:
+            self.on_pass(result)
+        return result
+
+    def _reconcile(self) -> PassResult:
         store = self.tx.store
         try:
             recovered = self.tx.recover_if_idle()
         except NodewallError as exc:
             self.log(exc.render())
-            return PassResult(exc.exit_code, store.current(), message=exc.render())
+            return PassResult(exc.exit_code, store.current(), message=exc.render(),
+                              outcome=_failure_outcome(exc))
         if recovered:
             self.log(recovered)
         pending = store.pending()
@@ -67,12 +86,14 @@ class Agent:
             msg = (f"generation {pending.generation} waits for `nodewall confirm` "
                    f"({pending.seconds_left:.0f}s left); not reconciling meanwhile")
             self.log(msg)
-            return PassResult(ExitCode.OK, store.current(), message=msg)
+            return PassResult(ExitCode.OK, store.current(), message=msg, outcome="skipped")
+        started = None
         try:
             paths = self.profiles()
             drift = tuple(str(d) for d in self.tx.kernel.drift(expected_now(store)))
             for d in drift:
                 self.log(f"drift: {d}")
+            started = time.monotonic()
             result = self.tx.apply(paths, on_wait=self.log, origin="agent")
         except NodewallError as exc:
             if isinstance(exc, Quarantined):
@@ -82,7 +103,10 @@ class Agent:
             else:
                 prefix = "apply failed: "
             self.log(prefix + exc.render())
-            return PassResult(exc.exit_code, store.current(), message=exc.render())
+            return PassResult(exc.exit_code, store.current(), message=exc.render(),
+                              outcome=_failure_outcome(exc),
+                              apply_s=None if started is None else time.monotonic() - started)
+        apply_s = time.monotonic() - started
         for w in result.warnings:
             self.log(w)
         if result.changed:
@@ -95,7 +119,9 @@ class Agent:
             if msg != self._last:  # said once, not every pass
                 self.log(msg)
         self._last = msg
-        return PassResult(ExitCode.OK, result.generation, result.changed, drift, msg)
+        return PassResult(ExitCode.OK, result.generation, result.changed, drift, msg,
+                          outcome="applied" if result.changed else "unchanged",
+                          apply_s=apply_s)
 
     def run(self, interval: float, *, once: bool = False,
             stop: threading.Event | None = None, max_passes: int | None = None) -> int:
@@ -117,3 +143,9 @@ class Agent:
             stop.wait(interval)
         self.log("stopped")
         return ExitCode.OK
+
+
+def _failure_outcome(exc: NodewallError) -> str:
+    if isinstance(exc, Quarantined):
+        return "skipped"
+    return "bad_input" if exc.exit_code == ExitCode.BAD_INPUT else "failed"
