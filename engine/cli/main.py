@@ -97,9 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=int, default=1800,
                     help="seconds the traffic generator runs before stopping itself")
 
+    for module in _extra_command_modules():
+        module.register(sub)
+
     sp = sub.add_parser("_confirm-watcher", help=argparse.SUPPRESS)
     sp.add_argument("--generation", type=int, required=True)
     return p
+
+
+def _extra_command_modules() -> list:
+    """Command modules that add their own subparsers and set `extra_handler`."""
+    from nodewall.engine.cli import calico_cmd, completion_cmd
+    return [calico_cmd, completion_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    if getattr(args, "extra_handler", None) is not None:  # file work: no namespace
+        return args.extra_handler(args)
     from nodewall.engine.cli import commands  # the command implementations (kernel work)
 
     if args.command == "lab":
