@@ -47,7 +47,7 @@ def _write(text: str, out: Path | None) -> None:
         raise InputError(Loc(str(out), 1, 1), f"cannot write: {e.strerror}") from None
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
     from nodewall.engine.profile.calico.importer import import_calico
     result = import_calico(args.files, skip_unsupported=args.skip_unsupported,
                            out_name=str(args.out) if args.out else "<imported profile>")
@@ -57,7 +57,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, _parser: argparse.ArgumentParser) -> int:
     from nodewall.engine.profile.calico.exporter import export_calico
     from nodewall.engine.profile.loader import load_profiles
     _write(export_calico(load_profiles(args.profiles), args.node), args.out)

@@ -51,11 +51,10 @@ def annotate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def completion_script(shell: str) -> str:
-    from nodewall.engine.cli.main import build_parser
-    return shtab.complete(annotate(build_parser()), shell=shell)
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    return shtab.complete(annotate(parser), shell=shell)
 
 
-def cmd_completion(args: argparse.Namespace) -> int:
-    sys.stdout.write(completion_script(args.shell))
+def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    sys.stdout.write(completion_script(parser, args.shell))
     return ExitCode.OK

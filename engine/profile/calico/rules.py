@@ -1,14 +1,12 @@
 """GlobalNetworkPolicy spec and its rules -> [[policies]] tables (plain dicts)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodewall.engine.errors import Loc
 from nodewall.engine.profile.calico import names as cn
+from nodewall.engine.profile.calico.reader import Reader
 from nodewall.engine.profile.calico.yaml_docs import Skip, YamlPath
-
-if TYPE_CHECKING:
-    from nodewall.engine.profile.calico.importer import Importer
 
 POLICY_KEYS = ("tier", "order", "selector", "types", "ingress", "egress", "doNotTrack",
                "preDNAT", "applyOnForward", "performanceHints")
@@ -22,7 +20,7 @@ _FLAGS = (("doNotTrack", "do_not_track"), ("preDNAT", "pre_dnat"),
           ("applyOnForward", "apply_on_forward"))
 
 
-def read_policy(imp: Importer, spec: dict[str, Any], spath: YamlPath,
+def read_policy(imp: Reader, spec: dict[str, Any], spath: YamlPath,
                 name: str) -> tuple[dict[str, Any], list[Loc]]:
     """The [[policies]] table and the YAML location of each rule it keeps (ingress
     first, then egress: the order the TOML writer emits them)."""
@@ -62,7 +60,7 @@ def read_policy(imp: Importer, spec: dict[str, Any], spath: YamlPath,
     return policy, origins
 
 
-def _order(imp: Importer, spec: dict[str, Any], spath: YamlPath,
+def _order(imp: Reader, spec: dict[str, Any], spath: YamlPath,
            policy: dict[str, Any]) -> None:
     if "order" not in spec or spec["order"] is None:
         return
@@ -73,7 +71,7 @@ def _order(imp: Importer, spec: dict[str, Any], spath: YamlPath,
     policy["order"] = int(order) if float(order).is_integer() else float(order)
 
 
-def _types(imp: Importer, value: Any, path: YamlPath) -> list[str]:
+def _types(imp: Reader, value: Any, path: YamlPath) -> list[str]:
     out = []
     for i, item in enumerate(imp.sequence(value, path, "types")):
         if item not in cn.TYPES:
@@ -83,14 +81,14 @@ def _types(imp: Importer, value: Any, path: YamlPath) -> list[str]:
     return out
 
 
-def _rule_or_skip(imp: Importer, raw: Any, path: YamlPath) -> dict[str, Any] | None:
+def _rule_or_skip(imp: Reader, raw: Any, path: YamlPath) -> dict[str, Any] | None:
     try:
         return _rule(imp, imp.mapping(raw, path, "a rule"), path)
     except Skip:
         return None
 
 
-def _rule(imp: Importer, raw: dict[str, Any], path: YamlPath) -> dict[str, Any]:
+def _rule(imp: Reader, raw: dict[str, Any], path: YamlPath) -> dict[str, Any]:
     keys = imp.check_keys(raw, path, RULE_KEYS, cn.RULE_UNSUPPORTED, "a rule", "rule")
     if imp.dropped:
         raise Skip
@@ -123,7 +121,7 @@ def _rule(imp: Importer, raw: dict[str, Any], path: YamlPath) -> dict[str, Any]:
     return rule
 
 
-def _protocol(imp: Importer, value: Any, path: YamlPath) -> str | int:
+def _protocol(imp: Reader, value: Any, path: YamlPath) -> str | int:
     if isinstance(value, int) and not isinstance(value, bool):
         if 1 <= value <= 255:
             return value
@@ -137,7 +135,7 @@ def _protocol(imp: Importer, value: Any, path: YamlPath) -> str | int:
     raise Skip
 
 
-def _icmp(imp: Importer, value: Any, path: YamlPath) -> dict[str, int]:
+def _icmp(imp: Reader, value: Any, path: YamlPath) -> dict[str, int]:
     raw = imp.mapping(value, path, path[-1])
     out = {}
     for key, hi in (("type", 254), ("code", 255)):
@@ -155,7 +153,7 @@ def _icmp(imp: Importer, value: Any, path: YamlPath) -> dict[str, int]:
     return out
 
 
-def _entity(imp: Importer, value: Any, path: YamlPath) -> dict[str, Any]:
+def _entity(imp: Reader, value: Any, path: YamlPath) -> dict[str, Any]:
     raw = imp.mapping(value, path, path[-1])
     keys = imp.check_keys(raw, path, ENTITY_KEYS, cn.ENTITY_UNSUPPORTED,
                           f"a rule's {path[-1]}", "rule")

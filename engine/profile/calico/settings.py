@@ -3,15 +3,13 @@ the settings Calico has no field for (nodewall/* annotations, as the exporter
 writes them)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodewall.engine.errors import Loc
 from nodewall.engine.profile.calico import names as cn
+from nodewall.engine.profile.calico.reader import Reader
 from nodewall.engine.profile.calico.yaml_docs import Skip, YamlPath
 from nodewall.engine.profile.fields import parse_cidr
-
-if TYPE_CHECKING:
-    from nodewall.engine.profile.calico.importer import Importer
 
 _FELIX_OTHER = "(a Felix setting with no nodewall [settings] counterpart)"
 
@@ -26,7 +24,7 @@ class _AnyFelixField(dict):
         return _FELIX_OTHER
 
 
-def read_felix(imp: Importer, spec: dict[str, Any], path: YamlPath, name: str,
+def read_felix(imp: Reader, spec: dict[str, Any], path: YamlPath, name: str,
                loc: Loc) -> None:
     spath = path + ("spec",)
     if imp.out.settings_origin is not None:
@@ -50,7 +48,7 @@ def read_felix(imp: Importer, spec: dict[str, Any], path: YamlPath, name: str,
     imp.out.settings_origin = loc
 
 
-def _failsafe(imp: Importer, value: Any, path: YamlPath) -> str:
+def _failsafe(imp: Reader, value: Any, path: YamlPath) -> str:
     raw = imp.mapping(value, path, "a failsafe port")
     proto = str(raw.get("protocol", "tcp")).lower()
     port = raw.get("port")
@@ -70,7 +68,7 @@ def _failsafe(imp: Importer, value: Any, path: YamlPath) -> str:
     return text
 
 
-def _annotation_value(imp: Importer, key: str, value: Any, path: YamlPath) -> str | int:
+def _annotation_value(imp: Reader, key: str, value: Any, path: YamlPath) -> str | int:
     if cn.SETTINGS_ANNOTATIONS[key] != "max_set_entries":
         return imp.text(value, path, key)
     if not str(value).isdigit():

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomlkit
 from nodewall.engine.errors import Loc
+from nodewall.engine.profile.calico.reader import ImportedObjects
 from tomlkit.items import AoT, InlineTable, Table
-
-if TYPE_CHECKING:
-    from nodewall.engine.profile.calico.importer import _Out
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an object (and each rule it keeps, in output order) is written in YAML."""
-
-    loc: Loc
-    rule_locs: Sequence[Loc] = field(default_factory=tuple)
-
 
 _INLINE = ("labels", "source", "destination", "icmp", "not_icmp")
 
@@ -55,7 +43,7 @@ def _table(data: dict[str, Any]) -> Table:
     return table
 
 
-def render_profile(out: _Out, sources: Sequence[str]) -> tuple[str, list[tuple[int, Loc]]]:
+def render_profile(out: ImportedObjects, sources: Sequence[str]) -> tuple[str, list[tuple[int, Loc]]]:
     """The TOML text and [(line of a `[..]` header, YAML location it came from)]."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment("imported from Calico resources by `nodewall import calico`: "
