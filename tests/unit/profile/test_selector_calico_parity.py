@@ -6,6 +6,7 @@ import tomllib
 
 import pytest
 from nodewall.engine.errors import InputError, Loc
+from nodewall.engine.profile.fields import LABEL_KEY_RE, LABEL_VALUE_RE
 from nodewall.engine.profile.selector import parse_selector
 
 from tests.conftest import REPO
@@ -61,3 +62,28 @@ def test_global_is_all_for_host_endpoints() -> None:
     sel = parse_selector("global()")
     assert sel.is_all() and sel.canonical() == "global()"
     assert parse_selector('global() && a == "b"').matches({"a": "b"})
+
+
+# Calico validates `labels` as Kubernetes does: keys are qualified names (an optional
+# lowercase DNS-subdomain prefix of at most 253 characters and '/', then a name of at
+# most 63 of [A-Za-z0-9-_.] that starts and ends alphanumeric), values are empty or
+# such a name.
+@pytest.mark.parametrize("key,ok", [
+    ("role", True), ("a", True), ("k8s-app", True), ("app.kubernetes.io/name", True),
+    ("A_b.C-9", True), ("x" * 63, True), ("x" * 64, False),
+    ("p" * 253 + "/n", False),  # a DNS label is at most 63 characters
+    (".".join(["p" * 63] * 3) + "." + "p" * 61 + "/n", True),  # a 253-character prefix
+    (".".join(["p" * 63] * 4) + "/n", False),  # 255 characters
+    ("Example.com/n", False), ("example.com/", False), ("/n", False), ("-a", False),
+    ("a-", False), ("a b", False), ("a/b/c", False), ("", False),
+])
+def test_label_keys_as_calico(key: str, ok: bool) -> None:
+    assert bool(LABEL_KEY_RE.fullmatch(key)) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("", True), ("v", True), ("redis-host", True), ("1.2_3", True), ("v" * 63, True),
+    ("v" * 64, False), ("-v", False), ("v.", False), ("a/b", False), ("a b", False),
+])
+def test_label_values_as_calico(value: str, ok: bool) -> None:
+    assert bool(LABEL_VALUE_RE.fullmatch(value)) is ok
