@@ -88,8 +88,10 @@ class Importer(Reader):
                              "(nodewall has no namespaces; Global* kinds carry none)",
                              f"{kind} resource")
             raise Skip
-        name = self.text(meta.get("name"), path + ("metadata", "name")
-                         if "name" in meta else path + ("metadata",), "metadata.name")
+        if "name" not in meta:
+            self.error(path + ("metadata",), f"{kind} has no metadata.name")
+            raise Skip
+        name = self.text(meta["name"], path + ("metadata", "name"), "metadata.name")
         spec = self.mapping(res.get("spec"), path + ("spec",), "spec")
         readers[kind](spec, path, name, self.doc.loc(path))
 

@@ -251,6 +251,48 @@ def test_skipped_host_endpoint_fields_drop_only_the_field(tmp_path):
     assert [h.name for h in profile.host_endpoints] == ["h"]
 
 
+def test_calico_docs_sample_policy_drops_only_annotations_with_warnings(tmp_path):
+    # the GlobalNetworkPolicy sample of Calico's reference docs, plus a label and a hint
+    path = write_yaml(tmp_path, """
+        apiVersion: projectcalico.org/v3
+        kind: GlobalNetworkPolicy
+        metadata:
+          name: allow-tcp-6379
+          labels: {team: db}
+        spec:
+          selector: role == 'database'
+          performanceHints: [AssumeNeededOnEveryNode]
+          types:
+          - Ingress
+          - Egress
+          ingress:
+          - action: Allow
+            metadata:
+              annotations:
+                from: frontend
+                to: database
+            protocol: TCP
+            source:
+              selector: role == 'frontend'
+            destination:
+              ports:
+              - 6379
+          egress:
+          - action: Allow
+        """)
+    profile, warnings = import_profile(tmp_path, path)
+    (policy,) = profile.policies
+    assert policy.types == ("ingress", "egress") and policy.selector == 'role == "database"'
+    (ingress,), (egress,) = policy.ingress, policy.egress
+    assert ingress.source.selector == 'role == "frontend"'
+    assert ingress.destination.ports == (PortRange(6379, 6379),)
+    assert egress == type(egress)(action="allow", loc=egress.loc)
+    assert [w.split(": warning: ")[0].rsplit(":", 2)[1] for w in warnings] == ["5", "8", "14"]
+    assert "labels on a policy are not kept" in warnings[0]
+    assert "performanceHints are not kept" in warnings[1]
+    assert "rule metadata (annotations) is not kept" in warnings[2]
+
+
 # ------------------------------------------------------------------ bad input
 
 BAD = [
@@ -275,6 +317,8 @@ BAD = [
     (HEADER + "kind: GlobalNetworkSet\nmetadata: {name: s}\nspec: {nets: [1, 2]\n", 5,
      "YAML syntax error"),
     (HEADER + "kind: GlobalNetworkSet\nkind: GlobalNetworkSet\n", 3, "duplicate key 'kind'"),
+    (HEADER + "kind: GlobalNetworkSet\nmetadata: {labels: {a: b}}\n", 3,
+     "GlobalNetworkSet has no metadata.name"),
     # found by the profile loader in the generated TOML, reported at the YAML policy
     (GNP + "  selector: all()\n  doNotTrack: true\n", 1,
      "do_not_track policy needs apply_on_forward"),
