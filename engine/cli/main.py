@@ -98,11 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--duration", type=int, default=1800,
                     help="seconds the traffic generator runs before stopping itself")
 
-    metrics_cmd.register(sub)
+    metrics_cmd.register(sub)  # runs in the namespace: sets `handler`
+    for module in _extra_command_modules():
+        module.register(sub)
 
     sp = sub.add_parser("_confirm-watcher", help=argparse.SUPPRESS)
     sp.add_argument("--generation", type=int, required=True)
     return p
+
+
+def _extra_command_modules() -> list:
+    """Command modules that add their own subparsers (`register(sub)`) and set
+    `extra_handler(args, root_parser)`."""
+    from nodewall.engine.cli import calico_cmd, completion_cmd
+    return [calico_cmd, completion_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
     try:
-        return _run(args)
+        return _run(args, parser)
     except NodewallError as exc:
         print(f"nodewall: {exc.render()}" if exc.exit_code != ExitCode.BAD_INPUT else exc.render(),
               file=sys.stderr)
@@ -123,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
 
 
-def _run(args) -> int:
+def _run(args, parser: argparse.ArgumentParser) -> int:
+    if getattr(args, "extra_handler", None) is not None:  # file work: no namespace
+        return args.extra_handler(args, parser)
     from nodewall.engine.cli import commands  # the command implementations (kernel work)
 
     if args.command == "lab":

@@ -4,15 +4,20 @@ Grammar (Calico's, `&&` binds tighter than `||`):
 
     expr    := and ( "||" and )*
     and     := unary ( "&&" unary )*
-    unary   := "!" unary | "(" expr ")" | "all()" | "global()" | "has(" KEY ")" | match
+    unary   := "!"* ( "(" expr ")" | "all(" ")" | "global(" ")" | "has(" KEY ")" | match )
     match   := KEY ( "==" STR | "!=" STR | "in" SET | "not" "in" SET
                | "contains" STR | "starts" "with" STR | "ends" "with" STR )
-    SET     := "{" [ STR ( "," STR )* ] "}"
+    SET     := "{" [ STR ( "," STR )* [ "," ] ] "}"
     STR     := '"' ... '"' | "'" ... "'"        (no escapes, as in Calico)
-    KEY     := [A-Za-z0-9_.\\-/]+
+    KEY     := [A-Za-z0-9_.\\-/]{1,512}
 
-Empty (or whitespace-only) text means `all()`.  Semantics follow Calico: `k != "v"`
-and `k not in {...}` also match when the label is absent.
+As in Calico's tokenizer: blanks are spaces and tabs only (a newline is an error);
+the two-word operators may be written without a blank (`notin`, `startswith`,
+`endswith`) or with several; a set may end with a comma; a run of `!` collapses to
+one or none; `has(`, `all(` and `global(` take no blank before the parenthesis.
+Empty (or blank) text means `all()`.  Semantics follow Calico: `k != "v"` and
+`k not in {...}` also match when the label is absent; `global()` matches every
+host endpoint (none is namespaced).
 
 Errors are InputErrors pointing into the TOML file: `loc` is the location of the
 opening quote of the TOML string holding the selector, so offset `i` of the selector
@@ -27,7 +32,8 @@ from dataclasses import dataclass
 from nodewall.engine.errors import InputError, Loc
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
-_WS_RE = re.compile(r"\s*")
+_WS_RE = re.compile(r"[ \t]*")
+MAX_KEY_LENGTH = 512  # Calico's tokenizer limit on a label name
 
 
 # ---------------------------------------------------------------- AST
@@ -39,6 +45,17 @@ class All:
 
     def render(self) -> str:
         return "all()"
+
+
+@dataclass(frozen=True)
+class Global:
+    """`global()`: Calico's "not namespaced", which every host endpoint is."""
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return True
+
+    def render(self) -> str:
+        return "global()"
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ class Or:
         return " || ".join(o.render() for o in self.operands)
 
 
-Node = All | Has | Compare | InSet | Not | And | Or
+Node = All | Global | Has | Compare | InSet | Not | And | Or
 
 
 def _quote(value: str) -> str:
@@ -153,7 +170,7 @@ class Selector:
         return self.root.render()
 
     def is_all(self) -> bool:
-        return isinstance(self.root, All)
+        return isinstance(self.root, (All, Global))
 
     def __str__(self) -> str:
         return self.canonical()
@@ -208,6 +225,8 @@ class _Parser:
         m = _KEY_RE.match(self.text, self.pos)
         if m:
             return f"'{m.group(0)}'"
+        if self.text[self.pos].isspace():
+            return repr(self.text[self.pos])
         two = self.text[self.pos:self.pos + 2]
         if two in ("&&", "||", "==", "!="):
             return f"'{two}'"
@@ -224,8 +243,32 @@ class _Parser:
         if not m:
             raise self.error(self.pos, f"expected a label name {context} but found "
                              f"{self.describe_here()}")
+        self.check_key_length(m.group(0), self.pos)
         self.pos = m.end()
         return m.group(0)
+
+    def check_key_length(self, key: str, at: int) -> None:
+        if len(key) > MAX_KEY_LENGTH:
+            raise self.error(at, f"label name too long ({len(key)} characters, at most "
+                             f"{MAX_KEY_LENGTH})")
+
+    def operator(self, *words: str) -> bool:
+        """The operator `words` at pos, blanks optional between the words, a word
+        boundary after the last (Calico accepts `notin` and `starts  with`)."""
+        self.skip_ws()
+        end = self.pos
+        for i, word in enumerate(words):
+            if i:
+                m = _WS_RE.match(self.text, end)
+                assert m is not None
+                end = m.end()
+            if not self.text.startswith(word, end):
+                return False
+            end += len(word)
+        if end < len(self.text) and _KEY_RE.match(self.text[end]):
+            return False
+        self.pos = end
+        return True
 
     def string(self, context: str) -> str:
         self.skip_ws()
@@ -275,11 +318,16 @@ class _Parser:
         return flat[0] if len(flat) == 1 else And(tuple(flat))
 
     def unary(self) -> Node:
+        negated = False
+        while self.peek("!") and not self.peek("!="):
+            self.pos += 1
+            negated = not negated
+        node = self.operand()
+        return Not(node) if negated else node
+
+    def operand(self) -> Node:
         self.skip_ws()
         start = self.pos
-        if self.peek("!") and not self.peek("!="):
-            self.pos += 1
-            return Not(self.unary())
         if self.peek("("):
             self.pos += 1
             node = self.expr()
@@ -292,13 +340,7 @@ class _Parser:
             return node
         m = _KEY_RE.match(self.text, self.pos)
         if not m:
-            if self.at_end():
-                raise self.error(self.pos, "unexpected end of selector",
-                                 "an expression is missing after the last operator")
-            if self.text[self.pos] == ")":
-                raise self.error(self.pos, "unbalanced parenthesis: ')' without '('")
-            raise self.error(self.pos, f"expected a label, '!', '(', 'has(...)' or 'all()' "
-                             f"but found {self.describe_here()}")
+            raise self.error(self.pos, *self.why_no_operand())
         word = m.group(0)
         after = m.end()
         if word in ("all", "global", "has") and self.text.startswith("(", after):
@@ -308,38 +350,45 @@ class _Parser:
                 self.expect(")", "')' closing has(")
                 return Has(k)
             self.expect(")", f"')' after '{word}('")
-            return All()
+            return All() if word == "all" else Global()
+        self.check_key_length(word, start)
         self.pos = after
-        return self.match(word, start)
+        return self.match(word)
 
-    def match(self, key: str, start: int) -> Node:
+    def why_no_operand(self) -> tuple[str, str | None]:
+        if self.at_end():
+            return ("unexpected end of selector",
+                    "an expression is missing after the last operator")
+        char = self.text[self.pos]
+        if char == ")":
+            return "unbalanced parenthesis: ')' without '('", None
+        if char in "\r\n\f\v" or char.isspace():
+            return (f"unexpected whitespace {char!r} (Calico allows only spaces and tabs)",
+                    "write the selector on one line")
+        found = self.describe_here()
+        return f"expected a label, '!', '(', 'has(...)' or 'all()' but found {found}", None
+
+    def match(self, key: str) -> Node:
         if self.peek("=="):
             self.pos += 2
             return Compare(key, "==", self.string(f"after '{key} =='"))
         if self.peek("!="):
             self.pos += 2
             return Compare(key, "!=", self.string(f"after '{key} !='"))
-        if self.peek_word("in"):
-            self.pos += 2
-            return InSet(key, self.set_literal(), False)
-        if self.peek_word("not"):
-            self.pos += 3
-            if not self.peek_word("in"):
-                raise self.error(self.pos, f"expected 'in' after 'not' but found "
-                                 f"{self.describe_here()}")
-            self.pos += 2
+        for words, op in ((("contains",), "contains"), (("starts", "with"), "starts with"),
+                          (("ends", "with"), "ends with")):
+            if self.operator(*words):
+                return Compare(key, op, self.string(f"after '{op}'"))
+        if self.operator("not", "in"):
             return InSet(key, self.set_literal(), True)
-        if self.peek_word("contains"):
-            self.pos += len("contains")
-            return Compare(key, "contains", self.string("after 'contains'"))
-        for word in ("starts", "ends"):
-            if self.peek_word(word):
-                self.pos += len(word)
-                if not self.peek_word("with"):
-                    raise self.error(self.pos, f"expected 'with' after '{word}'")
-                self.pos += 4
-                return Compare(key, f"{word} with", self.string(f"after '{word} with'"))
+        if self.operator("in"):
+            return InSet(key, self.set_literal(), False)
         self.skip_ws()
+        for word, follow in (("not", "in"), ("starts", "with"), ("ends", "with")):
+            if self.operator(word):
+                self.skip_ws()
+                raise self.error(self.pos, f"expected '{follow}' after '{word}' but found "
+                                 f"{self.describe_here()}")
         raise self.error(self.pos, f"expected '==', '!=', 'in' or 'not in' after label "
                          f"'{key}' (found {self.describe_here()})",
                          f"e.g. {key} == \"value\", {key} in {{\"a\", \"b\"}} or has({key})")
@@ -347,15 +396,13 @@ class _Parser:
     def set_literal(self) -> frozenset[str]:
         self.expect("{", "'{' starting a set like {\"a\", \"b\"}")
         values: list[str] = []
-        if self.peek("}"):
-            self.pos += 1
-            return frozenset()
-        while True:
+        while not self.peek("}"):
             values.append(self.string("in the set"))
             if self.peek("}"):
-                self.pos += 1
-                return frozenset(values)
+                break
             self.expect(",", "',' or '}' in the set")
+        self.pos += 1
+        return frozenset(values)
 
 
 def parse_selector(text: str, loc: Loc | None = None) -> Selector:
