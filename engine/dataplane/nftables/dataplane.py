@@ -208,15 +208,21 @@ class NftablesDataplane:
         return out
 
     def foreign(self, observed: NftObserved) -> list[str]:
-        """Other tables' base chains at the hooks nodewall's table uses (they run
-        beside it: a drop in either is final).  No other table can reference
-        nodewall's chains or sets."""
+        """Other nft tables, while nodewall's table is there: each is left alone, and
+        its base chains run beside nodewall's (a drop in either is final).  No other
+        table can reference nodewall's chains or sets."""
         if not observed.present:
             return []
-        ours = {c.hook for c in observed.chains if c.hook}
-        return [f"nft table {c['family']} {c['table']}: base chain {c['name']} at hook "
-                f"{c['hook']} priority {c.get('prio')} (runs beside nodewall's)"
-                for c in observed.others if c.get("hook") in ours]
+        out = []
+        for table in observed.other_tables:
+            family, _, name = table.partition(" ")
+            hooks = [f"{c['name']} at {c['hook']} priority {c.get('prio')}"
+                     for c in observed.others
+                     if (c.get("family"), c.get("table")) == (family, name)]
+            where = ("base chains " + ", ".join(hooks) + ": they run beside nodewall's"
+                     if hooks else "no base chain")
+            out.append(f"nft table {table} (not nodewall's, left alone): {where}")
+        return out
 
     def flush(self) -> None:
         if nft_observe.observe().present:
