@@ -33,8 +33,8 @@ PROBE = ("import socket,sys; s=socket.socket(); s.settimeout(1.5); s.bind((sys.a
          "except OSError:\n    print('timeout')\n")
 
 
-def _probe(lab, src: str, port: int) -> str:
-    return in_ns(lab.client_ns, sys.executable, "-c", PROBE, src, "10.0.0.1", str(port),
+def _probe(lab_info, src: str, port: int) -> str:
+    return in_ns(lab_info.client_ns, sys.executable, "-c", PROBE, src, "10.0.0.1", str(port),
                  check=False, timeout=10).stdout.strip()
 
 
