@@ -118,10 +118,11 @@ class NftablesDataplane:
         return nft_observe.observe()
 
     def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
-        """Forget the record of every set the kernel no longer has."""
+        """Forget the record of every set the kernel no longer has, or whose content
+        was changed by hand (the apply reloads it)."""
         live = ctx.observation(self)
         for spec in desired.ipsets:
-            if spec.name not in live.sets:
+            if spec.name not in live.sets or nft_sets.content_drift(spec.name):
                 nft_sets.drop_manifest(spec.name)
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
@@ -203,6 +204,8 @@ class NftablesDataplane:
         out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
         out += [Drift("ipset", n, "is missing") for n in expected.ipsets
                 if n not in observed.sets]
+        out += [Drift("ipset", n, why) for n in expected.ipsets if n in observed.sets
+                for why in [nft_sets.content_drift(n)] if why]
         out += [Drift("ipset", n, "is not in the recorded generation")
                 for n in sorted(set(observed.sets) - set(expected.ipsets))]
         return out

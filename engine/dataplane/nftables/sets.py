@@ -23,12 +23,13 @@ from typing import Literal
 from nodewall.engine.dataplane.nftables import intervals, netlink
 from nodewall.engine.dataplane.nftables.observe import NftObserved, run
 from nodewall.engine.dataplane.nftables.render import FAMILY, TABLE, set_decl
-from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.plan.desired import Family, IpSetSpec
 from nodewall.engine.system import netns
 
 Action = Literal["create", "replace", "delta", "none"]
 RUN_ROOT = Path("/run/nodewall")
 DELTA_MIN = 10000  # a delta up to max(DELTA_MIN, ranges / 4) ranges; above: reload
+CONTENT_CHECK_MAX = 65536  # sets of up to this many ranges are compared range by range
 
 
 def manifest_dir() -> Path:
@@ -152,3 +153,29 @@ def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) ->
     batch.send()
     for c in todo:
         intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+
+
+def family_of(name: str) -> Family:
+    """nodewall's set names carry their family: nw-n4-…, nw-sn6-…, nw-l4-…"""
+    return 6 if name.split("-")[1].endswith("6") else 4
+
+
+def content_drift(name: str, manifests: Path | None = None) -> str | None:
+    """Why set `name` no longer holds what nodewall loaded, or None: its elements
+    (one netlink dump) against the record of the last load, when that record has at
+    most CONTENT_CHECK_MAX ranges (a larger set is checked for presence only)."""
+    path = manifest_path(name, manifests)
+    family = family_of(name)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # no record: the next apply reloads it
+    if size // (8 if family == 4 else 32) > CONTENT_CHECK_MAX:
+        return None
+    loaded = intervals.load(path, family) or []
+    live = intervals.merge(netlink.ranges_of(netlink.set_elements(TABLE, name)), family)
+    if live == loaded:
+        return None
+    if len(live) != len(loaded):
+        return f"was changed outside nodewall ({len(live)} ranges, applied {len(loaded)})"
+    return "was changed outside nodewall (other members)"
