@@ -37,7 +37,7 @@ spec = IpSetSpec(name="nwbench", family=4, kind="hash:net", files=(Path(sys.argv
 t1 = time.perf_counter()
 made = sets.plan([spec], observe.observe(), manifests=Path(sys.argv[2]))
 t2 = time.perf_counter()
-sets.sync(made, observe.observe(), manifests=Path(sys.argv[2]))
+sets.sync(made.changes, observe.observe(), manifests=Path(sys.argv[2]))
 t3 = time.perf_counter()
 print(json.dumps({"imports_s": t1 - t0, "parse_merge_s": t2 - t1, "kernel_s": t3 - t2,
                   "ranges": made.changes[0].total}))

@@ -1,14 +1,31 @@
 """nftables as a Dataplane: nodewall's own `table inet nodewall` with its base chains,
 chains, rules and sets (engine.dataplane.protocol); it replaces the ipsets + iptables
-pair when `[settings] backend = "nftables"`.
+pair when the packet filter is nftables.
 
-An apply is (1) the sets: declared, then their elements changed in one netlink
-transaction (engine.dataplane.nftables.sets), (2) the ruleset: ONE nft batch that
-flushes every chain of the table, deletes the chains and sets no longer wanted and
-adds the wanted chains and rules (one kernel transaction: readers see the old or the
-new ruleset), (3) a read-back that checks every chain's rule ids.  Rules keep their
-counters across applies: each re-added rule carries the packets/bytes read for the
-same (chain, rule id) just before.  Other tables are never touched.
+Kernel transactions of an apply (each all-or-nothing; readers see before or after):
+  - rules changed, sets small (up to nft_sets.INLINE_MAX ranges each): ONE nft batch
+    declares and fills the sets (nft text), flushes every chain of the table, deletes
+    the chains and sets no longer wanted and adds the wanted chains and rules;
+  - only set elements changed (a nets_file delta): ONE netlink transaction for the big
+    sets, or one nft batch for the small ones; the rules are not rewritten (their
+    counters keep counting);
+  - a big set and the rules changed: the big set first (one netlink transaction;
+    a new set is declared by one nft batch before: no rule uses it yet, packets do not
+    see it), then the one nft batch of rules and small sets.
+Why not always one: libnftables builds and sends its own batch (no API takes foreign
+netlink messages, none hands its bytes out), and 1M elements through libnftables cost
+~20 s and ~1 GB (interval checks and one expression object per element), which is
+why big sets are streamed by a hand-written netlink batch
+(engine.dataplane.nftables.netlink).  Netlink size is not the limit: the 1M load is one
+batch of ~50 MB.  Writing the rules in that batch too would mean encoding every nft
+expression by hand, a second nft compiler.  So in the last case a live big set may hold
+its new elements a few milliseconds before the rules change; a crash between the two
+transactions leaves the journal, whose recovery puts the previous generation back
+whole (engine.safety.transactions).
+
+After the writes, a read-back checks every chain's rule ids and every set.  Rules keep
+their counters across applies: each re-added rule carries the packets/bytes read for
+the same (chain, rule id) just before.  Other tables are never touched.
 """
 from __future__ import annotations
 
@@ -140,11 +157,18 @@ class NftablesDataplane:
         if not desired.tables and not desired.ipsets:
             self.flush()
             return
-        nft_sets.sync(made.sets, observed)
-        have_chains = [c.name for c in observed.chains]
-        cmds = render.ruleset_commands(desired, have_chains, list(observed.sets),
-                                       _carry(observed))
-        nft_observe.run("\n".join(cmds), "ruleset")
+        small = [c for c in made.sets.changes if nft_sets.inline(c)]
+        big = [c for c in made.sets.changes if c.action != "none" and not nft_sets.inline(c)]
+        nft_sets.sync(big, observed)
+        cmds = nft_sets.commands(small)
+        if made.ruleset or made.sets.stale or not observed.present:
+            cmds = render.ruleset_commands(desired, [c.name for c in observed.chains],
+                                           list(observed.sets), _carry(observed))
+            cmds[1:1] = nft_sets.commands(small)  # after `add table`, before any rule
+        if cmds:
+            nft_sets.forget(small)
+            nft_observe.run("\n".join(cmds), "ruleset")
+            nft_sets.record(small)
         for name in made.sets.stale:
             nft_sets.drop_manifest(name)
         problems = self.verify(desired)

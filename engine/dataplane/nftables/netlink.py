@@ -278,3 +278,26 @@ def ranges_of(elements: list[tuple[bytes, bool]]) -> list[int]:
     if start is not None:
         out.append(start << bits | top)
     return out
+
+
+NFT_MSG_GETGEN = 16
+NFTA_GEN_ID = 1
+
+
+def generation() -> int:
+    """The nftables generation of the current network namespace: +1 per committed
+    transaction (any table's), so a test or a bench can count an apply's."""
+    request = _msg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, 1, 0, b"")
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+        sock.bind((0, 0))
+        sock.settimeout(DUMP_TIMEOUT_S)
+        sock.send(request)
+        buf = sock.recv(65536)
+    length, kind = struct.unpack_from("=IH", buf)
+    if kind == NLMSG_ERROR:
+        (code,) = struct.unpack_from("=i", buf, 16)
+        raise KernelError(f"nftables generation: {os.strerror(-code)}")
+    for attr, data in _attrs(buf, 20, length):
+        if attr == NFTA_GEN_ID:
+            return int(struct.unpack("!I", data[:4])[0])
+    raise KernelError("nftables generation: no id in the answer")

@@ -29,6 +29,7 @@ from nodewall.engine.system import netns
 Action = Literal["create", "replace", "delta", "none"]
 RUN_ROOT = Path("/run/nodewall")
 DELTA_MIN = 10000  # a delta up to max(DELTA_MIN, ranges / 4) ranges; above: reload
+INLINE_MAX = 4096  # sets up to this many ranges change inside the ruleset batch
 CONTENT_CHECK_MAX = 65536  # sets of up to this many ranges are compared range by range
 
 
@@ -126,10 +127,57 @@ def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
     return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
 
 
-def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) -> None:
-    """Declare the missing sets (one nft batch), then change every set's elements in
-    ONE netlink transaction, then record what each set now holds."""
-    todo = [c for c in made.changes if c.action != "none"]
+def inline(change: SetChange) -> bool:
+    """Small enough to go as nft text into the apply's one ruleset batch: nft then
+    reads the set's current elements (for its interval checks) and parses every range
+    it sends, which is cheap up to INLINE_MAX ranges and slow for a big set."""
+    return change.action != "none" and change.total <= INLINE_MAX and \
+        len(change.ranges) <= INLINE_MAX
+
+
+def _elements_cmd(verb: str, name: str, ranges: list[int], family: Family) -> list[str]:
+    if not ranges:
+        return []
+    body = ", ".join(intervals.to_text(r, family) for r in ranges)
+    return [f"{verb} element {FAMILY} {TABLE} {name} {{ {body} }}"]
+
+
+def commands(changes: Sequence[SetChange]) -> list[str]:
+    """nft commands that declare and fill `changes` (inline ones), for the ruleset
+    batch: before any rule, so the rules of the same transaction can use them."""
+    out: list[str] = []
+    for c in changes:
+        name, fam = c.spec.name, c.spec.family
+        if c.action == "create":
+            out.append(f"add set {FAMILY} {TABLE} {name} {set_decl(c.spec)}")
+        if c.action == "replace":
+            out.append(f"flush set {FAMILY} {TABLE} {name}")
+        if c.action == "delta":
+            out += _elements_cmd("delete", name, c.removed, fam)
+            out += _elements_cmd("add", name, c.added, fam)
+        else:
+            out += _elements_cmd("add", name, c.ranges, fam)
+    return out
+
+
+def forget(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
+    """Before a transaction that changes these sets: their content is unknown until it
+    is in."""
+    for c in changes:
+        drop_manifest(c.spec.name, manifests)
+
+
+def record(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
+    """After the transaction: what each set now holds."""
+    for c in changes:
+        intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+
+
+def sync(todo: Sequence[SetChange], observed: NftObserved,
+         manifests: Path | None = None) -> None:
+    """Big sets, streamed: declare the missing ones (one nft batch; no rule uses a new
+    set yet, so packets do not see it), then change every set's elements in ONE
+    netlink transaction, then record what each set now holds."""
     if not todo:
         return
     creates = [c.spec for c in todo if c.action == "create"]
@@ -138,8 +186,8 @@ def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) ->
             f"add set {FAMILY} {TABLE} {s.name} {set_decl(s)}" for s in creates]),
             "declare sets")
     batch = netlink.Batch(TABLE)
+    forget(todo, manifests)
     for c in todo:
-        drop_manifest(c.spec.name, manifests)  # unknown content until the batch is in
         fam = c.spec.family
         if c.action == "delta":
             if c.removed:
@@ -151,8 +199,7 @@ def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) ->
                 batch.flush_set(c.spec.name)
             batch.set_elements(c.spec.name, netlink.elements(c.ranges, fam))
     batch.send()
-    for c in todo:
-        intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+    record(todo, manifests)
 
 
 def family_of(name: str) -> Family:
