@@ -415,7 +415,10 @@ def run(quick: bool) -> list[dict]:
                 section="xdp_drop", case=f"{n:,} entries: nftables vs raw+ipset",
                 raw_tool="iptables raw + ipset hash:net", raw=rates["ipset"],
                 value=rates["nft"], unit="drops/s/core", higher_is_better=True, n=n,
-                note="nodewall's nft interval set, one rule at raw priority (-300)",
+                note="nodewall's nft interval set, one rule at raw priority (-300); a "
+                     "one-field interval set is an rbtree in the kernel (O(log n) "
+                     "lookups, ~20 levels at 1M ranges) where hash:net probes one hash "
+                     "per prefix length the set holds",
                 extra={"nft_pps": rates["nft"]}).to_json())
             rows.append(Row(
                 section="xdp_drop", case=f"{n:,} entries: xdp vs nftables",
