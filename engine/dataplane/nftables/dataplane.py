@@ -3,12 +3,13 @@ chains, rules and sets (engine.dataplane.protocol); it replaces the ipsets + ipt
 pair when the packet filter is nftables.
 
 Kernel transactions of an apply (each all-or-nothing; readers see before or after):
-  - rules changed, sets small (up to nft_sets.INLINE_MAX ranges each): ONE nft batch
-    declares and fills the sets (nft text), flushes every chain of the table, deletes
-    the chains and sets no longer wanted and adds the wanted chains and rules;
-  - only set elements changed (a nets_file delta): ONE netlink transaction for the big
-    sets, or one nft batch for the small ones; the rules are not rewritten (their
-    counters keep counting);
+  - rules changed, sets small (up to nft_sets.INLINE_MAX ranges each, before and
+    after; nft_sets.inline): ONE nft batch declares and fills the sets (nft text),
+    flushes every chain of the table, deletes the chains and sets no longer wanted and
+    adds the wanted chains and rules;
+  - only set elements changed (a nets_file delta): the big sets' in ONE netlink
+    transaction, the small sets' in one nft batch (one transaction when only one kind
+    changed); the rules are not rewritten (their counters keep counting);
   - a big set and the rules changed: the big set first (one netlink transaction;
     a new set is declared by one nft batch before: no rule uses it yet, packets do not
     see it), then the one nft batch of rules and small sets.

@@ -61,6 +61,7 @@ class SetChange:
     added: list[int] = field(default_factory=list, repr=False)  # delta
     removed: list[int] = field(default_factory=list, repr=False)
     total: int = 0  # ranges after the change
+    before: int = -1  # ranges the live set holds, when recorded (-1: not known)
 
     def describe(self) -> list[str]:
         s = self.spec
@@ -115,14 +116,15 @@ def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
             continue
         add, rem = intervals.diff(old, ranges)
         if not add and not rem:
-            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges)))
+            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges),
+                                     before=len(old)))
             ranges.clear()
         elif len(add) + len(rem) > max(DELTA_MIN, len(ranges) // 4):
             changes.append(SetChange(spec, "replace", f"{len(add) + len(rem)} ranges changed",
-                                     ranges, total=len(ranges)))
+                                     ranges, total=len(ranges), before=len(old)))
         else:
             changes.append(SetChange(spec, "delta", "small change", ranges, add, rem,
-                                     total=len(ranges)))
+                                     total=len(ranges), before=len(old)))
     wanted = set(by_name)
     return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
 
@@ -130,9 +132,11 @@ def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
 def inline(change: SetChange) -> bool:
     """Small enough to go as nft text into the apply's one ruleset batch: nft then
     reads the set's current elements (for its interval checks) and parses every range
-    it sends, which is cheap up to INLINE_MAX ranges and slow for a big set."""
-    return change.action != "none" and change.total <= INLINE_MAX and \
-        len(change.ranges) <= INLINE_MAX
+    it sends, which is cheap up to INLINE_MAX ranges and slow for a big set, so the
+    live set must be known to be small too (a new one is empty)."""
+    if change.action == "none" or change.total > INLINE_MAX:
+        return False
+    return change.action == "create" or 0 <= change.before <= INLINE_MAX
 
 
 def _elements_cmd(verb: str, name: str, ranges: list[int], family: Family) -> list[str]:
