@@ -166,9 +166,9 @@ def table(rows: list[Row]) -> list[str]:
 
 def _nft_figure(r: Row) -> bool:
     """Rows without a goal the nftables issue asks to see in the README: the load
-    against `ipset restore` and `nft -f`, and the 1M drop rate against raw+ipset and
-    XDP."""
-    if r.section == "nft_load":
+    against `ipset restore` and `nft -f`, the 1M drop rate against raw+ipset and XDP,
+    and untracked Redis on nftables against iptables."""
+    if r.section == "nft_load" or (r.section == "untracked" and "nftables vs" in r.case):
         return True
     return r.section == "droprate" and "nftables" in r.case and r.n == 1_000_000
 
