@@ -10,6 +10,7 @@ Nothing here touches the host's namespace: every command names a namespace we ma
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -157,6 +158,24 @@ def raw_drop_packets(ns: str, chain: str | None = None, rulenum: int | None = No
         parts = line.split()
         if len(parts) > 2 and parts[0].isdigit() and parts[2] == "DROP":
             total += int(parts[0])
+    return total
+
+
+def nft_drop_packets(ns: str) -> int:
+    """Packets of every drop rule in the raw-priority chains of `table inet nodewall`
+    (terse `list ruleset`: no set element is fetched)."""
+    res = in_ns(ns, "nft", "-t", "-j", "list", "ruleset", check=False)
+    if res.returncode != 0 or not res.stdout.strip():
+        return 0
+    total = 0
+    for item in json.loads(res.stdout).get("nftables", []):
+        rule = item.get("rule")
+        if not rule or rule.get("table") != "nodewall" or not rule["chain"].startswith("raw"):
+            continue
+        exprs = rule.get("expr", [])
+        if any("drop" in e for e in exprs):
+            total += sum(e["counter"].get("packets", 0) for e in exprs
+                         if isinstance(e.get("counter"), dict))
     return total
 
 

@@ -38,4 +38,6 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
         if report.drift:
             parts.append((f"drift: {len(report.drift)}", "warn"))
         parts.append((f"iptables {report.iptables_mode}", ""))
+        if report.recommendation:
+            parts.append(("nftables recommended", "warn"))
     return parts

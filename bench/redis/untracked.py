@@ -1,7 +1,8 @@
 """Section 4 — the untracked fast path: `redis-benchmark -k 0` (a new TCP connection per
 request) from the lab client against the lab's Redis, with profiles/redis-tracked.toml
 (ordinary conntrack-tracked policy: the raw tool is conntrack itself) vs
-profiles/redis-host.toml (do_not_track Redis), both with the iptables backend.
+profiles/redis-host.toml (do_not_track Redis), both with the iptables backend, then a
+few rounds of the same on the nftables packet filter (`--backend nftables`).
 
 Method (what makes the comparison fair on a small shared machine):
 - Pinning.  redis-server (all its threads) runs on one CPU ("the server CPU"),
@@ -55,8 +56,8 @@ QUIET = 0.05  # a run is "quiet" when other jobs took at most this share of the 
 
 # -- one measured run ---------------------------------------------------------------------------
 def one_run(lab, state: Path, prof: Path, *, requests: int, clients: int,
-            cpus: tuple[int, int] | None, tag: str) -> dict:
-    h.nodewall_must(lab.server_ns, state, "apply", "--backend", "iptables", str(prof))
+            cpus: tuple[int, int] | None, tag: str, backend: str = "iptables") -> dict:
+    h.nodewall_must(lab.server_ns, state, "apply", "--backend", backend, str(prof))
     h.in_ns(lab.server_ns, "conntrack", "-F", check=False)
     waited = cpu.wait_quiet()
     server_cpu = cpus[1] if cpus else None
@@ -210,11 +211,51 @@ def run(quick: bool, log=print) -> list[Row]:
                     log(f"    {name:9}: {r['rps']:,.0f} req/s, entries {r['ct']:,}, "
                         f"redis {r['redis_us']:.1f} µs/req{perf_txt}")
                 ratios.append(pair["untracked"] / pair["tracked"])
+            nft = nft_rounds(lab, state, rounds=max(1, rounds // 2), requests=requests,
+                             clients=clients, cpus=cpus, log=log)
             press = pressure(lab, state, attempts=attempts, log=log)
         finally:
             h.nodewall_cli(lab.server_ns, state, "flush")
     return rows(runs, ratios, press, requests=requests, clients=clients, rounds=rounds,
-                cpus=cpus)
+                cpus=cpus) + nft_rows(nft, runs["untracked"])
+
+
+def nft_rounds(lab, state: Path, *, rounds: int, requests: int, clients: int, cpus,
+               log=print) -> dict[str, list[dict]]:
+    """The same two profiles on the nftables packet filter (`--backend nftables`),
+    ABBA rounds like the iptables ones."""
+    out: dict[str, list[dict]] = {"tracked": [], "untracked": []}
+    order = (("tracked", TRACKED), ("untracked", UNTRACKED))
+    for i in range(rounds):
+        for name, prof in order if i % 2 == 0 else order[::-1]:
+            r = one_run(lab, state, prof, requests=requests, clients=clients, cpus=cpus,
+                        tag=f"nft-{name}-{i}", backend="nftables")
+            out[name].append(r)
+            log(f"    nftables {name:9}: {r['rps']:,.0f} req/s, entries {r['ct']:,}")
+    return out
+
+
+def nft_rows(nft: dict[str, list[dict]], ipt_untracked: list[dict]) -> list[Row]:
+    t, u = nft["tracked"], nft["untracked"]
+    if not t or not u:
+        return []
+    t_rps, u_rps, i_rps = _med(t, "rps"), _med(u, "rps"), _med(ipt_untracked, "rps")
+    note = (f"medians of {len(t)} rounds per profile (ABBA), same lab, pinning and "
+            f"requests as the iptables rows; spread tracked {_spread([r['rps'] for r in t])}, "
+            f"untracked {_spread([r['rps'] for r in u])} req/s")
+    return [
+        Row(SECTION, "requests/s, new connection per request, nftables packet filter",
+            "tracked profile on nftables (conntrack)", t_rps, u_rps, "req/s", goal=1.4,
+            higher_is_better=True, note=note, n=len(u),
+            why="as for iptables: conntrack is a small share of a request's cost (see the "
+                "perf split of the iptables rows)", extra={"tracked_runs": t,
+                                                           "untracked_runs": u}),
+        Row(SECTION, "requests/s untracked: nftables vs iptables",
+            "untracked profile on iptables", i_rps, u_rps, "req/s", note=note),
+        Row(SECTION, "conntrack entries after an untracked run on nftables",
+            "tracked profile on nftables", float(max(r["ct"] for r in t)),
+            float(max(r["ct"] for r in u)), "entries", goal=0.0),
+    ]
 
 
 def _med(runs: list[dict], key: str) -> float | None:

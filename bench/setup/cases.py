@@ -86,6 +86,8 @@ def linear(lab, path: Path, n: int) -> float:
 def drop_counter(lab, backend: str):
     if backend == "xdp":
         return lambda: h.xdp_drop_packets(lab.server_ns)
+    if backend == "nftables":
+        return lambda: h.nft_drop_packets(lab.server_ns)
     return lambda: h.raw_drop_packets(lab.server_ns)
 
 

@@ -152,8 +152,11 @@ def cmd_agent(args) -> int:
 
 def _print_status(report: StatusReport) -> None:
     ns = report.netns or "host"
-    print(f"netns {ns}   iptables mode {report.iptables_mode} (nodewall writes "
-          f"{report.writes})   generation {report.generation}")
+    print(f"netns {ns}   iptables mode {report.iptables_mode} (`iptables` is "
+          f"{report.iptables_command}; nodewall writes {report.writes})   "
+          f"generation {report.generation}")
+    if report.recommendation:
+        print(f"recommendation: {report.recommendation}")
     if report.panic:
         print("!!! PANIC MODE: everything but failsafe traffic is dropped !!!")
     if report.pending_confirm:

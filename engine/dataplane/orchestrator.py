@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from nodewall.engine.dataplane.ipsets.dataplane import IpsetDataplane
 from nodewall.engine.dataplane.iptables.dataplane import IptablesDataplane
+from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.nftables.dataplane import NftablesDataplane
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.dataplane.protocol import Counters, Dataplane, TxContext
@@ -120,7 +121,7 @@ class Orchestrator:
         snapshot = snapshot or self.snapshot()
         return [f for dp in self.dataplanes for f in dp.foreign(snapshot.observed[dp.name])]
 
-    def iptables_mode(self) -> str:
+    def iptables_mode(self) -> IptablesMode:
         return self.iptables.host_mode()
 
     # -- write -----------------------------------------------------------------

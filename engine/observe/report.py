@@ -71,7 +71,7 @@ class RuleStats:
 @dataclass(frozen=True)
 class StatusReport:
     netns: str | None
-    iptables_mode: str  # "legacy" / "nft" / "mixed" / "none"; what the host's `iptables` is
+    iptables_mode: str  # "legacy" / "nft" / "mixed" / "none": where other tools' rules are
     interfaces: tuple[InterfaceInfo, ...]
     conntrack: ConntrackInfo
     rules: tuple[RuleStats, ...]
@@ -83,6 +83,9 @@ class StatusReport:
     last_revert: dict[str, Any] | None = None  # an automatic revert not yet acknowledged
     quarantined: tuple[str, ...] = ()  # content digests the agent will not re-apply
     writes: str = "iptables-legacy (raw, mangle, filter), ipset, XDP"
+    iptables_command: str = "unknown"  # what the host's `iptables` drives: legacy / nft
+    packet_filter: str | None = None  # the generation's: "iptables" / "nftables"
+    recommendation: str | None = None  # e.g. use nftables on an iptables-nft host
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:

@@ -48,6 +48,25 @@ def rule_stats(counters: Counters, rules_meta: Mapping[str, Mapping[str, Any]]
     return rules, unknown
 
 
+WRITES = {"iptables": "iptables-legacy (raw, mangle, filter), ipset",
+          "nftables": "nftables (table inet nodewall)"}
+RECOMMEND_NFT = ("this host's `iptables` is iptables-nft, so `iptables -S` and `nft list "
+                 "ruleset` show none of nodewall's rules (they are in legacy xtables); "
+                 "set [settings] packet_filter = \"nftables\" (or backend = \"nftables\") "
+                 "to write them as nftables")
+
+
+def packet_filter_lines(kernel: Orchestrator, packet_filter: str | None) -> dict[str, object]:
+    """The StatusReport fields about iptables and the packet filter: where other tools'
+    rules are, what `iptables` is, what nodewall writes, and whether nftables would
+    suit this host better (the generation uses iptables on an iptables-nft host)."""
+    mode = kernel.iptables_mode()
+    writes = WRITES.get(packet_filter or "iptables", WRITES["iptables"]) + ", XDP"
+    advice = RECOMMEND_NFT if packet_filter == "iptables" and mode.default == "nft" else None
+    return {"iptables_mode": mode.kind, "iptables_command": mode.default, "writes": writes,
+            "packet_filter": packet_filter, "recommendation": advice}
+
+
 def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
@@ -83,7 +102,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
                         "recovery; the next nodewall command completes it")
     return StatusReport(
         netns=netns,
-        iptables_mode=kernel.iptables_mode(),
+        **packet_filter_lines(kernel, meta.expected.packet_filter if meta else None),
         interfaces=tuple(_hep_for(list_interfaces(), heps)),
         conntrack=conntrack_info(),
         rules=tuple(rules),

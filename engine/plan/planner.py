@@ -44,11 +44,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nodewall.engine.plan.chains import LayoutBuilder, endpoints, policy_selects
-from nodewall.engine.plan.desired import DesiredState, IpSetSpec, TableState
+from nodewall.engine.plan.desired import DesiredState, IpSetSpec, PacketFilter, TableState
 from nodewall.engine.plan.rules import RenderedRule, render_policy_rules
 from nodewall.engine.plan.sets import FAMILIES, SetResolver
 from nodewall.engine.plan.xdp import plan_xdp
-from nodewall.engine.profile.model import Profile
+from nodewall.engine.profile.model import Profile, Settings
 
 
 def _render_all(profile: Profile, resolver: SetResolver
@@ -85,8 +85,20 @@ def _order_sets(sets: dict[str, IpSetSpec]) -> tuple[IpSetSpec, ...]:
     return tuple(sorted(sets.values(), key=lambda s: (s.kind == "list:set", s.family, s.name)))
 
 
-def plan(profile: Profile) -> DesiredState:
-    """The kernel state `profile` asks for (see the module docstring for the layout)."""
+def packet_filter(settings: Settings, auto: PacketFilter = "iptables") -> PacketFilter:
+    """The packet filter `settings` ask for: backend "iptables"/"nftables" is one;
+    under "auto"/"xdp", [settings] packet_filter, where "auto" is `auto` (the caller
+    probes the host: engine.safety.transactions.auto_packet_filter)."""
+    if settings.backend in ("iptables", "nftables"):
+        return settings.backend  # type: ignore[return-value]
+    if settings.packet_filter in ("iptables", "nftables"):
+        return settings.packet_filter  # type: ignore[return-value]
+    return auto
+
+
+def plan(profile: Profile, *, auto_packet_filter: PacketFilter = "iptables") -> DesiredState:
+    """The kernel state `profile` asks for (see the module docstring for the layout).
+    `auto_packet_filter`: what packet_filter = "auto" means on the target host."""
     profile = _sorted(profile)
     resolver = SetResolver(profile)
     rendered = _render_all(profile, resolver)
@@ -116,7 +128,7 @@ def plan(profile: Profile) -> DesiredState:
         rules=dict(sorted(builder.metas.items())),
         interfaces=tuple(e.interface for e in named),
         warnings=(*profile.warnings, *warnings, *_warnings(profile, rendered)),
-        packet_filter="nftables" if profile.settings.backend == "nftables" else "iptables")
+        packet_filter=packet_filter(profile.settings, auto_packet_filter))
 
 
 def _sorted(profile: Profile) -> Profile:

@@ -16,6 +16,9 @@ from nodewall.engine.nets.scan import NetsFile
 Action = Literal["allow", "deny", "log", "pass"]
 Direction = Literal["ingress", "egress"]
 Backend = Literal["auto", "iptables", "xdp", "nftables"]
+# the packet filter under backend "auto"/"xdp" (XDP's backstop); "auto": see
+# engine.safety.transactions.choose_packet_filter
+PacketFilterChoice = Literal["auto", "iptables", "nftables"]
 XdpMode = Literal["auto", "native", "generic"]
 
 # Felix's defaults (FailsafeInboundHostPorts / FailsafeOutboundHostPorts).
@@ -58,6 +61,7 @@ class Failsafe:
 @dataclass(frozen=True)
 class Settings:
     backend: Backend = "auto"
+    packet_filter: PacketFilterChoice = "auto"
     xdp_mode: XdpMode = "auto"
     failsafe_inbound: tuple[Failsafe, ...] = ()
     failsafe_outbound: tuple[Failsafe, ...] = ()

@@ -18,7 +18,7 @@ from nodewall.engine.profile.model import (
 )
 from nodewall.engine.profile.toml_locations import Path
 
-SETTINGS_KEYS = ("backend", "xdp_mode", "failsafe_inbound", "failsafe_outbound",
+SETTINGS_KEYS = ("backend", "packet_filter", "xdp_mode", "failsafe_inbound", "failsafe_outbound",
                  "max_set_entries")
 HEP_KEYS = ("name", "interface", "expected_ips", "labels")
 NETSET_KEYS = ("name", "labels", "nets", "nets_file")
@@ -65,16 +65,29 @@ def _failsafes(ctx: Ctx, t: dict[str, Any], key: str,
     return tuple(out)
 
 
+def _check_filter(ctx: Ctx, backend: str | None, packet_filter: str | None) -> None:
+    """backend = "iptables" / "nftables" IS the packet filter: packet_filter may only
+    repeat it."""
+    if backend in ("iptables", "nftables") and packet_filter not in (None, "auto", backend):
+        ctx.error(ctx.value_loc(("settings", "packet_filter")),
+                  f"packet_filter '{packet_filter}' conflicts with backend '{backend}'",
+                  f"drop packet_filter, or set backend = \"auto\" or \"xdp\" to run "
+                  f"XDP with {packet_filter} behind it")
+
+
 def parse_settings(ctx: Ctx, t: dict[str, Any]) -> Settings:
     path: Path = ("settings",)
     what = "[settings]"
     ctx.check_keys(t, path, SETTINGS_KEYS, what)
     backend = ctx.enum(t, path, "backend", ("auto", "iptables", "xdp", "nftables"),
                        what)
+    packet_filter = ctx.enum(t, path, "packet_filter", ("auto", "iptables", "nftables"), what)
+    _check_filter(ctx, backend, packet_filter)
     mode = ctx.enum(t, path, "xdp_mode", ("auto", "native", "generic"), what)
     max_entries = ctx.int_in(t, path, "max_set_entries", 1, 1 << 32, what)
     return Settings(
         backend=backend or "auto",  # type: ignore[arg-type]
+        packet_filter=packet_filter or "auto",  # type: ignore[arg-type]
         xdp_mode=mode or "auto",  # type: ignore[arg-type]
         failsafe_inbound=_failsafes(ctx, t, "failsafe_inbound", DEFAULT_FAILSAFE_INBOUND),
         failsafe_outbound=_failsafes(ctx, t, "failsafe_outbound", DEFAULT_FAILSAFE_OUTBOUND),

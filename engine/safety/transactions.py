@@ -32,7 +32,7 @@ from nodewall.engine.errors import (
     NothingToDo,
 )
 from nodewall.engine.nets.baseline import BaselineStore
-from nodewall.engine.plan.desired import DesiredState
+from nodewall.engine.plan.desired import DesiredState, PacketFilter
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
@@ -41,7 +41,7 @@ from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
-from nodewall.engine.system import procfs
+from nodewall.engine.system import filters, procfs
 from nodewall.engine.system.netns import interface_exists
 
 OnWait = Callable[[str], None] | None
@@ -93,14 +93,33 @@ def check_interfaces(profile: Profile) -> None:
         raise InputErrors(errors)
 
 
+def auto_packet_filter() -> PacketFilter:
+    """What packet_filter = "auto" means here: iptables (the legacy xtables nodewall has
+    always written, so an old profile keeps its rules where they are) while the kernel
+    has legacy xtables; nftables on a kernel built without them, when libnftables'
+    binding is installed.  Read from /proc and /lib/modules, nothing loaded."""
+    if filters.legacy_xtables() or not filters.nftables_bindings():
+        return "iptables"
+    return "nftables"
+
+
+def with_backend(profile: Profile, backend: str | None) -> Profile:
+    """`--backend` over [settings] backend; "iptables"/"nftables" name the packet
+    filter too, so the profile's packet_filter does not conflict with them."""
+    if not backend:
+        return profile
+    s = profile.settings
+    pf = "auto" if backend in ("iptables", "nftables") else s.packet_filter
+    return dataclasses.replace(profile, settings=dataclasses.replace(
+        s, backend=backend, packet_filter=pf))
+
+
 def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
                   baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
-    profile = load_profiles([Path(p) for p in paths], baselines=baselines)
-    if backend:
-        profile = dataclasses.replace(
-            profile, settings=dataclasses.replace(profile.settings, backend=backend))
+    profile = with_backend(load_profiles([Path(p) for p in paths], baselines=baselines),
+                           backend)
     check_interfaces(profile)
-    return profile, plan(profile)
+    return profile, plan(profile, auto_packet_filter=auto_packet_filter())
 
 
 class Transactions:

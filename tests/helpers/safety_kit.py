@@ -55,7 +55,8 @@ _INITVAL = re.compile(r" initval 0x[0-9a-f]+")  # a random hash seed per set cre
 
 def fingerprint(ns: str) -> str:
     """nodewall's part of the kernel: nw- chains/rules/hooks (counters dropped) and
-    nw- sets with their members (sorted: the hash order is not stable)."""
+    nw- sets with their members (sorted: the hash order is not stable), and its nft
+    table (stateless: no counters)."""
     lines = []
     for tool in ("iptables-legacy-save", "ip6tables-legacy-save"):
         table = ""
@@ -66,7 +67,9 @@ def fingerprint(ns: str) -> str:
                 lines.append(f"{tool} {table} {_COUNTS.sub('', ln)}")
     sets = [_INITVAL.sub("", ln) for ln in in_ns(ns, "ipset", "save").stdout.splitlines()
             if " nw-" in ln]
-    return "\n".join(lines + sorted(sets))
+    nft = in_ns(ns, "nft", "-s", "list", "table", "inet", "nodewall", check=False)
+    table = nft.stdout.splitlines() if nft.returncode == 0 else []  # -s: no counters
+    return "\n".join(lines + sorted(sets) + table)
 
 
 def write_profile(d: Path, name: str, *, iface: str, members: int = 0, rules: int = 0,

@@ -74,6 +74,7 @@ class FakeService:
     threads: list = field(default_factory=list)
     status_gate: threading.Event | None = None  # when set, status() blocks until it is set
     reverted_by_watcher: int = 0
+    recommendation: str | None = None  # StatusReport.recommendation
     rules: list = field(default_factory=list)
     ticks: int = 0
 
@@ -120,7 +121,7 @@ class FakeService:
                 ConntrackCpu(1, insert=90, insert_failed=3, drop=1, early_drop=2))),
             rules=tuple(r for r, _ in self.rules),
             generation=self.generation, pending_confirm=pending, drift=(),
-            timestamp=self.clock())
+            timestamp=self.clock(), recommendation=self.recommendation)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         self._record("conntrack_sample")

@@ -38,6 +38,21 @@ async def test_conntrack_warning_above_80_percent(new_app, fake, clock):
         assert "! conntrack" not in screen_text(app)
 
 
+async def test_dashboard_recommends_nftables_on_an_iptables_nft_host(new_app, fake, clock):
+    app = new_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await tick(pilot, clock)
+        assert "nftables recommended" not in screen_text(app)
+        fake.recommendation = "this host's `iptables` is iptables-nft"
+        await tick(pilot, clock)
+        text = screen_text(app)
+        assert "! this host's `iptables` is iptables-nft" in text
+        assert "nftables recommended" in text
+        fake.recommendation = None
+        await tick(pilot, clock)
+        assert "iptables-nft" not in screen_text(app)
+
+
 async def test_engine_is_never_called_on_the_ui_thread(new_app, fake, clock):
     app = new_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -30,12 +30,14 @@ def conntrack_lines(state, width: int = 20) -> tuple[str, str | None]:
 
 class DashboardScreen(NwScreen):
     MODE = "dashboard"
-    HELP = ("Interfaces with rx/tx rates between ticks, XDP program and the host\n"
+    HELP = ("Which packet filter suits this host (when it is not the one in use);\n"
+            "interfaces with rx/tx rates between ticks, XDP program and the host\n"
             "endpoint covering each; conntrack fill, history and per-CPU errors;\n"
             "the rules with the highest hit rate right now.")
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dash"):
+            yield Static("", id="advice", classes="warn", markup=False)
             yield Label("Interfaces", classes="section", markup=False)
             yield DataTable(id="ifaces", cursor_type="row", show_cursor=False)
             yield Label("Conntrack", classes="section", markup=False)
@@ -57,6 +59,9 @@ class DashboardScreen(NwScreen):
         report = state.report
         if report is None:
             return
+        advice = self.query_one("#advice", Static)
+        advice.update(f"! {report.recommendation}" if report.recommendation else "")
+        advice.display = bool(report.recommendation)
         self._interfaces(state)
         line, warn = conntrack_lines(state)
         self.query_one("#ct-gauge", Static).update(line)

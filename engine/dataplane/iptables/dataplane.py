@@ -11,6 +11,7 @@ from nodewall.engine.dataplane.iptables import apply as iptables_apply
 from nodewall.engine.dataplane.iptables import libiptc
 from nodewall.engine.dataplane.iptables import observe as iptables_observe
 from nodewall.engine.dataplane.iptables import plan as iptables_plan
+from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
 from nodewall.engine.dataplane.iptables.observe import IptablesObserved
 from nodewall.engine.dataplane.protocol import Counters, TxContext
@@ -32,7 +33,7 @@ class IptablesDataplane:
     name = "iptables"
 
     def __init__(self) -> None:
-        self._mode: tuple[float, str] | None = None
+        self._mode: tuple[float, IptablesMode] | None = None
 
     def warm_up(self) -> None:
         libiptc.load()
@@ -92,11 +93,12 @@ class IptablesDataplane:
     def flush(self) -> None:
         iptables_apply.raise_if_incomplete(iptables_apply.flush())
 
-    def host_mode(self) -> str:
-        """What the host's `iptables` command is: legacy / nft / mixed / none."""
+    def host_mode(self) -> IptablesMode:
+        """Where other tools' iptables rules live (legacy / nft / mixed / none) and what
+        the host's `iptables` command drives (legacy / nft / unknown)."""
         now = time.monotonic()
         if self._mode is None or now - self._mode[0] > MODE_TTL_S:
-            self._mode = (now, detect_iptables_mode().kind)
+            self._mode = (now, detect_iptables_mode())
         return self._mode[1]
 
 

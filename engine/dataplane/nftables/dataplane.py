@@ -1,14 +1,32 @@
 """nftables as a Dataplane: nodewall's own `table inet nodewall` with its base chains,
 chains, rules and sets (engine.dataplane.protocol); it replaces the ipsets + iptables
-pair when `[settings] backend = "nftables"`.
+pair when the packet filter is nftables.
 
-An apply is (1) the sets: declared, then their elements changed in one netlink
-transaction (engine.dataplane.nftables.sets), (2) the ruleset: ONE nft batch that
-flushes every chain of the table, deletes the chains and sets no longer wanted and
-adds the wanted chains and rules (one kernel transaction: readers see the old or the
-new ruleset), (3) a read-back that checks every chain's rule ids.  Rules keep their
-counters across applies: each re-added rule carries the packets/bytes read for the
-same (chain, rule id) just before.  Other tables are never touched.
+Kernel transactions of an apply (each all-or-nothing; readers see before or after):
+  - rules changed, sets small (up to nft_sets.INLINE_MAX ranges each, before and
+    after; nft_sets.inline): ONE nft batch declares and fills the sets (nft text),
+    flushes every chain of the table, deletes the chains and sets no longer wanted and
+    adds the wanted chains and rules;
+  - only set elements changed (a nets_file delta): the big sets' in ONE netlink
+    transaction, the small sets' in one nft batch (one transaction when only one kind
+    changed); the rules are not rewritten (their counters keep counting);
+  - a big set and the rules changed: the big set first (one netlink transaction;
+    a new set is declared by one nft batch before: no rule uses it yet, packets do not
+    see it), then the one nft batch of rules and small sets.
+Why not always one: libnftables builds and sends its own batch (no API takes foreign
+netlink messages, none hands its bytes out), and 1M elements through libnftables cost
+~20 s and ~1 GB (interval checks and one expression object per element), which is
+why big sets are streamed by a hand-written netlink batch
+(engine.dataplane.nftables.netlink).  Netlink size is not the limit: the 1M load is one
+batch of ~50 MB.  Writing the rules in that batch too would mean encoding every nft
+expression by hand, a second nft compiler.  So in the last case a live big set may hold
+its new elements a few milliseconds before the rules change; a crash between the two
+transactions leaves the journal, whose recovery puts the previous generation back
+whole (engine.safety.transactions).
+
+After the writes, a read-back checks every chain's rule ids and every set.  Rules keep
+their counters across applies: each re-added rule carries the packets/bytes read for
+the same (chain, rule id) just before.  Other tables are never touched.
 """
 from __future__ import annotations
 
@@ -118,10 +136,11 @@ class NftablesDataplane:
         return nft_observe.observe()
 
     def prepare(self, desired: DesiredState, ctx: TxContext) -> None:
-        """Forget the record of every set the kernel no longer has."""
+        """Forget the record of every set the kernel no longer has, or whose content
+        was changed by hand (the apply reloads it)."""
         live = ctx.observation(self)
         for spec in desired.ipsets:
-            if spec.name not in live.sets:
+            if spec.name not in live.sets or nft_sets.content_drift(spec.name):
                 nft_sets.drop_manifest(spec.name)
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
@@ -139,11 +158,18 @@ class NftablesDataplane:
         if not desired.tables and not desired.ipsets:
             self.flush()
             return
-        nft_sets.sync(made.sets, observed)
-        have_chains = [c.name for c in observed.chains]
-        cmds = render.ruleset_commands(desired, have_chains, list(observed.sets),
-                                       _carry(observed))
-        nft_observe.run("\n".join(cmds), "ruleset")
+        small = [c for c in made.sets.changes if nft_sets.inline(c)]
+        big = [c for c in made.sets.changes if c.action != "none" and not nft_sets.inline(c)]
+        nft_sets.sync(big, observed)
+        cmds = nft_sets.commands(small)
+        if made.ruleset or made.sets.stale or not observed.present:
+            cmds = render.ruleset_commands(desired, [c.name for c in observed.chains],
+                                           list(observed.sets), _carry(observed))
+            cmds[1:1] = nft_sets.commands(small)  # after `add table`, before any rule
+        if cmds:
+            nft_sets.forget(small)
+            nft_observe.run("\n".join(cmds), "ruleset")
+            nft_sets.record(small)
         for name in made.sets.stale:
             nft_sets.drop_manifest(name)
         problems = self.verify(desired)
@@ -203,20 +229,28 @@ class NftablesDataplane:
         out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
         out += [Drift("ipset", n, "is missing") for n in expected.ipsets
                 if n not in observed.sets]
+        out += [Drift("ipset", n, why) for n in expected.ipsets if n in observed.sets
+                for why in [nft_sets.content_drift(n)] if why]
         out += [Drift("ipset", n, "is not in the recorded generation")
                 for n in sorted(set(observed.sets) - set(expected.ipsets))]
         return out
 
     def foreign(self, observed: NftObserved) -> list[str]:
-        """Other tables' base chains at the hooks nodewall's table uses (they run
-        beside it: a drop in either is final).  No other table can reference
-        nodewall's chains or sets."""
+        """Other nft tables, while nodewall's table is there: each is left alone, and
+        its base chains run beside nodewall's (a drop in either is final).  No other
+        table can reference nodewall's chains or sets."""
         if not observed.present:
             return []
-        ours = {c.hook for c in observed.chains if c.hook}
-        return [f"nft table {c['family']} {c['table']}: base chain {c['name']} at hook "
-                f"{c['hook']} priority {c.get('prio')} (runs beside nodewall's)"
-                for c in observed.others if c.get("hook") in ours]
+        out = []
+        for table in observed.other_tables:
+            family, _, name = table.partition(" ")
+            hooks = [f"{c['name']} at {c['hook']} priority {c.get('prio')}"
+                     for c in observed.others
+                     if (c.get("family"), c.get("table")) == (family, name)]
+            where = ("base chains " + ", ".join(hooks) + ": they run beside nodewall's"
+                     if hooks else "no base chain")
+            out.append(f"nft table {table} (not nodewall's, left alone): {where}")
+        return out
 
     def flush(self) -> None:
         if nft_observe.observe().present:

@@ -183,3 +183,121 @@ def _read_acks(sock: socket.socket, expected: int) -> None:
         raise KernelError("nftables set update failed (nothing was changed): "
                           + "; ".join(sorted(set(errors))),
                           hint="`nft list table inet nodewall` shows the table")
+
+
+NFT_MSG_GETSETELEM = 13
+NLM_F_DUMP = 0x300
+NLMSG_DONE = 3
+DUMP_TIMEOUT_S = 10.0
+
+
+def _attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(type without flags, payload) of each attribute in buf[off:end]."""
+    while off + 4 <= end:
+        n, kind = struct.unpack_from("=HH", buf, off)
+        if n < 4:
+            return
+        yield kind & 0x3FFF, buf[off + 4:off + n]
+        off += (n + 3) & ~3
+
+
+def _element(payload: bytes) -> tuple[bytes, bool] | None:
+    """(key bytes, is an interval end) of one NFTA_LIST_ELEM."""
+    key, end = None, False
+    for kind, data in _attrs(payload, 0, len(payload)):
+        if kind == NFTA_SET_ELEM_KEY:
+            key = next((v for k, v in _attrs(data, 0, len(data)) if k == NFTA_DATA_VALUE), None)
+        elif kind == NFTA_SET_ELEM_FLAGS and len(data) >= 4:
+            end = bool(struct.unpack("!I", data[:4])[0] & NFT_SET_ELEM_INTERVAL_END)
+    return None if key is None else (key, end)
+
+
+def _dump_messages(sock: socket.socket) -> Iterator[bytes]:
+    """The payload (after the nfgenmsg header) of every answer to a dump."""
+    while True:
+        try:
+            buf = sock.recv(1 << 20)
+        except (TimeoutError, OSError) as exc:
+            raise KernelError(f"nftables set read: {exc}") from exc
+        off = 0
+        while off + 16 <= len(buf):
+            length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", buf, off)
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                (code,) = struct.unpack_from("=i", buf, off + 16)
+                if code:
+                    raise KernelError(f"nftables set read: {os.strerror(-code)}")
+            else:
+                yield buf[off + 20:off + length]
+            off += max(16, (length + 3) & ~3)
+
+
+def set_elements(table: str, set_name: str) -> list[tuple[bytes, bool]]:
+    """Every element of an interval set as the kernel holds it: (key, interval end)."""
+    payload = (_attr(NFTA_SET_ELEM_LIST_TABLE, table.encode() + b"\0")
+               + _attr(NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0"))
+    request = _msg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
+                   NLM_F_REQUEST | NLM_F_DUMP, 1, NFPROTO_INET, payload)
+    out: list[tuple[bytes, bool]] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 22)
+        sock.bind((0, 0))
+        sock.settimeout(DUMP_TIMEOUT_S)
+        sock.send(request)
+        for msg in _dump_messages(sock):
+            for kind, data in _attrs(msg, 0, len(msg)):
+                if kind != NFTA_SET_ELEM_LIST_ELEMENTS:
+                    continue
+                for k, el in _attrs(data, 0, len(data)):
+                    parsed = _element(el) if k == NFTA_LIST_ELEM else None
+                    if parsed is not None:
+                        out.append(parsed)
+    return out
+
+
+def ranges_of(elements: list[tuple[bytes, bool]]) -> list[int]:
+    """Interval-set elements -> sorted `start << bits | end` ranges (the inverse of
+    `elements`); an end element with no open start before it (nft's own zero end
+    marker) is skipped, a start with no end runs to the top of the address space."""
+    if not elements:
+        return []
+    bits = 8 * len(elements[0][0])
+    top = (1 << bits) - 1
+    out: list[int] = []
+    start: int | None = None
+    # an end sorts before a start at the same key (adjacent ranges)
+    for key, is_end in sorted(((int.from_bytes(k, "big"), e) for k, e in elements),
+                              key=lambda x: (x[0], not x[1])):
+        if is_end:
+            if start is not None and key > start:
+                out.append(start << bits | (key - 1))
+            start = None
+        else:
+            start = key
+    if start is not None:
+        out.append(start << bits | top)
+    return out
+
+
+NFT_MSG_GETGEN = 16
+NFTA_GEN_ID = 1
+
+
+def generation() -> int:
+    """The nftables generation of the current network namespace: +1 per committed
+    transaction (any table's), so a test or a bench can count an apply's."""
+    request = _msg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST, 1, 0, b"")
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+        sock.bind((0, 0))
+        sock.settimeout(DUMP_TIMEOUT_S)
+        sock.send(request)
+        buf = sock.recv(65536)
+    length, kind = struct.unpack_from("=IH", buf)
+    if kind == NLMSG_ERROR:
+        (code,) = struct.unpack_from("=i", buf, 16)
+        raise KernelError(f"nftables generation: {os.strerror(-code)}")
+    for attr, data in _attrs(buf, 20, length):
+        if attr == NFTA_GEN_ID:
+            return int(struct.unpack("!I", data[:4])[0])
+    raise KernelError("nftables generation: no id in the answer")

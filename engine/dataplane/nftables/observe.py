@@ -41,6 +41,7 @@ class NftObserved:
     chains: tuple[NftChain, ...] = ()
     sets: tuple[str, ...] = ()
     others: tuple[dict[str, Any], ...] = field(default=(), compare=False)  # other base chains
+    other_tables: tuple[str, ...] = field(default=(), compare=False)  # "family name"
 
     def chain(self, name: str) -> NftChain | None:
         return next((c for c in self.chains if c.name == name), None)
@@ -140,10 +141,12 @@ def observe() -> NftObserved:
     items = _list(ctx, "list ruleset")
     if items is None:  # no nf_tables in this kernel: nothing of ours either
         return NftObserved(available=False)
-    if not any("table" in i and (i["table"].get("family"), i["table"].get("name")) == (
-            FAMILY, TABLE) for i in items):
-        return NftObserved(available=True)
-    chains, sets = parse(items)
+    tables = [i["table"] for i in items if "table" in i]
+    other_tables = tuple(f"{t.get('family')} {t.get('name')}" for t in tables
+                         if (t.get("family"), t.get("name")) != (FAMILY, TABLE))
     others = tuple(i["chain"] for i in items if "chain" in i and "hook" in i["chain"]
                    and not _ours(i["chain"]))
-    return NftObserved(True, True, tuple(chains), tuple(sets), others)
+    if len(other_tables) == len(tables):
+        return NftObserved(True, others=others, other_tables=other_tables)
+    chains, sets = parse(items)
+    return NftObserved(True, True, tuple(chains), tuple(sets), others, other_tables)

@@ -23,12 +23,14 @@ from typing import Literal
 from nodewall.engine.dataplane.nftables import intervals, netlink
 from nodewall.engine.dataplane.nftables.observe import NftObserved, run
 from nodewall.engine.dataplane.nftables.render import FAMILY, TABLE, set_decl
-from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.plan.desired import Family, IpSetSpec
 from nodewall.engine.system import netns
 
 Action = Literal["create", "replace", "delta", "none"]
 RUN_ROOT = Path("/run/nodewall")
 DELTA_MIN = 10000  # a delta up to max(DELTA_MIN, ranges / 4) ranges; above: reload
+INLINE_MAX = 4096  # sets up to this many ranges change inside the ruleset batch
+CONTENT_CHECK_MAX = 65536  # sets of up to this many ranges are compared range by range
 
 
 def manifest_dir() -> Path:
@@ -59,6 +61,7 @@ class SetChange:
     added: list[int] = field(default_factory=list, repr=False)  # delta
     removed: list[int] = field(default_factory=list, repr=False)
     total: int = 0  # ranges after the change
+    before: int = -1  # ranges the live set holds, when recorded (-1: not known)
 
     def describe(self) -> list[str]:
         s = self.spec
@@ -113,22 +116,72 @@ def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
             continue
         add, rem = intervals.diff(old, ranges)
         if not add and not rem:
-            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges)))
+            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges),
+                                     before=len(old)))
             ranges.clear()
         elif len(add) + len(rem) > max(DELTA_MIN, len(ranges) // 4):
             changes.append(SetChange(spec, "replace", f"{len(add) + len(rem)} ranges changed",
-                                     ranges, total=len(ranges)))
+                                     ranges, total=len(ranges), before=len(old)))
         else:
             changes.append(SetChange(spec, "delta", "small change", ranges, add, rem,
-                                     total=len(ranges)))
+                                     total=len(ranges), before=len(old)))
     wanted = set(by_name)
     return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
 
 
-def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) -> None:
-    """Declare the missing sets (one nft batch), then change every set's elements in
-    ONE netlink transaction, then record what each set now holds."""
-    todo = [c for c in made.changes if c.action != "none"]
+def inline(change: SetChange) -> bool:
+    """Small enough to go as nft text into the apply's one ruleset batch: nft then
+    reads the set's current elements (for its interval checks) and parses every range
+    it sends, which is cheap up to INLINE_MAX ranges and slow for a big set, so the
+    live set must be known to be small too (a new one is empty)."""
+    if change.action == "none" or change.total > INLINE_MAX:
+        return False
+    return change.action == "create" or 0 <= change.before <= INLINE_MAX
+
+
+def _elements_cmd(verb: str, name: str, ranges: list[int], family: Family) -> list[str]:
+    if not ranges:
+        return []
+    body = ", ".join(intervals.to_text(r, family) for r in ranges)
+    return [f"{verb} element {FAMILY} {TABLE} {name} {{ {body} }}"]
+
+
+def commands(changes: Sequence[SetChange]) -> list[str]:
+    """nft commands that declare and fill `changes` (inline ones), for the ruleset
+    batch: before any rule, so the rules of the same transaction can use them."""
+    out: list[str] = []
+    for c in changes:
+        name, fam = c.spec.name, c.spec.family
+        if c.action == "create":
+            out.append(f"add set {FAMILY} {TABLE} {name} {set_decl(c.spec)}")
+        if c.action == "replace":
+            out.append(f"flush set {FAMILY} {TABLE} {name}")
+        if c.action == "delta":
+            out += _elements_cmd("delete", name, c.removed, fam)
+            out += _elements_cmd("add", name, c.added, fam)
+        else:
+            out += _elements_cmd("add", name, c.ranges, fam)
+    return out
+
+
+def forget(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
+    """Before a transaction that changes these sets: their content is unknown until it
+    is in."""
+    for c in changes:
+        drop_manifest(c.spec.name, manifests)
+
+
+def record(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
+    """After the transaction: what each set now holds."""
+    for c in changes:
+        intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+
+
+def sync(todo: Sequence[SetChange], observed: NftObserved,
+         manifests: Path | None = None) -> None:
+    """Big sets, streamed: declare the missing ones (one nft batch; no rule uses a new
+    set yet, so packets do not see it), then change every set's elements in ONE
+    netlink transaction, then record what each set now holds."""
     if not todo:
         return
     creates = [c.spec for c in todo if c.action == "create"]
@@ -137,8 +190,8 @@ def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) ->
             f"add set {FAMILY} {TABLE} {s.name} {set_decl(s)}" for s in creates]),
             "declare sets")
     batch = netlink.Batch(TABLE)
+    forget(todo, manifests)
     for c in todo:
-        drop_manifest(c.spec.name, manifests)  # unknown content until the batch is in
         fam = c.spec.family
         if c.action == "delta":
             if c.removed:
@@ -150,5 +203,30 @@ def sync(made: SetPlan, observed: NftObserved, manifests: Path | None = None) ->
                 batch.flush_set(c.spec.name)
             batch.set_elements(c.spec.name, netlink.elements(c.ranges, fam))
     batch.send()
-    for c in todo:
-        intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+    record(todo, manifests)
+
+
+def family_of(name: str) -> Family:
+    """nodewall's set names carry their family: nw-n4-…, nw-sn6-…, nw-l4-…"""
+    return 6 if name.split("-")[1].endswith("6") else 4
+
+
+def content_drift(name: str, manifests: Path | None = None) -> str | None:
+    """Why set `name` no longer holds what nodewall loaded, or None: its elements
+    (one netlink dump) against the record of the last load, when that record has at
+    most CONTENT_CHECK_MAX ranges (a larger set is checked for presence only)."""
+    path = manifest_path(name, manifests)
+    family = family_of(name)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # no record: the next apply reloads it
+    if size // (8 if family == 4 else 32) > CONTENT_CHECK_MAX:
+        return None
+    loaded = intervals.load(path, family) or []
+    live = intervals.merge(netlink.ranges_of(netlink.set_elements(TABLE, name)), family)
+    if live == loaded:
+        return None
+    if len(live) != len(loaded):
+        return f"was changed outside nodewall ({len(live)} ranges, applied {len(loaded)})"
+    return "was changed outside nodewall (other members)"

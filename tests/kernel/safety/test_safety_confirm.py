@@ -31,12 +31,20 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def two(netns_pair, tmp_path):
-    a = write_profile(tmp_path, "a", iface="srv0", members=20, rules=2, variant=1)
-    b = write_profile(tmp_path, "b", iface="srv0", members=20, rules=2, variant=2)
+def two(netns_pair, tmp_path, request):
+    """Two profiles on the packet filter `request.param` (default iptables)."""
+    backend = getattr(request, "param", "iptables")
+    a = write_profile(tmp_path, "a", iface="srv0", members=20, rules=2, variant=1,
+                      backend=backend)
+    b = write_profile(tmp_path, "b", iface="srv0", members=20, rules=2, variant=2,
+                      backend=backend)
     return netns_pair.server, tmp_path / "state", a, b
 
 
+BOTH = pytest.mark.parametrize("two", ["iptables", "nftables"], indirect=True)
+
+
+@BOTH
 def test_apply_whose_session_dies_in_the_confirm_window_is_rolled_back(two):
     ns, state, a, b = two
     nw(ns, state, "apply", str(a))
@@ -70,6 +78,7 @@ def test_apply_whose_session_dies_in_the_confirm_window_is_rolled_back(two):
     assert out.returncode == 1 and "nothing is waiting for confirmation" in out.stderr
 
 
+@BOTH
 def test_confirm_keeps_the_change(two):
     ns, state, a, b = two
     nw(ns, state, "apply", str(a))

@@ -1,7 +1,7 @@
 """Plans depend on content, not on paths or history (issue 15): after an apply, the
 same profiles named by another path (relative, absolute, through `..`, through a
 symlinked directory, copied elsewhere), or after panic on/off, are 'nothing to do'
-(apply --check exits 3) on the iptables and the XDP backends."""
+(apply --check exits 3) on the iptables, XDP and nftables backends."""
 from __future__ import annotations
 
 import os
@@ -50,7 +50,7 @@ def _names_of(profile):
             str(link / profile.name), str(copy / profile.name)]
 
 
-@pytest.mark.parametrize("backend", ["iptables", "xdp"])
+@pytest.mark.parametrize("backend", ["iptables", "xdp", "nftables"])
 def test_nothing_to_do_from_any_path_and_after_panic(netns_pair, tmp_path, backend):
     ns, state = netns_pair.server, tmp_path / "state"
     profile = write_profile(tmp_path / "p", "x", iface="srv0", members=40, rules=2,

@@ -117,13 +117,14 @@ def test_panic_with_nothing_applied_uses_felix_defaults(listeners, tmp_path):
     assert _reach(pair)["in 2222"] and "nw-" not in in_ns(ns, "iptables-legacy-save").stdout
 
 
-def test_failsafe_under_default_deny_both_directions(listeners, tmp_path):
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_failsafe_under_default_deny_both_directions(listeners, tmp_path, backend):
     """Without panic: a host endpoint with no policy denies all but failsafe, and the
     return traffic of each failsafe direction passes."""
     pair = listeners
     ns, state = pair.server, tmp_path / "state"
     profile = write_profile(tmp_path, "deny", iface="srv0", failsafe_in='["tcp:22"]',
-                            failsafe_out='["tcp:6443"]')
+                            failsafe_out='["tcp:6443"]', backend=backend)
     nw(ns, state, "apply", str(profile))
     assert _reach(pair) == {"in 22": True, "in 2222": False, "out 6443": True,
                             "out 7000": False}

@@ -1,0 +1,77 @@
+"""Drift on the nftables packet filter: changes made by hand to nodewall's table
+(a rule deleted, a hook jump deleted, a member swapped in a nets_file set with the
+count unchanged, a member added to an inline set) are reported by status and
+repaired by apply and by `agent --once`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import IS_ROOT, in_ns
+from tests.helpers.safety_kit import nw, status, write_profile
+from tests.kernel.safety.test_safety_drift import INLINE
+
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
+
+
+def _table(ns: str) -> list[dict]:
+    return json.loads(in_ns(ns, "nft", "-j", "list", "table", "inet", "nodewall").stdout)[
+        "nftables"]
+
+
+def _set(ns: str, prefix: str) -> str:
+    return next(i["set"]["name"] for i in _table(ns) if "set" in i
+                and i["set"]["name"].startswith(prefix))
+
+
+def _has(ns: str, name: str, addr: str) -> bool:
+    return in_ns(ns, "nft", "get", "element", "inet", "nodewall", name, f"{{ {addr} }}",
+                 check=False).returncode == 0
+
+
+def _by_hand(ns: str) -> tuple[str, str]:
+    """Returns (nets_file set, the member swapped out of it)."""
+    rules = [i["rule"] for i in _table(ns) if "rule" in i]
+    victim = next(r for r in rules if r["chain"] == "filter4-nw-fi-srv0")
+    in_ns(ns, "nft", "delete", "rule", "inet", "nodewall", "filter4-nw-fi-srv0",
+          "handle", str(victim["handle"]))
+    hook = next(r for r in rules if r["chain"] == "filter-output")
+    in_ns(ns, "nft", "delete", "rule", "inet", "nodewall", "filter-output",
+          "handle", str(hook["handle"]))
+    big = _set(ns, "nw-n4-")
+    assert _has(ns, big, "30.0.0.0/30") and not _has(ns, big, "30.0.0.4")
+    in_ns(ns, "nft", "delete", "element", "inet", "nodewall", big, "{ 30.0.0.0/30 }")
+    in_ns(ns, "nft", "add", "element", "inet", "nodewall", big, "{ 198.51.100.0/30 }")
+    inline = _set(ns, "nw-sn4-")
+    in_ns(ns, "nft", "add", "element", "inet", "nodewall", inline, "{ 10.9.99.0/24 }")
+    return big, "30.0.0.1"
+
+
+def test_drift_on_nftables_is_reported_and_repaired(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    profile = write_profile(tmp_path / "profiles", "p", iface="srv0", members=200, rules=5,
+                            extra=INLINE, backend="nftables")
+    # members apart from each other: each is one range of the nft set (adjacent ones merge)
+    (profile.parent / "p-nets.txt").write_text("".join(f"30.0.{i}.0/30\n" for i in range(200)))
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+
+    big, swapped = _by_hand(ns)
+    drift = "\n".join(status(ns, state)["drift"])
+    assert "chain 4/filter/nw-fi-srv0 was changed (1 rule block(s) missing" in drift, drift
+    assert "hook 4/filter/OUTPUT->nw-OUTPUT is missing" in drift
+    assert f"ipset {big} was changed outside nodewall (other members)" in drift
+    assert "nw-sn4-" in drift and "ranges, applied" in drift
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    assert _has(ns, big, swapped) and not _has(ns, big, "198.51.100.1")
+
+    _by_hand(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
+    assert "drift item(s))" in once.stderr
+    assert status(ns, state)["drift"] == []
+    assert _has(ns, big, swapped) and not _has(ns, big, "198.51.100.1")
+    nw(ns, state, "flush")
