@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nodewall",
         description="Calico-style host-endpoint firewall for one node "
-                    "(iptables raw/ipset and XDP backends).")
+                    "(iptables + ipset, nftables and XDP backends).")
     p.add_argument("--netns", metavar="NAME",
                    help="enter network namespace NAME (ip netns) before doing anything")
     p.add_argument("--state-dir", metavar="DIR", type=Path,
