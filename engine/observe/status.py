@@ -27,6 +27,14 @@ def _hep_for(interfaces, heps: dict[str, str]):
     return out
 
 
+def _xdp_owned(interfaces, snapshot):
+    """Whether each interface's XDP program is nodewall's, as the XDP dataplane knows
+    it (by the ids of the programs nodewall pinned, not by the program's name)."""
+    attachments = getattr(snapshot.observed.get("xdp"), "attachments", {})
+    return [dataclasses.replace(i, xdp_owned=bool(a.owned))
+            if (a := attachments.get(i.name)) is not None else i for i in interfaces]
+
+
 def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
@@ -73,7 +81,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
     return StatusReport(
         netns=netns,
         iptables_mode=kernel.iptables_mode(),
-        interfaces=tuple(_hep_for(list_interfaces(), heps)),
+        interfaces=tuple(_hep_for(_xdp_owned(list_interfaces(), snapshot), heps)),
         conntrack=conntrack_info(),
         rules=tuple(rules),
         generation=generation,

@@ -1,0 +1,120 @@
+"""Adversarial findings of issue 15 (items 4, 6, 10, 12, 13 and the low ones), each
+reproduced against the real kernel in throwaway namespaces.
+
+Ownership (item 4): a foreign object whose name merely starts like nodewall's
+(`nw-…` ipset, `nw-custom` chain, an XDP program named `nw_…`) is not nodewall's:
+apply, status and flush work around it and leave it exactly as it was."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import IS_ROOT, in_ns
+from tests.helpers.safety_kit import nw, status, write_profile
+
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
+
+
+def _foreign_set_in_use(ns: str) -> None:
+    """A foreign ipset named like nodewall's, used by a foreign iptables rule."""
+    in_ns(ns, "ipset", "create", "nw-evil", "hash:ip")
+    in_ns(ns, "ipset", "add", "nw-evil", "192.0.2.7")
+    in_ns(ns, "iptables-legacy", "-A", "INPUT", "-m", "set", "--match-set", "nw-evil", "src",
+          "-j", "ACCEPT")
+
+
+def _foreign_chain(ns: str) -> None:
+    in_ns(ns, "iptables-legacy", "-N", "nw-custom")
+    in_ns(ns, "iptables-legacy", "-A", "nw-custom", "-s", "192.0.2.9", "-j", "DROP")
+    in_ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "nw-custom")
+
+
+def _foreign_lines(ns: str) -> list[str]:
+    save = in_ns(ns, "iptables-legacy-save").stdout.splitlines()
+    keep = [ln for ln in save if "nw-evil" in ln or "nw-custom" in ln]
+    return keep + [ln for ln in in_ns(ns, "ipset", "save", "nw-evil").stdout.splitlines()]
+
+
+def test_foreign_nw_named_set_and_chain_do_not_wedge_and_survive(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    _foreign_set_in_use(ns)
+    _foreign_chain(ns)
+    before = _foreign_lines(ns)
+    assert len(before) == 6
+    a = write_profile(tmp_path, "a", iface="srv0", members=4, rules=2)
+    b = write_profile(tmp_path, "b", iface="srv0", members=3, rules=1, variant=1)
+    nw(ns, state, "apply", str(a))
+    nw(ns, state, "apply", str(b))  # retires a's sets: the foreign one is not "stale"
+    report = status(ns, state)
+    assert report["generation"] == 2
+    assert _foreign_lines(ns) == before
+    nw(ns, state, "flush")
+    assert _foreign_lines(ns) == before  # nw-custom not emptied, nw-evil not destroyed
+    save = in_ns(ns, "iptables-legacy-save").stdout
+    assert "nw-INPUT" not in save and "nw:" not in save
+    sets = in_ns(ns, "ipset", "list", "-n").stdout.split()
+    assert sets == ["nw-evil"]
+    nw(ns, state, "apply", str(a))  # and nothing left half-done for the next command
+    assert status(ns, state)["generation"] == 3
+
+
+UNTRACKED_DENY = """
+[[policies]]
+name = "drop-untracked"
+order = 5
+selector = "all()"
+do_not_track = true
+apply_on_forward = true
+types = ["ingress"]
+  [[policies.ingress]]
+  action = "deny"
+  source = { nets = ["203.0.113.0/24"] }
+"""
+
+IMPOSTOR_XDP = """
+#include <uapi/linux/bpf.h>
+int nw_xdp(struct xdp_md *ctx) { return XDP_PASS; }
+"""
+
+
+def _attach_impostor(iface: str) -> int:
+    """A foreign XDP program that carries nodewall's own program name."""
+    import socket
+
+    from bcc import BPF
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    fn = BPF(text=IMPOSTOR_XDP).load_func("nw_xdp", BPF.XDP)
+    idx = socket.if_nametoindex(iface)
+    xdp_sys.xdp_attach(idx, fn.fd, xdp_sys.XDP_FLAGS_SKB_MODE)
+    return xdp_sys.xdp_query(idx).skb_prog_id or xdp_sys.xdp_query(idx).prog_id
+
+
+def _xdp_prog_id(ns: str, iface: str) -> int:
+    from nodewall.engine.dataplane.xdp import bpf_syscall as xdp_sys
+    from nodewall.engine.system import netns
+
+    def query() -> int:
+        import socket
+        q = xdp_sys.xdp_query(socket.if_nametoindex(iface))
+        return q.prog_id or q.skb_prog_id or q.drv_prog_id
+
+    return netns.run_in_netns(ns, query)
+
+
+@pytest.mark.slow
+def test_a_foreign_xdp_program_named_like_nodewalls_is_never_replaced(netns_pair, tmp_path):
+    from nodewall.engine.system import netns
+    ns, state = netns_pair.server, tmp_path / "state"
+    impostor = netns.run_in_netns(ns, _attach_impostor, "srv0")
+    assert impostor > 0
+    xdp = write_profile(tmp_path, "x", iface="srv0", members=4, backend="xdp",
+                        extra=UNTRACKED_DENY)
+    out = nw(ns, state, "apply", str(xdp), check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "nodewall does not own" in out.stderr and "xdp off" in out.stderr
+    assert _xdp_prog_id(ns, "srv0") == impostor
+    report = status(ns, state)
+    assert any("is not nodewall's" in w for w in report["warnings"])
+    assert [i["xdp_owned"] for i in report["interfaces"] if i["name"] == "srv0"] == [False]
+    nw(ns, state, "flush")
+    assert _xdp_prog_id(ns, "srv0") == impostor
