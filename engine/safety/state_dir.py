@@ -164,7 +164,8 @@ class StateStore:
         """Create the state dir (0700) or check the one there: it must be ours and not
         writable by anyone else, or a planted file could steer a root command."""
         try:
-            self.generations_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.generations_dir.mkdir(mode=0o700, exist_ok=True)
         except PermissionError as exc:
             raise EnvironmentProblem(f"cannot create the state dir {self.root}: {exc}",
                                      hint="run as root or pass --state-dir") from exc
@@ -248,7 +249,8 @@ class StateStore:
             raise StateCorrupt(path, "does not hold a generation record") from exc
 
     def write_meta(self, meta: GenerationMeta) -> None:
-        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json())
+        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json(),
+                          mode=0o600)
 
     def profile_copies(self, n: int) -> list[Path]:
         d = self.generation_dir(n) / "profiles"
