@@ -118,3 +118,64 @@ def test_a_foreign_xdp_program_named_like_nodewalls_is_never_replaced(netns_pair
     assert [i["xdp_owned"] for i in report["interfaces"] if i["name"] == "srv0"] == [False]
     nw(ns, state, "flush")
     assert _xdp_prog_id(ns, "srv0") == impostor
+
+
+def _deny_profile(d, name: str, netset_nets: str | None, rule_nets: str | None) -> str:
+    lines = ["[settings]", 'backend = "iptables"', 'failsafe_inbound = ["tcp:22"]',
+             "[[host_endpoints]]", 'name = "srv"', 'interface = "srv0"',
+             'labels = { role = "srv" }']
+    if netset_nets is not None:
+        lines += ["[[network_sets]]", 'name = "everything"', 'labels = { k = "all" }',
+                  f"nets = {netset_nets}"]
+    lines += ["[[policies]]", 'name = "p"', "order = 10", 'selector = "all()"',
+              'types = ["ingress"]']
+    if netset_nets is not None:
+        lines += ["  [[policies.ingress]]", '  action = "deny"',
+                  "  source = { selector = 'k == \"all\"' }"]
+    if rule_nets is not None:
+        lines += ["  [[policies.ingress]]", '  action = "deny"', '  protocol = "udp"',
+                  f"  source = {{ nets = {rule_nets} }}"]
+    path = d / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _set_holding(ns: str, address: str) -> list[str]:
+    names = in_ns(ns, "ipset", "list", "-n").stdout.split()
+    return [n for n in names
+            if in_ns(ns, "ipset", "test", n, address, check=False).returncode == 0]
+
+
+@pytest.mark.parametrize("netset_nets,rule_nets", [
+    ('["0.0.0.0/0"]', None),
+    ('["::/0"]', None),
+    ('["0.0.0.0/0", "::/0", "192.0.2.0/24"]', None),
+    (None, '["::/0", "fd00::/8", "10.0.0.0/8", "192.0.2.0/24"]'),
+    (None, '["0.0.0.0/0", "198.51.100.0/24", "2001:db8::/32"]'),
+])
+def test_what_validate_accepts_apply_applies(netset_nets, rule_nets, netns_pair, tmp_path):
+    """Inline /0 members (an ipset hash:net cannot hold a /0) become two /1s."""
+    ns, state = netns_pair.server, tmp_path / "state"
+    path = _deny_profile(tmp_path, "p", netset_nets, rule_nets)
+    checked = nw(ns, state, "validate", path, check=False)
+    assert checked.returncode == 0, checked.stderr
+    applied = nw(ns, state, "apply", path, check=False)
+    assert applied.returncode == 0, applied.stderr
+    families = (netset_nets or "") + (rule_nets or "")
+    if "0.0.0.0/0" in families:
+        assert _set_holding(ns, "203.0.113.9")  # any v4 address
+    if "::/0" in families:
+        assert _set_holding(ns, "2001:db8:ffff::9")
+    assert nw(ns, state, "apply", "--check", path, check=False).returncode == 3
+
+
+def test_a_scoped_address_is_refused_by_validate_and_apply(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    for name, netset, rule in (("set", '["fe80::1%eth0/128"]', None),
+                               ("rule", None, '["fe80::1%srv0", "fd00::/8"]')):
+        path = _deny_profile(tmp_path, name, netset, rule)
+        for command in ("validate", "apply"):
+            out = nw(ns, state, command, path, check=False)
+            assert out.returncode == 2, out.stderr
+            assert f"{path}:" in out.stderr and "scoped address" in out.stderr
+    assert "nw-" not in in_ns(ns, "iptables-legacy-save").stdout
