@@ -104,6 +104,21 @@ def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
     return profile, plan(profile)
 
 
+def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tuple[str, ...]:
+    """What an operator should hear before these profiles take effect: an empty
+    profile removes every nodewall rule; no inbound failsafe while panic is on drops
+    every inbound packet (ssh included)."""
+    out = []
+    if not profile.host_endpoints and previous is not None:
+        out.append(f"warning: {', '.join(profile.files)} define(s) no host endpoint: this "
+                   f"removes every rule of generation {previous} (nothing is filtered)")
+    if panic_on and not profile.settings.failsafe_inbound:
+        out.append("warning: panic mode is on and failsafe_inbound = []: every inbound "
+                   "packet is dropped, ssh included; keep this shell open and run "
+                   "`nodewall panic off` or apply a failsafe")
+    return tuple(out)
+
+
 class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
@@ -277,6 +292,8 @@ class Transactions:
             if not check:
                 self.gate.check_quarantine(content, explicit=origin != "agent")
             written = self._with_panic(desired, profile)
+            profile = dataclasses.replace(profile, warnings=profile.warnings + risk_warnings(
+                profile, previous, self._panic() is not None))
             self.kernel.prepare(written, ctx)
             preview = self.kernel.preview(written, ctx)
             if check:

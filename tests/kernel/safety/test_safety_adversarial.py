@@ -6,10 +6,14 @@ Ownership (item 4): a foreign object whose name merely starts like nodewall's
 apply, status and flush work around it and leave it exactly as it was."""
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+
 import pytest
 
 from tests.conftest import IS_ROOT, in_ns
-from tests.helpers.safety_kit import nw, status, write_profile
+from tests.helpers.safety_kit import NODEWALL, nw, status, write_profile
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
@@ -179,3 +183,74 @@ def test_a_scoped_address_is_refused_by_validate_and_apply(netns_pair, tmp_path)
             assert out.returncode == 2, out.stderr
             assert f"{path}:" in out.stderr and "scoped address" in out.stderr
     assert "nw-" not in in_ns(ns, "iptables-legacy-save").stdout
+
+
+def test_a_fifo_nets_file_never_hangs_holding_the_lock(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    good = write_profile(tmp_path, "good", iface="srv0", members=3)
+    fifo_dir = tmp_path / "fifo"
+    bad = write_profile(fifo_dir, "bad", iface="srv0", members=3)
+    (fifo_dir / "bad-nets.txt").unlink()
+    os.mkfifo(fifo_dir / "bad-nets.txt")  # nobody ever writes to it
+    out = nw(ns, state, "apply", str(bad), check=False, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "is a FIFO (named pipe), not a regular file" in out.stderr
+    assert f"{bad}:" in out.stderr  # located at the nets_file line of the profile
+    nw(ns, state, "apply", "--no-wait", str(good))  # the lock is free
+    assert status(ns, state)["generation"] == 1
+
+
+def test_the_confirm_hint_names_the_state_dir(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state dir"
+    out = nw(ns, state, "apply", "--confirm-timeout", "60",
+             str(write_profile(tmp_path, "a", iface="srv0")))
+    assert f"nodewall --netns {ns} --state-dir '{state}' confirm" in out.stdout
+    shown = nw(ns, state, "status").stdout
+    assert f"--state-dir '{state}' confirm" in shown
+    nw(ns, state, "confirm")
+
+
+def test_an_empty_profile_warns_that_it_removes_everything(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0", rules=2)))
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    out = nw(ns, state, "apply", str(empty))  # still allowed (the agent relies on it)
+    assert "define(s) no host endpoint" in out.stderr and "generation 1" in out.stderr
+    assert "nw-fi-srv0" not in in_ns(ns, "iptables-legacy-save").stdout
+
+
+def test_no_inbound_failsafe_while_panic_is_on_warns(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0")))
+    nw(ns, state, "panic", "on")
+    closed = write_profile(tmp_path, "closed", iface="srv0", failsafe_in="[]")
+    out = nw(ns, state, "apply", str(closed))
+    assert "panic mode is on and failsafe_inbound = []" in out.stderr
+    assert "ssh included" in out.stderr
+    quiet = nw(ns, state, "apply", str(write_profile(tmp_path, "b", iface="srv0", rules=1)))
+    assert "panic mode is on" not in quiet.stderr
+    nw(ns, state, "panic", "off")
+
+
+def test_status_as_a_user_is_a_clear_error(tmp_path):
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              "env", "HOME=/tmp"]
+    readable = subprocess.run([*nobody, "test", "-r", __file__], check=False)
+    if readable.returncode != 0:
+        pytest.skip("this checkout is not readable by the user nobody")
+    out = subprocess.run([*nobody, *NODEWALL, "status"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "status reads the kernel's firewall" in out.stderr and "needs root" in out.stderr
+
+
+def test_state_dir_and_generation_copies_are_private(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "fresh" / "state"
+    path = write_profile(tmp_path, "a", iface="srv0", members=3)
+    for secret in (path, tmp_path / "a-nets.txt"):
+        secret.chmod(0o600)
+    nw(ns, state, "apply", str(path))
+    for p in [state, *state.rglob("*")]:
+        mode = stat.S_IMODE(os.lstat(p).st_mode)
+        assert mode & 0o077 == 0 if not p.is_dir() else mode == 0o700, f"{p}: {oct(mode)}"
