@@ -103,12 +103,13 @@ class IptablesObserved:
 
 
 def _owned_chain(name: str, rules: list) -> bool:
-    """nodewall's chain: an `nw-` chain holding a rule with nodewall's `nw:<id>` comment
-    (its marker on every rule it writes), or an empty one whose whole name is one
-    nodewall makes.  A foreign `nw-custom` is not nodewall's."""
-    if not name.startswith(PREFIX):
-        return False
-    return any(r.nw_id for r in rules) if rules else owned_chain_name(name)
+    """nodewall's chain: one whose whole name is one nodewall makes (whatever it holds
+    now: drift is repaired, not walked around), or any `nw-` chain holding a rule with
+    nodewall's `nw:<id>` comment (its marker on every rule it writes).  A foreign
+    `nw-custom` is neither."""
+    if owned_chain_name(name):
+        return True
+    return name.startswith(PREFIX) and any(r.nw_id for r in rules)
 
 
 def observe_handle(h: Handle) -> ObservedTable:

@@ -254,3 +254,17 @@ def test_state_dir_and_generation_copies_are_private(netns_pair, tmp_path):
     for p in [state, *state.rglob("*")]:
         mode = stat.S_IMODE(os.lstat(p).st_mode)
         assert mode & 0o077 == 0 if not p.is_dir() else mode == 0o700, f"{p}: {oct(mode)}"
+
+
+def test_a_nodewall_chain_emptied_and_refilled_by_hand_is_repaired(netns_pair, tmp_path):
+    """Ownership by name grammar still covers nodewall's own chains whatever they hold:
+    `iptables -F nw-fi-srv0` plus a rule without nodewall's comment is drift."""
+    ns, state = netns_pair.server, tmp_path / "state"
+    nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0", rules=2)))
+    before = in_ns(ns, "iptables-legacy", "-S", "nw-fi-srv0").stdout
+    in_ns(ns, "iptables-legacy", "-F", "nw-fi-srv0")
+    in_ns(ns, "iptables-legacy", "-A", "nw-fi-srv0", "-j", "ACCEPT")
+    assert any("nw-fi-srv0" in d for d in status(ns, state)["drift"])
+    nw(ns, state, "apply", str(tmp_path / "a.toml"))
+    assert in_ns(ns, "iptables-legacy", "-S", "nw-fi-srv0").stdout == before
+    assert status(ns, state)["drift"] == []
