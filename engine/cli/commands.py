@@ -5,6 +5,7 @@ import importlib
 import importlib.resources
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.service import Service
+from nodewall.engine.system import procfs
 
 
 def _emit_json(data) -> None:
@@ -92,7 +94,12 @@ def cmd_apply(args) -> int:
 
 
 def _ns(args) -> str:
-    return f" --netns {args.netns}" if args.netns else ""
+    """The global options a follow-up command needs to reach the same transaction
+    (a confirm without the apply's --state-dir would look in the wrong place)."""
+    out = f" --netns {shlex.quote(args.netns)}" if args.netns else ""
+    if args.state_dir is not None:
+        out += f" --state-dir {shlex.quote(str(args.state_dir))}"
+    return out
 
 
 def cmd_confirm(args) -> int:
@@ -150,7 +157,7 @@ def cmd_agent(args) -> int:
     return _service(args).agent(args.profiles).run(args.interval, once=args.once)
 
 
-def _print_status(report: StatusReport) -> None:
+def _print_status(report: StatusReport, scope: str = "") -> None:
     ns = report.netns or "host"
     print(f"netns {ns}   iptables mode {report.iptables_mode} (`iptables` is "
           f"{report.iptables_command}; nodewall writes {report.writes})   "
@@ -162,7 +169,7 @@ def _print_status(report: StatusReport) -> None:
     if report.pending_confirm:
         p = report.pending_confirm
         print(f"PENDING CONFIRM: generation {p.generation} reverts to {p.previous_generation} "
-              f"in {p.seconds_left:.0f}s unless `nodewall confirm`")
+              f"in {p.seconds_left:.0f}s unless `nodewall{scope} confirm`")
     c = report.conntrack
     print(f"conntrack {c.count}/{c.max} ({100 * c.fill:.1f}%)")
     print("interfaces:")
@@ -182,6 +189,10 @@ def _print_status(report: StatusReport) -> None:
 
 
 def cmd_status(args) -> int:
+    if not procfs.has_capability(procfs.CAP_NET_ADMIN):
+        raise EnvironmentProblem("status reads the kernel's firewall (iptables, ipsets, XDP "
+                                 "maps) and needs root",
+                                 hint="run it with sudo (or with CAP_NET_ADMIN)")
     svc = _service(args)
     if os.geteuid() == 0:  # finish an interrupted transaction nobody else is running
         try:
@@ -197,7 +208,7 @@ def cmd_status(args) -> int:
         else:
             if args.watch:
                 print("\033[H\033[2J", end="")
-            _print_status(report)
+            _print_status(report, _ns(args))
         if not args.watch:
             return ExitCode.OK
         sys.stdout.flush()

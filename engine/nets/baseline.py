@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodewall.engine.nets.lines import clean_chunk
+from nodewall.engine.system.files import atomic_write_text
 
 _BLOCK = 1 << 20
 
@@ -104,17 +105,20 @@ class BaselineStore:
         return Baseline(copy, v4, v6)
 
     def put(self, path: Path, counts: tuple[int, int]) -> Baseline:
-        """Record `path` as applied with (count_v4, count_v6).  Atomic per file."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Record `path` as applied with (count_v4, count_v6).  Atomic per file.  The
+        copy is 0600 in a 0700 directory whatever the source's mode (it may be secret)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         stem = self._stem(path)
         copy, meta = stem.with_suffix(".nets"), stem.with_suffix(".json")
-        tmp_copy, tmp_meta = stem.with_suffix(".nets.tmp"), stem.with_suffix(".json.tmp")
+        tmp_copy = stem.with_suffix(".nets.tmp")
         meta.unlink(missing_ok=True)  # no stale counts beside a new copy
+        tmp_copy.unlink(missing_ok=True)
+        os.close(os.open(tmp_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         shutil.copyfile(path, tmp_copy)
         os.replace(tmp_copy, copy)
-        tmp_meta.write_text(json.dumps({"path": str(Path(path).absolute()),
-                                        "count_v4": counts[0], "count_v6": counts[1]}))
-        os.replace(tmp_meta, meta)
+        atomic_write_text(meta, json.dumps({"path": str(Path(path).absolute()),
+                                             "count_v4": counts[0], "count_v6": counts[1]}),
+                          mode=0o600)
         return Baseline(copy, counts[0], counts[1])
 
     def drop(self, path: Path) -> None:

@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from nodewall.engine.system.files import open_regular
+
 RACY_NS = 100_000_000
 
 
@@ -28,7 +30,7 @@ class FileDigests:
             return self._known[key]
         started = time.time_ns()
         h = hashlib.sha256()
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO swapped in never blocks
             while block := fh.read(1 << 20):
                 h.update(block)
         if started - st.st_mtime_ns > RACY_NS:

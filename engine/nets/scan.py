@@ -5,6 +5,7 @@ The per-chunk work (the line format, at C speed) is engine.nets.lines.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,11 +14,18 @@ from pathlib import Path
 from nodewall.engine.errors import InputError, Loc
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.lines import (
+    MAX_NETS_FILE_BYTES,
     LineCounter,
     Validator,
     clean_chunk,
     count_members,
     read_chunks,
+)
+from nodewall.engine.system.files import (
+    FileTooBig,
+    NotRegularFile,
+    describe_open_error,
+    open_regular,
 )
 
 
@@ -33,17 +41,18 @@ class NetsFile:
 
 
 def _open_error(path: Path, loc: Loc) -> InputError | None:
-    if not path.exists():
-        return InputError(loc, f"nets_file '{path}' does not exist",
-                          "nets_file is relative to the profile file's directory")
-    if path.is_dir():
-        return InputError(loc, f"nets_file '{path}' is a directory, not a file")
+    """Why `path` cannot be a nets_file (it must be a regular file of bounded size:
+    a FIFO would block with the lock held, /dev/zero never ends), or None."""
     try:
-        with open(path, "rb"):
+        with open_regular(path, MAX_NETS_FILE_BYTES):
             pass
     except OSError as e:
-        return InputError(loc, f"cannot read nets_file '{path}': {e.strerror}",
-                          "check the file's permissions")
+        hint = ("nets_file is relative to the profile file's directory"
+                if e.errno == errno.ENOENT else
+                f"a nets_file is a regular file of at most {MAX_NETS_FILE_BYTES >> 30} GiB"
+                if isinstance(e, (NotRegularFile, FileTooBig)) else
+                "check the file's permissions")
+        return InputError(loc, f"nets_file '{path}' {describe_open_error(e)}", hint)
     return None
 
 

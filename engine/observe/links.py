@@ -122,6 +122,8 @@ def list_interfaces() -> list[InterfaceInfo]:
             xdp_mode=mode,
             xdp_prog_id=prog_id,
             xdp_prog_name=prog_name,
+            # a guess by name only; status replaces it with the XDP dataplane's answer
+            # (the ids of the programs nodewall pinned), which a foreign nw_… cannot fake
             xdp_owned=bool(prog_name and prog_name.startswith(OWNED_PREFIX)),
         ))
     out.sort(key=lambda i: i.index)

@@ -24,7 +24,7 @@ class InterfaceInfo:
     xdp_mode: str | None = None  # "native" / "generic" / "offload" / None
     xdp_prog_id: int | None = None
     xdp_prog_name: str | None = None
-    xdp_owned: bool = False  # the attached program is nodewall's (name starts nw_)
+    xdp_owned: bool = False  # the attached program is one nodewall pinned (its record)
     host_endpoint: str | None = None  # host endpoint covering it ("*" ones included)
 
 

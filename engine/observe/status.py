@@ -67,6 +67,14 @@ def packet_filter_lines(kernel: Orchestrator, packet_filter: str | None) -> dict
             "packet_filter": packet_filter, "recommendation": advice}
 
 
+def _xdp_owned(interfaces, snapshot):
+    """Whether each interface's XDP program is nodewall's, as the XDP dataplane knows
+    it (by the ids of the programs nodewall pinned, not by the program's name)."""
+    attachments = getattr(snapshot.observed.get("xdp"), "attachments", {})
+    return [dataclasses.replace(i, xdp_owned=bool(a.owned))
+            if (a := attachments.get(i.name)) is not None else i for i in interfaces]
+
+
 def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
@@ -103,7 +111,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
     return StatusReport(
         netns=netns,
         **packet_filter_lines(kernel, meta.expected.packet_filter if meta else None),
-        interfaces=tuple(_hep_for(list_interfaces(), heps)),
+        interfaces=tuple(_hep_for(_xdp_owned(list_interfaces(), snapshot), heps)),
         conntrack=conntrack_info(),
         rules=tuple(rules),
         generation=generation,

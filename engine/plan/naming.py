@@ -20,6 +20,13 @@ different inputs share a name)
     nw-h<fam>-<12 hex>      hash:net of host endpoints' expected_ips (hash of the IPs)
     nw-<role><fam>-<rule id>   several CIDRs written inline in one rule; role is
                            sn / sx / dn / dx (source nets / source not_nets / dest ...)
+    nw-t-<12 hex>          a temporary set of a load (create + swap)
+
+Ownership: the prefix alone claims nothing.  A chain or set is nodewall's only when its
+whole name is one this module makes (owned_chain_name / owned_set_name: the exact
+grammar above, set names ending in their hash); the iptables dataplane also wants an
+`nw:<id>` comment in a non-empty chain.  Anything else called `nw-…` is foreign and
+left alone.
 """
 from __future__ import annotations
 
@@ -40,6 +47,13 @@ UNTRACKED_ALLOW = "nw-untracked-allow"
 PREDNAT_ALLOW = "nw-prednat-allow"
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+_OWNED_CHAIN = re.compile(
+    r"nw-(?:PREROUTING|INPUT|OUTPUT|FORWARD|untracked-allow|prednat-allow|panic-in|panic-out"
+    r"|(?:rfi|rto|mfi|fi|fo|ffi|ffo)-(?::all|[^\s/:]{1,15}|[^\s/:]{1,21}-[0-9a-f]{6}))")
+_OWNED_SET = re.compile(
+    r"nw-(?:n[46]-[A-Za-z0-9_.-]{1,14}-[0-9a-f]{6}|[lh][46]-[0-9a-f]{12}"
+    r"|(?:sn|sx|dn|dx)[46]-[A-Za-z0-9_-]{16}|t-[0-9a-f]{12})")
 
 
 def _hex(*parts: str, n: int) -> str:
@@ -82,3 +96,13 @@ def hosts_set(cidrs: tuple[str, ...], family: int) -> str:
 def rule_nets_set(rule_id: str, role: NetsRole, family: int) -> str:
     """The hash:net of several CIDRs written inline in one rule."""
     return f"{PREFIX}{role}{family}-{rule_id}"
+
+
+def owned_chain_name(name: str) -> bool:
+    """Whether `name` is a chain name nodewall makes (not merely one starting nw-)."""
+    return len(name) <= MAX_CHAIN and _OWNED_CHAIN.fullmatch(name) is not None
+
+
+def owned_set_name(name: str) -> bool:
+    """Whether `name` is an ipset name nodewall makes (its hash suffix included)."""
+    return _OWNED_SET.fullmatch(name) is not None

@@ -17,7 +17,13 @@ from nodewall.engine.plan.describe import rule_summary
 from nodewall.engine.plan.desired import Family, IpSetSpec, Match, RuleMeta
 from nodewall.engine.plan.naming import NetsRole, rule_nets_set
 from nodewall.engine.plan.rule_ids import assign_dup_indexes, policy_rule_id
-from nodewall.engine.plan.sets import FAMILIES, SetResolver, family_of, parse_cached
+from nodewall.engine.plan.sets import (
+    FAMILIES,
+    SetResolver,
+    family_of,
+    parse_cached,
+    set_members,
+)
 from nodewall.engine.profile.model import Direction, EntityMatch, IcmpMatch, Policy, PortRange, Rule
 
 MULTIPORT_SLOTS = 15
@@ -161,8 +167,9 @@ def _side(e: EntityMatch, rule_id: str, family: Family, resolver: SetResolver, s
     what = "source" if src else "destination"
 
     def nets_set(nets: tuple[str, ...], role: NetsRole, label: str) -> str:
+        members = set_members(nets)
         spec = IpSetSpec(name=rule_nets_set(rule_id, role, family), family=family,
-                         kind="hash:net", inline=nets, expected_count=len(nets),
+                         kind="hash:net", inline=members, expected_count=len(members),
                          origin=f"rule {rule_id} {what} {label}")
         specs.append(spec)
         return spec.name

@@ -60,10 +60,20 @@ class Resolution:
     specs: tuple[IpSetSpec, ...] = ()  # every set the name needs (members first)
 
 
+_HALVES = {"0.0.0.0/0": ("0.0.0.0/1", "128.0.0.0/1"), "::/0": ("::/1", "8000::/1")}
+
+
+def set_members(nets: tuple[str, ...]) -> tuple[str, ...]:
+    """Members for a hash:net set: a /0 cannot be one (the kernel refuses it), so it
+    becomes its two /1 halves, which match exactly the same addresses (nets_file
+    members get the same treatment in engine.nets.lines)."""
+    return tuple(m for n in nets for m in _HALVES.get(n, (n,)))
+
+
 def netset_spec(ns: NetworkSet, family: Family) -> IpSetSpec:
     return IpSetSpec(
         name=netset_set(ns.name, family), family=family, kind="hash:net",
-        inline=tuple(n for n in ns.nets if family_of(n) == family),
+        inline=set_members(tuple(n for n in ns.nets if family_of(n) == family)),
         files=(ns.nets_file.path,) if ns.nets_file is not None else (),
         expected_count=ns.count(family), origin=f"network set {ns.name}")
 

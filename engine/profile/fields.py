@@ -256,6 +256,8 @@ class Ctx:
 
 def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
     """A normalized network, or why `text` is not one."""
+    if "%" in text:  # ipaddress accepts fe80::1%eth0; no firewall match or set can
+        return "a scoped address (%zone) cannot be matched by a firewall rule"
     try:
         if ":" in text:
             return ipaddress.IPv6Network(text.strip(), strict=False)

@@ -30,31 +30,47 @@ from nodewall.engine.profile.objects import (
 )
 from nodewall.engine.profile.policies import parse_policy
 from nodewall.engine.profile.toml_locations import scan_locations
+from nodewall.engine.system.files import (
+    FileTooBig,
+    NotRegularFile,
+    describe_open_error,
+    read_regular,
+)
 from tomlkit.exceptions import TOMLKitError
 
 if TYPE_CHECKING:
     from nodewall.engine.nets.baseline import BaselineStore
 
 TOP_KEYS = ("settings", "host_endpoints", "network_sets", "policies")
+MAX_PROFILE_BYTES = 4 << 20  # a profile is hand-written; big data belongs in a nets_file
+BOM = "\ufeff"
+_OPEN_HINTS = {FileTooBig: f"profiles are at most {MAX_PROFILE_BYTES >> 20} MiB; "
+                           "put long address lists in a nets_file",
+               NotRegularFile: "a profile must be a regular file (symlinks to one are fine)"}
 _TK_SUFFIX = re.compile(r"\s*at line \d+ col \d+\s*$")
+
+
+def read_profile_text(path: Path) -> str:
+    """A profile's text: a regular file of at most MAX_PROFILE_BYTES, UTF-8, a leading
+    byte order mark dropped.  Raises OSError (see describe_open_error) or
+    UnicodeDecodeError."""
+    text = read_regular(path, MAX_PROFILE_BYTES).decode("utf-8")
+    return text[1:] if text.startswith(BOM) else text
 
 
 def _read(path: str, errors: list[InputError], text: str | None = None) -> Ctx | None:
     """Parse the profile at `path` (or `text`, the content it is about to have: the
     TUI's editor validates unsaved text in memory)."""
     if text is not None:
-        return _parse(path, text, errors)
+        return _parse(path, text.removeprefix(BOM), errors)
     try:
-        raw = Path(path).read_bytes()
-    except IsADirectoryError:
-        errors.append(InputError(Loc(path, 1, 1), "profile is a directory, not a file"))
-        return None
+        text = read_profile_text(Path(path))
     except OSError as e:
-        errors.append(InputError(Loc(path, 1, 1), f"cannot read profile: {e.strerror}"))
+        errors.append(InputError(Loc(path, 1, 1), f"profile {describe_open_error(e)}",
+                                 _OPEN_HINTS.get(type(e))))
         return None
-    try:
-        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
+        raw = e.object
         line = raw.count(b"\n", 0, e.start) + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         errors.append(InputError(Loc(path, line, col), "profile is not valid UTF-8",

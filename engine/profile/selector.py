@@ -181,11 +181,15 @@ ALL = Selector(All())
 
 # ---------------------------------------------------------------- parser
 
+MAX_DEPTH = 32  # nested '(' and '!': deeper is not a hand-written selector
+
+
 class _Parser:
     def __init__(self, text: str, loc: Loc | None):
         self.text = text
         self.pos = 0
         self.loc = loc
+        self.depth = 0
 
     # -- errors
     def error(self, offset: int, message: str, hint: str | None = None) -> InputError:
@@ -317,6 +321,18 @@ class _Parser:
             flat.extend(p.operands if isinstance(p, And) else (p,))
         return flat[0] if len(flat) == 1 else And(tuple(flat))
 
+    def nested(self, parse):
+        """parse() one level deeper; a selector nested beyond MAX_DEPTH is refused
+        (and the parser's recursion stays bounded)."""
+        if self.depth >= MAX_DEPTH:
+            raise self.error(self.pos, f"nested more than {MAX_DEPTH} levels deep",
+                             "flatten the parentheses and negations")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def unary(self) -> Node:
         negated = False
         while self.peek("!") and not self.peek("!="):
@@ -330,7 +346,7 @@ class _Parser:
         start = self.pos
         if self.peek("("):
             self.pos += 1
-            node = self.expr()
+            node = self.nested(self.expr)
             if not self.peek(")"):
                 if self.at_end():
                     raise self.error(start, "unbalanced parenthesis: '(' is never closed")

@@ -7,13 +7,14 @@ import hashlib
 from pathlib import Path
 
 from nodewall.engine.profile.model import Profile
+from nodewall.engine.system.files import open_regular
 
 CHUNK = 1 << 20
 
 
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO swapped in never blocks
         while chunk := fh.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()

@@ -94,7 +94,7 @@ def read_marker(root: Path) -> PanicState | None:
 
 def write_marker(root: Path, state: PanicState) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / MARKER, asdict(state))
+    atomic_write_json(root / MARKER, asdict(state), mode=0o600)
 
 
 def clear_marker(root: Path) -> None:

@@ -35,6 +35,7 @@ from nodewall.engine.system.files import atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("/var/lib/nodewall")
 KEEP_GENERATIONS = 10
+PRIVATE = 0o600  # every state file (the dirs are 0700): profiles may hold secrets
 
 
 RUN_ROOT = Path("/run/nodewall")
@@ -164,7 +165,8 @@ class StateStore:
         """Create the state dir (0700) or check the one there: it must be ours and not
         writable by anyone else, or a planted file could steer a root command."""
         try:
-            self.generations_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.generations_dir.mkdir(mode=0o700, exist_ok=True)
         except PermissionError as exc:
             raise EnvironmentProblem(f"cannot create the state dir {self.root}: {exc}",
                                      hint="run as root or pass --state-dir") from exc
@@ -224,7 +226,7 @@ class StateStore:
 
     def set_current(self, n: int | None) -> None:
         self.ensure()
-        atomic_write_text(self.root / "current", "" if n is None else f"{n}\n")
+        atomic_write_text(self.root / "current", "" if n is None else f"{n}\n", mode=PRIVATE)
 
     def generations(self) -> list[int]:
         if not self.generations_dir.exists():
@@ -248,7 +250,8 @@ class StateStore:
             raise StateCorrupt(path, "does not hold a generation record") from exc
 
     def write_meta(self, meta: GenerationMeta) -> None:
-        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json())
+        atomic_write_json(self.generation_dir(meta.generation) / "meta.json", meta.to_json(),
+                          mode=PRIVATE)
 
     def profile_copies(self, n: int) -> list[Path]:
         d = self.generation_dir(n) / "profiles"
@@ -309,7 +312,7 @@ class StateStore:
 
     def write_journal(self, journal: Journal) -> None:
         self.ensure()
-        atomic_write_json(self.root / "journal.json", asdict(journal))
+        atomic_write_json(self.root / "journal.json", asdict(journal), mode=PRIVATE)
 
     def clear_journal(self) -> None:
         (self.root / "journal.json").unlink(missing_ok=True)
@@ -318,7 +321,7 @@ class StateStore:
         return self._record(Pending, "pending.json")
 
     def write_pending(self, pending: Pending) -> None:
-        atomic_write_json(self.root / "pending.json", asdict(pending))
+        atomic_write_json(self.root / "pending.json", asdict(pending), mode=PRIVATE)
 
     def clear_pending(self) -> None:
         (self.root / "pending.json").unlink(missing_ok=True)
@@ -328,7 +331,7 @@ class StateStore:
         return self._record(RevertNotice, "revert.json")
 
     def write_revert_notice(self, notice: RevertNotice) -> None:
-        atomic_write_json(self.root / "revert.json", asdict(notice))
+        atomic_write_json(self.root / "revert.json", asdict(notice), mode=PRIVATE)
 
     def clear_revert_notice(self) -> None:
         (self.root / "revert.json").unlink(missing_ok=True)
@@ -340,7 +343,7 @@ class StateStore:
 
     def set_quarantine(self, entries: dict[str, dict[str, Any]]) -> None:
         self.ensure()
-        atomic_write_json(self.root / "quarantine.json", entries)
+        atomic_write_json(self.root / "quarantine.json", entries, mode=PRIVATE)
 
 
 def _lock_holder(where: Path) -> str:

@@ -34,7 +34,7 @@ from nodewall.engine.errors import (
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.plan.desired import DesiredState, PacketFilter
 from nodewall.engine.plan.planner import plan
-from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.profile.loader import load_profiles, read_profile_text
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
@@ -42,6 +42,7 @@ from nodewall.engine.safety.content import content_digest
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
 from nodewall.engine.system import filters, procfs
+from nodewall.engine.system.files import atomic_write_text
 from nodewall.engine.system.netns import interface_exists
 
 OnWait = Callable[[str], None] | None
@@ -122,6 +123,21 @@ def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
     return profile, plan(profile, auto_packet_filter=auto_packet_filter())
 
 
+def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tuple[str, ...]:
+    """What an operator should hear before these profiles take effect: an empty
+    profile removes every nodewall rule; no inbound failsafe while panic is on drops
+    every inbound packet (ssh included)."""
+    out = []
+    if not profile.host_endpoints and previous is not None:
+        out.append(f"warning: {', '.join(profile.files)} define(s) no host endpoint: this "
+                   f"removes every rule of generation {previous} (nothing is filtered)")
+    if panic_on and not profile.settings.failsafe_inbound:
+        out.append("warning: panic mode is on and failsafe_inbound = []: every inbound "
+                   "packet is dropped, ssh included; keep this shell open and run "
+                   "`nodewall panic off` or apply a failsafe")
+    return tuple(out)
+
+
 class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
@@ -134,23 +150,35 @@ class Transactions:
 
     def _record_files(self, n: int, profile: Profile) -> None:
         """Copy the profiles (nets_file rewritten to the generation's own copies) and
-        the nets_files into generations/N, so N can be re-applied on its own later."""
+        the nets_files into generations/N, so N can be re-applied on its own later.
+        Copies are 0600 in 0700 directories (a profile may hold secrets); on failure
+        nothing of N is left (a generation always has its meta.json)."""
         gdir = self.store.generation_dir(n)
         shutil.rmtree(gdir, ignore_errors=True)
-        (gdir / "profiles").mkdir(parents=True)
+        try:
+            self._copy_files(gdir, n, profile)
+        except BaseException:
+            shutil.rmtree(gdir, ignore_errors=True)
+            raise
+
+    def _copy_files(self, gdir: Path, n: int, profile: Profile) -> None:
+        gdir.mkdir(mode=0o700, parents=True)
+        (gdir / "profiles").mkdir(mode=0o700)
         nets = BaselineStore(self.store.nets_dir(n))
         copies: dict[str, Path] = {}
         for ns in profile.network_sets:
             if ns.nets_file is not None:
                 nf = ns.nets_file
-                copies[str(nf.path)] = nets.put(nf.path, (nf.count_v4, nf.count_v6)).copy_path
+                copies[os.path.realpath(nf.path)] = nets.put(
+                    nf.path, (nf.count_v4, nf.count_v6)).copy_path
         for i, src in enumerate(profile.files):
-            doc = tomlkit.parse(Path(src).read_text())
+            doc = tomlkit.parse(read_profile_text(Path(src)))
             for tbl in doc.get("network_sets", []):
-                if "nets_file" in tbl:
-                    original = (Path(src).resolve().parent / str(tbl["nets_file"])).resolve()
-                    tbl["nets_file"] = str(copies[str(original)])
-            (gdir / "profiles" / f"{i:02d}-{Path(src).name}").write_text(tomlkit.dumps(doc))
+                if "nets_file" in tbl:  # resolved as the loader does, beside the file named
+                    original = Path(src).absolute().parent / str(tbl["nets_file"])
+                    tbl["nets_file"] = str(copies[os.path.realpath(original)])
+            atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
+                              tomlkit.dumps(doc), mode=0o600)
 
     def _generation_profile(self, n: int) -> tuple[Profile, DesiredState]:
         paths = self.store.profile_copies(n)
@@ -283,6 +311,8 @@ class Transactions:
             if not check:
                 self.gate.check_quarantine(content, explicit=origin != "agent")
             written = self._with_panic(desired, profile)
+            profile = dataclasses.replace(profile, warnings=profile.warnings + risk_warnings(
+                profile, previous, self._panic() is not None))
             self.kernel.prepare(written, ctx)
             preview = self.kernel.preview(written, ctx)
             if check:

@@ -1,11 +1,14 @@
-"""Writing files so that a reader (or a crash) never sees half of one."""
+"""Writing files so that a reader (or a crash) never sees half of one; opening input
+files only when they are regular files of bounded size."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nodewall.engine.errors import ConcurrentEdit
 
@@ -46,3 +49,58 @@ def replace_if_unchanged(path: Path, expected: str, text: str) -> None:
     if now != expected:
         raise ConcurrentEdit(path)
     atomic_write_text(path, text)
+
+
+class NotRegularFile(OSError):
+    """An input that is not a regular file (a FIFO, a device, a directory, a socket):
+    reading it could block forever or never end."""
+
+
+class FileTooBig(OSError):
+    """An input larger than its limit."""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def describe_open_error(exc: OSError) -> str:
+    """Why an input could not be opened, in words an operator acts on."""
+    if isinstance(exc, (NotRegularFile, FileTooBig)):
+        return str(exc.strerror)
+    if exc.errno == errno.ELOOP:
+        return "is a symlink loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENOENT:
+        return "does not exist"
+    return f"cannot be read: {exc.strerror}"
+
+
+def open_regular(path: Path, max_bytes: int | None = None) -> BinaryIO:
+    """Open `path` for reading only if it is a regular file (following symlinks) of at
+    most `max_bytes`.  The open itself never blocks (O_NONBLOCK: a FIFO with no
+    writer); the checks are made on the opened file, so a swap cannot slip past."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+            raise NotRegularFile(errno.EINVAL, f"is {kind}, not a regular file")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise FileTooBig(errno.EFBIG, f"is {st.st_size} bytes, more than the limit "
+                                          f"of {max_bytes} bytes")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The whole content of a regular file of at most `max_bytes` (checked while
+    reading too: a file that grows meanwhile cannot make the read unbounded)."""
+    with open_regular(path, max_bytes) as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileTooBig(errno.EFBIG, f"is more than the limit of {max_bytes} bytes")
+    return data

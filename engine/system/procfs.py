@@ -79,3 +79,18 @@ def boot_id() -> str:
         return (PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
     except OSError:
         return ""
+
+
+CAP_NET_ADMIN = 12
+
+
+def has_capability(cap: int) -> bool:
+    """Whether this process has capability `cap` in its effective set."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> cap & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False

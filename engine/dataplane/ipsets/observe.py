@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from nodewall.engine.errors import EnvironmentProblem, KernelError
-from nodewall.engine.plan.desired import PREFIX
+from nodewall.engine.plan.naming import owned_set_name
 
 IPSET_TIMEOUT_S = 120
 
@@ -83,14 +83,14 @@ def observe_all() -> dict[str, ObservedSet]:
 
 
 def observe() -> dict[str, ObservedSet]:
-    """nodewall's sets (name starts with "nw-"), headers only."""
-    return {n: s for n, s in observe_all().items() if n.startswith(PREFIX)}
+    """nodewall's sets (names it makes, not merely starting "nw-"), headers only."""
+    return {n: s for n, s in observe_all().items() if owned_set_name(n)}
 
 
 def names() -> set[str]:
     """nodewall's set names only (`ipset list -n`: no member walk in the kernel)."""
     out = run_ipset("list", "-n", what="list -n").stdout
-    return {n for n in out.split() if n.startswith(PREFIX)}
+    return {n for n in out.split() if owned_set_name(n)}
 
 
 def observe_one(name: str) -> ObservedSet | None:

@@ -3,6 +3,7 @@ chains and their hook jumps, one atomic libiptc commit per table, verified by
 read-back (engine.dataplane.protocol)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -23,10 +24,12 @@ from nodewall.engine.dataplane.shape import (
     chain_drift,
     id_blocks,
 )
-from nodewall.engine.plan.desired import PREFIX, DesiredState
+from nodewall.engine.plan.desired import DesiredState
+from nodewall.engine.plan.naming import owned_chain_name, owned_set_name
 
 MODE_TTL_S = 30.0  # the host's iptables mode is detected at most this often
 SAVE_TOOLS = ((4, "iptables-legacy-save"), (6, "ip6tables-legacy-save"))
+_MATCH_SET = re.compile(r"--match-set (\S+)")
 
 
 class IptablesDataplane:
@@ -84,8 +87,8 @@ class IptablesDataplane:
         for family, tool in SAVE_TOOLS:
             for line in _save_lines(family, tool):
                 chain = line.split(" ", 2)[1] if line.startswith("-A ") else ""
-                if chain and not chain.startswith(PREFIX) and "--match-set nw-" in line \
-                        and "nw:" not in line:
+                if chain and not owned_chain_name(chain) and "nw:" not in line \
+                        and any(owned_set_name(m) for m in _MATCH_SET.findall(line)):
                     out.append(f"v{family}: a rule not nodewall's uses a nodewall ipset: "
                                f"{line}")
         return out

@@ -9,13 +9,13 @@ is created (listing through iptables-nft-save does not create nft tables).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
 from nodewall.engine.dataplane.iptables.libiptc import FAMILIES, loaded_tables
-from nodewall.engine.plan.desired import PREFIX
 
 Mode = Literal["legacy", "nft", "mixed", "none"]
 WRITES = "legacy xtables: raw, mangle and filter tables, IPv4 and IPv6"
@@ -69,14 +69,16 @@ def default_backend() -> Literal["legacy", "nft", "unknown"]:
     return "unknown"
 
 
+_NW_COMMENT = re.compile(r'--comment "?nw:')
+
+
 def count_rules(save_text: str) -> tuple[int, int]:
     """(foreign rules, nodewall rules) in iptables-save output."""
     foreign = ours = 0
     for line in save_text.splitlines():
         if not line.startswith("-A "):
             continue
-        chain = line.split(" ", 2)[1]
-        if chain.startswith(PREFIX) or '"nw:hook"' in line or "nw:hook " in line:
+        if _NW_COMMENT.search(line):  # nodewall's marker on every rule it writes
             ours += 1
         else:
             foreign += 1

@@ -14,6 +14,7 @@ from nodewall.engine.dataplane.iptables.libiptc import (
     loaded_tables,
 )
 from nodewall.engine.plan.desired import HOOK_RULE_ID, PREFIX, Family, TableName
+from nodewall.engine.plan.naming import owned_chain_name
 
 
 @dataclass(frozen=True)
@@ -101,20 +102,31 @@ class IptablesObserved:
         return ObservedTable(family, name, present=False)
 
 
+def _owned_chain(name: str, rules: list) -> bool:
+    """nodewall's chain: one whose whole name is one nodewall makes (whatever it holds
+    now: drift is repaired, not walked around), or any `nw-` chain holding a rule with
+    nodewall's `nw:<id>` comment (its marker on every rule it writes).  A foreign
+    `nw-custom` is neither."""
+    if owned_chain_name(name):
+        return True
+    return name.startswith(PREFIX) and any(r.nw_id for r in rules)
+
+
 def observe_handle(h: Handle) -> ObservedTable:
     """Read nodewall's part of one open table snapshot."""
-    chains: list[ObservedChain] = []
+    raw = {name: list(h.rules(name)) for name in h.chains()}
+    owned = {name for name, rules in raw.items() if _owned_chain(name, rules)}
+    chains = [ObservedChain(name, tuple(ObservedRule(r.nw_id, r.target, r.packets, r.bytes)
+                                        for r in raw[name]))
+              for name in raw if name in owned]
     hooks: list[ObservedHook] = []
     refs: list[ForeignRef] = []
     builtin = set(BUILTIN_CHAINS[h.name])
-    for name in h.chains():
-        raw = list(h.rules(name))
-        if name.startswith(PREFIX):
-            chains.append(ObservedChain(name, tuple(
-                ObservedRule(r.nw_id, r.target, r.packets, r.bytes) for r in raw)))
+    for name, rules in raw.items():
+        if name in owned:
             continue
-        for pos, r in enumerate(raw, start=1):
-            if not r.target.startswith(PREFIX):
+        for pos, r in enumerate(rules, start=1):
+            if r.target not in owned:
                 continue
             if name in builtin and r.nw_id == HOOK_RULE_ID:
                 hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes))

@@ -28,9 +28,12 @@ from nodewall.engine.dataplane.xdp.layout import ACT_NAMES, MAP_META, BuildConfi
 from nodewall.engine.dataplane.xdp.maps import (
     Pinned,
     create_meta_map,
+    drop_program_next,
     ensure_bpffs,
+    owned_prog_ids,
     pin_all,
     pin_dir,
+    pin_program_next,
     unpin_all,
     write_meta_fd,
 )
@@ -139,8 +142,9 @@ class XdpBackend:
 
     # ---- read side ----
     def attached(self) -> dict[str, Attachment]:
-        """Every interface of this namespace with an XDP program, ours or not."""
-        return all_attachments()
+        """Every interface of this namespace with an XDP program, ours or not (ours:
+        a program nodewall pinned in its pin directory)."""
+        return all_attachments(owned_prog_ids(self.dir))
 
     def observe(self) -> XdpObserved:
         meta = None
@@ -237,6 +241,7 @@ class XdpBackend:
         old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
         cfg = needed_config(xdp, old_cfg)
         compiled = compile_program(cfg)
+        pin_program_next(self.dir, compiled.prog_fd)
         meta_fd = create_meta_map()
         p = Pinned(self.dir, compiled.prog_fd, {**compiled.map_fds, MAP_META: meta_fd})
         return _Program(p, cfg, {}, compiled)
@@ -283,6 +288,7 @@ class XdpBackend:
         if prog.fresh:
             write_meta_fd(prog.pinned.maps[MAP_META], meta)
             pin_all(self.dir, prog.pinned.prog_fd, prog.pinned.maps)
+            drop_program_next(self.dir)
         else:
             prog.pinned.write_meta(meta)
 

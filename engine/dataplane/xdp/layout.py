@@ -45,6 +45,9 @@ LATER_MAPS = (MAP_IFARR, MAP_HOST4, MAP_HOST6)
 MAP_META = "nw_meta"
 META_VALUE_SIZE = 256 * 1024
 PIN_PROG = "prog"
+# a freshly compiled program, pinned before it is attached anywhere (so that, even
+# after a kill -9 before the full pin, nodewall knows the program is its own)
+PIN_PROG_NEXT = "prog_next"
 
 LPM4_KEY_SIZE = 8
 LPM6_KEY_SIZE = 20

@@ -38,6 +38,7 @@ from nodewall.engine.dataplane.xdp.layout import (
     NW_GENERATIONS,
     NW_IFARR_SLOTS,
     PIN_PROG,
+    PIN_PROG_NEXT,
     PROGRAM_MAPS,
     BuildConfig,
     Counter,
@@ -393,6 +394,44 @@ def pin_all(d: Path, prog_fd: int, map_fds: dict[str, int]) -> None:
         except OSError as e:
             raise KernelError(f"cannot pin {path}: {e.strerror}",
                               hint="is /sys/fs/bpf a bpffs mount?") from e
+
+
+def pin_program_next(d: Path, prog_fd: int) -> None:
+    """Pin a fresh program as PIN_PROG_NEXT before it is attached anywhere."""
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / PIN_PROG_NEXT
+    if path.exists():
+        path.unlink()
+    try:
+        bpf.obj_pin(prog_fd, str(path))
+    except OSError as e:
+        raise KernelError(f"cannot pin {path}: {e.strerror}",
+                          hint="is /sys/fs/bpf a bpffs mount?") from e
+
+
+def drop_program_next(d: Path) -> None:
+    try:
+        (d / PIN_PROG_NEXT).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def owned_prog_ids(d: Path) -> frozenset[int]:
+    """Ids of the XDP programs nodewall pinned in d: its record of which attached
+    programs are its own (a program's name proves nothing)."""
+    ids = set()
+    for name in (PIN_PROG, PIN_PROG_NEXT):
+        try:
+            fd = bpf.obj_get(str(d / name))
+        except OSError:
+            continue
+        try:
+            ids.add(bpf.prog_info(fd).id)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return frozenset(ids)
 
 
 def unpin_all(d: Path) -> None:

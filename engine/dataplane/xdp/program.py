@@ -8,13 +8,13 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 
 from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.layout import (
     HEADER_FILE,
-    OWNED_PREFIX,
     PROG_FILE,
     PROG_NAME,
     PROGRAM_MAPS,
@@ -145,7 +145,7 @@ class Attachment:
     mode: str  # native / generic / offload / multi
     prog_id: int
     prog_name: str
-    owned: bool  # nodewall's (program name starts with nw_)
+    owned: bool  # nodewall's: the program id is one nodewall pinned (not its name)
 
 
 def ifindex(iface: str) -> int:
@@ -157,7 +157,9 @@ def ifindex(iface: str) -> int:
                                       "(`ip link`), or --netns") from e
 
 
-def query(iface: str, idx: int) -> Attachment | None:
+def query(iface: str, idx: int, owned_ids: Collection[int] = ()) -> Attachment | None:
+    """The XDP program on iface; owned when its id is in owned_ids (the programs
+    nodewall pinned: a foreign program named nw_… is still foreign)."""
     try:
         q = bpf.xdp_query(idx)
     except OSError as e:
@@ -168,13 +170,13 @@ def query(iface: str, idx: int) -> Attachment | None:
     info = bpf.prog_info_by_id(pid)
     name = info.name if info else "?"
     return Attachment(iface, idx, _MODE_NAMES.get(q.attach_mode, "?"), pid, name,
-                      name.startswith(OWNED_PREFIX))
+                      pid in owned_ids)
 
 
-def all_attachments() -> dict[str, Attachment]:
+def all_attachments(owned_ids: Collection[int] = ()) -> dict[str, Attachment]:
     out: dict[str, Attachment] = {}
     for idx, name in socket.if_nameindex():
-        a = query(name, idx)
+        a = query(name, idx, owned_ids)
         if a is not None:
             out[name] = a
     return out

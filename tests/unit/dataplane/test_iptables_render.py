@@ -154,8 +154,9 @@ def test_count_rules_splits_ours_from_foreign():
     text = ("*filter\n:INPUT ACCEPT [0:0]\n:nw-fi - [0:0]\n"
             '-A INPUT -m comment --comment "nw:hook" -j nw-fi\n'
             "-A INPUT -j DOCKER\n"
-            '-A nw-fi -p icmp -m comment --comment "nw:abc" -j ACCEPT\nCOMMIT\n')
-    assert count_rules(text) == (1, 2)
+            '-A nw-fi -p icmp -m comment --comment "nw:abc" -j ACCEPT\n'
+            "-A nw-custom -s 192.0.2.9/32 -j DROP\nCOMMIT\n")  # foreign despite its name
+    assert count_rules(text) == (2, 2)
 
 
 def test_xtables_lock_is_exclusive_and_times_out_clearly(tmp_path):

@@ -136,7 +136,7 @@ def test_missing_and_unreadable_profile(tmp_path: Path) -> None:
     with pytest.raises(InputErrors) as info:
         load_profiles([tmp_path / "nope.toml", tmp_path])
     msgs = [e.message for e in info.value.errors]
-    assert "cannot read profile" in msgs[0] and "directory" in msgs[1]
+    assert "profile does not exist" in msgs[0] and "directory" in msgs[1]
 
 
 def test_not_utf8(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Atomic writes keep the file's mode and leave no temp file; a compare-and-swap write
 never overwrites an edit made on disk since the content was read."""
 import stat
+from pathlib import Path
 
 import pytest
 from nodewall.engine.errors import ConcurrentEdit
@@ -32,3 +33,33 @@ def test_an_edit_made_meanwhile_is_not_overwritten(tmp_path):
         replace_if_unchanged(target, "read\n", "mine\n")
     assert target.read_text() == "read\nappended by someone else\n"
     assert "changed on disk" in err.value.render()
+
+
+def test_open_regular_refuses_what_could_block_or_never_end(tmp_path: Path) -> None:
+    import errno
+    import os
+
+    from nodewall.engine.system.files import (
+        FileTooBig,
+        NotRegularFile,
+        describe_open_error,
+        open_regular,
+        read_regular,
+    )
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (Path("/dev/zero"), "a character device"),
+                       (tmp_path, "a directory")):
+        with pytest.raises(NotRegularFile) as info:
+            open_regular(path)
+        assert describe_open_error(info.value) == f"is {kind}, not a regular file"
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 100)
+    with pytest.raises(FileTooBig):
+        read_regular(big, 99)
+    assert read_regular(big, 100) == b"x" * 100
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OSError) as loop:
+        open_regular(tmp_path / "loop")
+    assert loop.value.errno == errno.ELOOP
+    assert describe_open_error(loop.value) == "is a symlink loop (too many levels of symbolic links)"
