@@ -188,3 +188,18 @@ def _kill_at_random_points(node: Node, action: str, rng: random.Random, seed: st
         assert report["drift"] == [], f"{where}: drift after the first recovery"
         _state_agrees(node, held, report)
     return mid
+
+
+def test_status_fails_when_the_recovery_cannot_finish(netns_pair, tmp_path):
+    """A first recovery that cannot finish is an error (exit 1, the reason on stderr),
+    not a status that looks fine while the journal waits."""
+    ns, state = netns_pair.server, tmp_path / "state"
+    nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0", rules=2)))
+    for copy in (state / "generations" / "1" / "profiles").glob("*.toml"):
+        copy.write_text(copy.read_text().replace('"srv0"', '"nosuch0"'))
+    (state / "journal.json").write_text(json.dumps(
+        {"target": 2, "previous": 1, "pid": 1, "started": 0.0, "action": "apply"}))
+    out = nw(ns, state, "status", check=False)
+    assert out.returncode == 1, out.stderr
+    assert "an interrupted apply (pid 1) could not be finished" in out.stderr
+    assert "Traceback" not in out.stderr
