@@ -2,7 +2,7 @@
 `nodewall apply` at 50 random points of an apply of a large profile (a big denied
 nets_file set, 150 rules, switching between two profiles that share nothing), with
 each backend: iptables + ipsets (100k members), XDP (the deny accelerated: source
-maps, rule tables, program) and nftables (10k members each: their loads are the slow
+maps, rule tables, program) and nftables (5k members each: their loads are the slow
 part).  Every other kill takes the whole process group (the `ipset restore` / `nft`
 children die too), the others the command alone.  After each kill the FIRST next
 command (`status`) finds the interrupted transaction and completes or rolls it back
@@ -31,8 +31,8 @@ KILLS = 50
 RULES = 150
 BACKENDS = {  # backend -> set members per profile
     "iptables": 100_000,
-    "xdp": 10_000,
-    "nftables": 10_000,
+    "xdp": 5_000,
+    "nftables": 5_000,
 }
 
 

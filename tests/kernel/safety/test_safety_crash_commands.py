@@ -25,7 +25,7 @@ from tests.helpers.safety_kit import nw, nw_cmd, until, write_profile
 pytestmark = [pytest.mark.kernel, pytest.mark.slow,
               pytest.mark.skipif(not IS_ROOT, reason="kernel test: needs root for namespaces")]
 
-KILLS = 6  # per command
+KILLS = 5  # per command
 MEMBERS = 2_000
 COMMANDS = {"panic-on": ("panic", "on"), "panic-off": ("panic", "off"),
             "rollback": ("rollback",), "flush": ("flush",)}
