@@ -491,7 +491,8 @@ class Transactions:
                                     f"record panic {'on' if on else 'off'}")
             journaled = _best_effort(lambda: self.store.write_journal(Journal(
                 target=current or 0, previous=current, pid=os.getpid(),
-                started=time.time(), action="panic")) or True, warnings, "journal it")
+                started=time.time(), action="panic")) or True, warnings,
+                "journal the panic switch")
             self._panic_forced = state
             try:
                 self._restore(current, record=False)
