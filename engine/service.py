@@ -93,9 +93,10 @@ class Service:
         """Remove everything nodewall owns; returns warnings about the state dir."""
         return self.tx.flush(wait=wait, on_wait=on_wait)
 
-    def set_panic(self, on: bool, *, wait: bool = True,
-                  on_wait: OnWait = None) -> PanicState | None:
-        return self.tx.set_panic(on, wait=wait, on_wait=on_wait)
+    def set_panic(self, on: bool, *, wait: bool = True, on_wait: OnWait = None,
+                  on_warning: OnWait = None) -> PanicState | None:
+        """Panic on/off; on_warning(message) hears what the state dir could not record."""
+        return self.tx.set_panic(on, wait=wait, on_wait=on_wait, on_warning=on_warning)
 
     def agent(self, profiles_dir: Path, on_pass: PassObserver | None = None) -> Agent:
         return Agent(self.tx, profiles_dir, on_pass=on_pass)

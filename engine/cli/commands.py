@@ -138,8 +138,9 @@ def cmd_flush(args) -> int:
 
 def cmd_panic(args) -> int:
     _require_root("panic")
-    state = _service(args).set_panic(args.state == "on", wait=not args.no_wait,
-                                     on_wait=_say_wait)
+    state = _service(args).set_panic(
+        args.state == "on", wait=not args.no_wait, on_wait=_say_wait,
+        on_warning=lambda warning: print(f"warning: {warning}", file=sys.stderr))
     if state is not None:
         print("!!! PANIC MODE ON: every packet is dropped except failsafe traffic !!!")
         print(f"    {state.describe()}")
@@ -194,11 +195,12 @@ def cmd_status(args) -> int:
                                  "maps) and needs root",
                                  hint="run it with sudo (or with CAP_NET_ADMIN)")
     svc = _service(args)
+    code = ExitCode.OK
     if os.geteuid() == 0:  # finish an interrupted transaction nobody else is running
         try:
             message = svc.recover_if_idle()
-        except NodewallError as exc:  # status still shows what is there
-            message = exc.render()
+        except NodewallError as exc:  # status still shows what is there, and fails
+            message, code = exc.render(), exc.exit_code
         if message:
             print(f"nodewall: {message}", file=sys.stderr)
     while True:
@@ -210,7 +212,7 @@ def cmd_status(args) -> int:
                 print("\033[H\033[2J", end="")
             _print_status(report, _ns(args))
         if not args.watch:
-            return ExitCode.OK
+            return code
         sys.stdout.flush()
         time.sleep(args.interval)
 

@@ -40,6 +40,23 @@ PRIVATE = 0o600  # every state file (the dirs are 0700): profiles may hold secre
 
 RUN_ROOT = Path("/run/nodewall")
 
+# The lock fds this process holds.  A flock belongs to the open file, which a forked
+# child shares: the XDP compiler child (a fork without exec) would keep the lock after
+# the apply was killed, and the next command could not recover.  Children drop them.
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_held_locks_in_child() -> None:
+    for fd in _HELD_LOCKS:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_held_locks_in_child)
+
 
 class StateCorrupt(NodewallError):
     """A state file nodewall wrote is damaged (by hand, a full disk, a bad restore)."""
@@ -194,6 +211,7 @@ class StateStore:
         self.ensure()
         where = self.lock_dir()
         fd = os.open(where / "tx.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        _HELD_LOCKS.add(fd)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -210,6 +228,7 @@ class StateStore:
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
+            _HELD_LOCKS.discard(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 

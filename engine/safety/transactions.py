@@ -39,13 +39,15 @@ from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
-from nodewall.engine.safety.results import ApplyResult
+from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
 from nodewall.engine.system import filters, procfs
 from nodewall.engine.system.files import atomic_write_text
 from nodewall.engine.system.netns import interface_exists
 
 OnWait = Callable[[str], None] | None
+OnWarning = Callable[[str], None] | None
+_UNSET: Any = object()  # no panic state forced: read the marker
 ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
 
 
@@ -68,6 +70,17 @@ def _best_effort(step: Callable[[], Any], warnings: list[str], what: str) -> Any
         reason = exc.strerror if isinstance(exc, OSError) else exc.message
         warnings.append(f"could not {what} in the state dir: {reason}")
         return None
+
+
+class StateUnwritable(NodewallError):
+    """The state dir could not record a step (full, read-only, I/O error)."""
+
+    def __init__(self, store: StateStore, what: str, exc: OSError, outcome: str):
+        super().__init__(f"could not {what} in the state dir {store.root}: "
+                         f"{exc.strerror or exc}; {outcome}",
+                         hint="free space in the state dir (or make it writable) and run "
+                              "the command again; `nodewall panic on` and `nodewall flush` "
+                              "work without it")
 
 
 def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
@@ -143,6 +156,8 @@ class Transactions:
         self.store = store
         self.kernel = kernel or Orchestrator()
         self.gate = CommitConfirm(store, self._guarded_restore, watcher_cli_args(store))
+        self._panic_forced: panic_mod.PanicState | None = _UNSET  # set_panic's, in memory
+        self._panic_written: panic_mod.PanicState | None = None  # by the last kernel write
 
     # -- helpers -------------------------------------------------------------
     def baselines(self, generation: int | None) -> BaselineStore | None:
@@ -186,6 +201,8 @@ class Transactions:
         return load_and_plan(paths, backend=meta.backend if meta.backend != "profile" else None)
 
     def _panic(self) -> panic_mod.PanicState | None:
+        if self._panic_forced is not _UNSET:  # set_panic: even when it cannot be recorded
+            return self._panic_forced
         return panic_mod.read_marker(self.store.root)
 
     def _panic_state(self, profile: Profile | None) -> panic_mod.PanicState | None:
@@ -206,13 +223,16 @@ class Transactions:
         """Apply `desired` (already overlaid by _with_panic); while panic is on, the
         marker records the failsafe entries now in force."""
         state = self._panic_state(profile)
-        if state is not None:
-            panic_mod.write_marker(self.store.root, state)
+        self._panic_written = state
+        if state is not None:  # a record of the entries in force; the kernel matters more
+            _best_effort(lambda: panic_mod.write_marker(self.store.root, state), [],
+                         "record the failsafe entries")
         self.kernel.apply(desired, ctx)
 
-    def _restore(self, previous: int | None) -> None:
+    def _restore(self, previous: int | None, *, record: bool = True) -> None:
         """Put the kernel back at generation `previous` (full reload), or flush
-        (panic chains alone when panic is on)."""
+        (panic chains alone when panic is on); `record`: and say so in `current`
+        (not when it says so already)."""
         if previous is None:
             if self._panic() is None:
                 self.kernel.flush()
@@ -223,7 +243,8 @@ class Transactions:
             profile, desired = self._generation_profile(previous)
             self._kernel_write(self._with_panic(desired, profile), profile,
                                self.kernel.context())
-        self.store.set_current(previous)
+        if record:
+            self.store.set_current(previous)
 
     # -- recovery ------------------------------------------------------------
     def recover(self) -> str | None:
@@ -309,7 +330,11 @@ class Transactions:
             profile, desired = load_and_plan(paths, backend=backend, baselines=ctx.baselines)
             content = content_digest(profile)
             if not check:
-                self.gate.check_quarantine(content, explicit=origin != "agent")
+                try:
+                    self.gate.check_quarantine(content, explicit=origin != "agent")
+                except OSError as exc:
+                    raise StateUnwritable(self.store, "lift the quarantine", exc,
+                                          "the kernel was not changed") from exc
             written = self._with_panic(desired, profile)
             profile = dataclasses.replace(profile, warnings=profile.warnings + risk_warnings(
                 profile, previous, self._panic() is not None))
@@ -322,44 +347,81 @@ class Transactions:
             if preview.empty and previous is not None and confirm_timeout is None:
                 return ApplyResult(previous, False, preview, time.monotonic() - t0,
                                    warnings=profile.warnings)
-            n = self._commit(profile, written, ctx, previous)
-            self.store.write_meta(GenerationMeta(
-                generation=n, created=time.time(), sources=[str(p) for p in paths],
-                backend=backend or "profile", rules=_rule_meta_json(desired),
-                content=content, origin=origin,
-                expected=Orchestrator.expected_shape(
-                    desired, {h.interface: h.name for h in profile.host_endpoints})))
-            self.store.set_current(n)
-            self.store.clear_journal()
+            def meta_of(n: int) -> GenerationMeta:
+                return GenerationMeta(
+                    generation=n, created=time.time(), sources=[str(p) for p in paths],
+                    backend=backend or "profile", rules=_rule_meta_json(desired),
+                    content=content, origin=origin,
+                    expected=Orchestrator.expected_shape(
+                        desired, {h.interface: h.name for h in profile.host_endpoints}))
+
+            n = self._commit(profile, written, ctx, previous, meta_of)
             pending = None
             if confirm_timeout is not None:
                 last_kept = superseded.previous if superseded else previous
-                pending = self.gate.arm(n, last_kept, confirm_timeout)
-            self.store.prune()
+                pending = self._arm(n, previous, last_kept, confirm_timeout)
+            _best_effort(self.store.prune, [], "prune old generations")
         return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
                            warnings=profile.warnings,
                            superseded=superseded.generation if superseded else None)
 
     def _commit(self, profile: Profile, written: DesiredState, ctx: TxContext,
-                previous: int | None) -> int:
-        """Record generation N's files, journal, write the kernel and verify it.  On any
-        failure the previous generation is restored and N forgotten.  Returns N."""
+                previous: int | None, meta_of: Callable[[int], GenerationMeta]) -> int:
+        """Journal, record generation N (files and meta) — all before the kernel is
+        touched — then write the kernel, verify it and make N current.  A state dir
+        that cannot take the record stops the apply with the kernel untouched; on any
+        later failure the previous generation is restored and N forgotten.  Returns N."""
         n = self.store.next_generation()
-        self._record_files(n, profile)
-        self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
-                                         started=time.time(), action="apply"))
+        try:
+            self.store.write_journal(Journal(target=n, previous=previous, pid=os.getpid(),
+                                             started=time.time(), action="apply"))
+            self._record_files(n, profile)
+            self.store.write_meta(meta_of(n))
+        except OSError as exc:
+            self._forget(n)
+            raise StateUnwritable(self.store, f"record generation {n}", exc,
+                                  "the kernel was not changed") from exc
         try:
             self._kernel_write(written, profile, ctx)
             self.kernel.verify(written)
         except BaseException as exc:
-            self._restore(previous)
-            shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
-            self.store.clear_journal()
+            self._restore(previous, record=False)
+            self._forget(n)
             if isinstance(exc, NodewallError):
                 raise
             raise KernelError(f"apply failed and was rolled back: {exc}",
                               hint="the previous generation is in place") from exc
+        try:
+            self.store.set_current(n)  # until here `current` says previous
+        except OSError as exc:
+            self._restore(previous, record=False)
+            self._forget(n)
+            back = "nothing applied" if previous is None else f"generation {previous}"
+            raise StateUnwritable(self.store, f"record generation {n} as current", exc,
+                                  f"the kernel is back at {back}") from exc
+        _best_effort(self.store.clear_journal, [], "clear the journal")
         return n
+
+    def _forget(self, n: int) -> None:
+        """Generation N never took effect: its files and the journal go (both only
+        free space, so this works on a full state dir)."""
+        shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
+        _best_effort(self.store.clear_journal, [], "clear the journal")
+
+    def _arm(self, n: int, previous: int | None, last_kept: int | None,
+             timeout: float) -> PendingConfirm:
+        """Arm the confirm watcher for N; when the state dir cannot record it, N must
+        not stay unguarded: the kernel goes back to `previous` (a change N superseded
+        keeps its own watcher) and N is forgotten."""
+        try:
+            return self.gate.arm(n, last_kept, timeout)
+        except OSError as exc:
+            self._restore(previous, record=False)
+            self._forget(n)
+            _best_effort(lambda: self.store.set_current(previous), [], "record it")
+            back = "nothing applied" if previous is None else f"generation {previous}"
+            raise StateUnwritable(self.store, "arm the confirm watcher", exc,
+                                  f"not applied, the kernel is back at {back}") from exc
 
     # -- commit-confirm (engine.safety.confirm has the rules) ------------------
     def confirm(self) -> int:
@@ -380,10 +442,24 @@ class Transactions:
         return True
 
     def _guarded_restore(self, previous: int | None, action: str) -> None:
+        """Journaled: the kernel to generation `previous` and `current` with it.  A
+        state dir that cannot journal it or record it: the kernel stays (or is put
+        back) as `current` says, and the error says so."""
         current = self.store.current()
-        self.store.write_journal(Journal(target=current or 0, previous=previous,
-                                         pid=os.getpid(), started=time.time(), action=action))
-        self._restore(previous)
+        try:
+            self.store.write_journal(Journal(target=current or 0, previous=previous,
+                                             pid=os.getpid(), started=time.time(),
+                                             action=action))
+        except OSError as exc:
+            raise StateUnwritable(self.store, f"journal the {action}", exc,
+                                  "the kernel was not changed") from exc
+        try:
+            self._restore(previous)
+        except OSError as exc:
+            self._restore(current, record=False)
+            _best_effort(self.store.clear_journal, [], "clear the journal")
+            raise StateUnwritable(self.store, f"record the {action}", exc,
+                                  "the kernel was left as it was") from exc
         self.store.clear_journal()
 
     # -- rollback / flush --------------------------------------------------------
@@ -414,7 +490,13 @@ class Transactions:
             self._guarded_restore(target, "rollback")
             self.store.clear_pending()
             if current is not None:
-                self.gate.quarantine_rolled_back(current, target)
+                try:
+                    self.gate.quarantine_rolled_back(current, target)
+                except OSError as exc:
+                    raise StateUnwritable(
+                        self.store, "quarantine the rolled-back content", exc,
+                        f"rolled back to {target}, but the agent may apply generation "
+                        f"{current}'s content again") from exc
             return target
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
@@ -440,23 +522,45 @@ class Transactions:
         return warnings
 
     # -- panic ---------------------------------------------------------------------
-    def set_panic(self, on: bool, *, wait: bool = True,
-                  on_wait: OnWait = None) -> panic_mod.PanicState | None:
+    def set_panic(self, on: bool, *, wait: bool = True, on_wait: OnWait = None,
+                  on_warning: OnWarning = None) -> panic_mod.PanicState | None:
         """Panic on: drop everything but failsafe traffic (kept across applies until
         off).  Off: back to the current generation as it was.  Returns the panic state
-        now in force (None when off)."""
+        now in force (None when off).  An emergency command needs no disk: with a full
+        or read-only state dir the kernel still switches, and on_warning(message) is
+        told what could not be recorded (then the next apply does not know it)."""
+        warnings: list[str] = []
         with self.store.lock(wait=wait, on_wait=on_wait):
-            self.recover()
-            current = self.store.current()
-            if on:
-                old = self._panic()
-                panic_mod.write_marker(self.store.root, panic_mod.state_from_settings(
-                    None, since=old.since if old else None))
-            else:
-                panic_mod.clear_marker(self.store.root)
-            self.store.write_journal(Journal(target=current or 0, previous=current,
-                                             pid=os.getpid(), started=time.time(),
-                                             action="panic"))
-            self._restore(current)
-            self.store.clear_journal()
-            return self._panic()
+            _best_effort(self.recover, warnings, "finish an interrupted transaction")
+            current = _best_effort(self.store.current, warnings, "read the generation")
+            old = self._panic()
+            state = panic_mod.state_from_settings(
+                None, since=old.since if old else None) if on else None
+            recorded = _best_effort(lambda: self._record_panic(state), warnings,
+                                    f"record panic {'on' if on else 'off'}")
+            journaled = _best_effort(lambda: self.store.write_journal(Journal(
+                target=current or 0, previous=current, pid=os.getpid(),
+                started=time.time(), action="panic")) or True, warnings,
+                "journal the panic switch")
+            self._panic_forced = state
+            try:
+                self._restore(current, record=False)
+            finally:
+                self._panic_forced = _UNSET
+            if journaled:
+                _best_effort(self.store.clear_journal, warnings, "clear the journal")
+        if recorded is None:
+            warnings.append(f"panic is {'on' if on else 'off'} in the kernel, but the "
+                            "state dir does not say so: the next apply or recovery "
+                            f"switches it {'off' if on else 'on'} again")
+        for warning in warnings:
+            if on_warning is not None:
+                on_warning(warning)
+        return self._panic_written if on else None
+
+    def _record_panic(self, state: panic_mod.PanicState | None) -> bool:
+        if state is None:
+            panic_mod.clear_marker(self.store.root)
+        else:
+            panic_mod.write_marker(self.store.root, state)
+        return True

@@ -74,9 +74,11 @@ def fingerprint(ns: str) -> str:
 
 def write_profile(d: Path, name: str, *, iface: str, members: int = 0, rules: int = 0,
                   variant: int = 0, extra: str = "", failsafe_in: str = '["tcp:22"]',
-                  failsafe_out: str = "[]", backend: str = "iptables") -> Path:
+                  failsafe_out: str = "[]", backend: str = "iptables",
+                  untracked: bool = False) -> Path:
     """A profile with `members` CIDRs in a nets_file network set that is denied, and
-    `rules` allow rules; `variant` makes everything different."""
+    `rules` allow rules; `variant` makes everything different.  `untracked`: the deny
+    is do_not_track (what the XDP backend accelerates)."""
     d.mkdir(parents=True, exist_ok=True)
     lines = ["[settings]", f'backend = "{backend}"', f"failsafe_inbound = {failsafe_in}",
              f"failsafe_outbound = {failsafe_out}",
@@ -90,6 +92,7 @@ def write_profile(d: Path, name: str, *, iface: str, members: int = 0, rules: in
         lines += ["[[network_sets]]", f'name = "big{variant}"', 'labels = { list = "big" }',
                   f'nets_file = "{nets.name}"',
                   "[[policies]]", 'name = "deny-big"', "order = 10", 'selector = "all()"',
+                  *(["do_not_track = true", "apply_on_forward = true"] if untracked else []),
                   'types = ["ingress"]', "  [[policies.ingress]]", '  action = "deny"',
                   "  source = { selector = 'list == \"big\"' }"]
     if rules:

@@ -31,12 +31,17 @@ def _destroy(sets: Iterable[ObservedSet], manifests: Path | None) -> DestroyRepo
     done, busy = [], []
     for s in ordered:
         proc = run_ipset("destroy", s.name, check=False)
-        if proc.returncode == 0:
-            done.append(s.name)
+        if proc.returncode == 0 or _gone(s.name):  # gone: e.g. a killed load's temp set
+            done.append(s.name)  # that this transaction's own load cleared meanwhile
             drop_manifest(s.name, manifests)
         else:
             busy.append(f"{s.name} ({s.references} references: {proc.stderr.strip()})")
     return DestroyReport(tuple(done), tuple(busy))
+
+
+def _gone(name: str) -> bool:
+    """The set no longer exists (a listing taken earlier still named it)."""
+    return run_ipset("list", "-n", name, check=False).returncode != 0
 
 
 def destroy_unused(keep: set[str], manifests: Path | None = None,

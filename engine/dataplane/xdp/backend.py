@@ -4,7 +4,8 @@ CURRENT network namespace (callers enter it first).
 apply() order (each step leaves the kernel consistent):
   1. refuse foreign XDP programs on any target interface (nothing changed yet);
   2. compile a new program only when none is pinned, the pinned one is too small, or
-     it was built from other sources (its recorded build digest differs);
+     it was built from other sources (its recorded build digest differs); a reused
+     program's metadata is marked in flight (in_flight) until step 6 rewrites it;
   3. source maps and rule tables (engine.dataplane.xdp.generations): unchanged ->
      untouched; small change with stable set bits -> delta in place, adds (upserts)
      first; otherwise fresh maps per family in the inactive generation slot, the rule
@@ -57,6 +58,7 @@ from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import XdpInterface, XdpState
 
 SCHEMA = 1
+IN_FLIGHT = "in_flight"  # meta key: an apply was changing the maps (see in_flight)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,14 @@ def rules_digest(iface: XdpInterface) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def in_flight(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metadata while an apply changes the pinned maps: marked in flight, so an
+    apply killed mid-way is never taken as done (the flip may have happened without
+    the record following, or an in-place delta stopped half-way): the next apply
+    reloads every family's maps (family_plan) and rewrites the record."""
+    return {**meta, IN_FLIGHT: True}
+
+
 class XdpBackend:
     def __init__(self, pin_root: Path | None = None):
         self._pin_root = Path(pin_root) if pin_root is not None else None
@@ -184,7 +194,7 @@ class XdpBackend:
             return ops
         if _reusable(meta, xdp) is None:
             ops.append(XdpOp("load", "program", "compile and load nw_xdp"))
-        tries = meta.get("tries", {})
+        tries = {} if meta.get(IN_FLIGHT) else meta.get("tries", {})
         for fam in FAMILIES:
             digest = source_digest(xdp.sets, fam, digests)
             if tries.get(str(fam), {}).get("digest") != digest:
@@ -221,6 +231,8 @@ class XdpBackend:
         targets = {i.iface: ifindex(i.iface) for i in xdp.interfaces}
         prog = self._program(xdp, dict(observed.meta or {}))
         try:
+            if not prog.fresh:  # a kill from here on leaves maps no record describes
+                prog.pinned.write_meta(in_flight(prog.meta))
             fill(prog.pinned, prog.cfg, xdp, prog.meta, targets, prog.fresh, baselines,
                  digests)
             new_prog_id = prog.pinned.prog_id()
@@ -275,6 +287,7 @@ class XdpBackend:
     def _save_meta(self, prog: _Program, xdp: XdpState, result: XdpApplied, new_prog_id: int,
                    targets: dict[str, int]) -> None:
         meta = prog.meta
+        meta.pop(IN_FLIGHT, None)
         meta["ifaces"] = {i.iface: {"ifindex": targets[i.iface],
                                     "mode": result.modes[i.iface],
                                     "rules_digest": rules_digest(i)}

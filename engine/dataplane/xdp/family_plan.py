@@ -73,7 +73,9 @@ def plan_families(p: Pinned, xdp: XdpState, meta: dict[str, Any], old_gen: int |
                   baselines: BaselineStore | None,
                   digests: FileDigests) -> dict[int, FamilyPlan]:
     fresh = old_gen is None
-    compatible = not fresh and bits_compatible(meta.get("bits", {}), set_bits(xdp))
+    # an apply killed mid-way (meta "in_flight"): the maps match no record, reload all
+    compatible = not fresh and not meta.get("in_flight") and \
+        bits_compatible(meta.get("bits", {}), set_bits(xdp))
     inputs = _Inputs(p, xdp, old_gen, compatible, baselines, digests)
     tries = meta.get("tries", {})
     plans = {fam: _plan_family(inputs, fam, tries.get(str(fam), {})) for fam in FAMILIES}
