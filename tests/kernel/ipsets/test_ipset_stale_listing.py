@@ -23,10 +23,11 @@ def _retire_with_stale_listing(gone: str, kept: str):
 
 def test_a_set_gone_since_the_listing_is_not_in_use(netns_one):
     ns = netns_one
-    for name in ("nw-t-0123456789ab", "nw-kept", "nw-old"):
+    kept, old = "nw-n4-kept-0a0a0a", "nw-n4-old-0b0b0b"  # names nodewall makes (it owns them)
+    for name in ("nw-t-0123456789ab", kept, old):
         in_ns(ns, "ipset", "create", name, "hash:net")
     report, left = run_in_netns(ns, _retire_with_stale_listing, "nw-t-0123456789ab",
-                                "nw-kept")
+                                kept)
     assert report.in_use == ()
     report.raise_if_incomplete()
-    assert left == ["nw-kept"]  # nw-old retired, nw-kept kept
+    assert left == [kept]  # the old set retired, the kept one kept
