@@ -2,7 +2,7 @@
 (its own --netns and --state-dir), one ConfigMap-shaped directory updated the way the
 kubelet does it.  A change is in every node's kernel within 2 s of the `..data` swap;
 a bad profile is applied by none while all keep the last good generation; SIGTERM
-ends every agent cleanly."""
+ends every agent cleanly; nodes.toml gives one node of the three an extra profile."""
 from __future__ import annotations
 
 import json
@@ -170,3 +170,41 @@ def test_sigterm_during_a_rollout_never_stops_an_apply_halfway(fleet):
         assert report["generation"] in (1, 2)
         assert node.allows(expected_port)
         assert node.log.read_text().rstrip().endswith("stopped")
+
+
+EDGE = """[[policies]]
+name = "edge-web"
+order = 5
+selector = 'role == "node"'
+types = ["ingress"]
+  [[policies.ingress]]
+  action = "allow"
+  protocol = "tcp"
+  destination = { ports = [8443] }
+"""
+NODES = """[[nodes]]
+profiles = ["node.toml"]
+
+[[nodes]]
+name = "node-2"
+profiles = ["edge.toml"]
+"""
+
+
+def test_one_configmap_serves_two_kinds_of_node(fleet):
+    """nodes.toml: node-2 (--node-name) also applies edge.toml, the others do not;
+    a change of the shared profile reaches all three."""
+    cm, nodes = fleet
+    first = cm.write({"node.toml": profile(3001), "edge.toml": EDGE, "nodes.toml": NODES})
+    _start(cm, nodes)
+    assert until(lambda: _all_at(nodes, first, "applied"), START_S), \
+        [n.log.read_text() for n in nodes]
+    assert [n.allows(8443) for n in nodes] == [False, False, True]
+    assert all(n.allows(3001) for n in nodes)
+
+    second = cm.write({"node.toml": profile(3002), "edge.toml": EDGE, "nodes.toml": NODES})
+    assert until(lambda: _all_at(nodes, second, "applied"), CONVERGE_S), \
+        [n.last_pass() for n in nodes]
+    assert all(n.allows(3002) for n in nodes)
+    assert [n.allows(8443) for n in nodes] == [False, False, True]
+    assert _stop(nodes) == [0, 0, 0]
