@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NW := $(VENV)/bin/nodewall
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-unit-nobody coverage lint bench clean
+.PHONY: setup demo test test-unit test-unit-nobody coverage lint bench clean image
 
 setup:
 	@bash .ci/setup
@@ -48,6 +48,11 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: setup $(BENCH_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# the container image (deploy/container/Containerfile; needs podman, and mmdebstrap
+# where the Debian base image cannot be pulled); not part of `make test`
+image: setup
+	PY=$(PY) bash deploy/container/build-image
 
 clean:
 	rm -rf $(VENV) build *.egg-info

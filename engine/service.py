@@ -15,9 +15,10 @@ from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
 from nodewall.engine.observe.status import collect_status
 from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
-from nodewall.engine.safety.agent import Agent, PassObserver
+from nodewall.engine.safety.agent import BACKOFF_MAX_S, Agent, PassObserver
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
+from nodewall.engine.safety.snapshot import NodeIdentity
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions
 from nodewall.engine.system import netns as netns_mod
@@ -98,5 +99,7 @@ class Service:
         """Panic on/off; on_warning(message) hears what the state dir could not record."""
         return self.tx.set_panic(on, wait=wait, on_wait=on_wait, on_warning=on_warning)
 
-    def agent(self, profiles_dir: Path, on_pass: PassObserver | None = None) -> Agent:
-        return Agent(self.tx, profiles_dir, on_pass=on_pass)
+    def agent(self, profiles_dir: Path, on_pass: PassObserver | None = None,
+              node: NodeIdentity | None = None, backoff_max: float = BACKOFF_MAX_S) -> Agent:
+        return Agent(self.tx, profiles_dir, on_pass=on_pass, node=node,
+                     backoff_max=backoff_max)

@@ -153,9 +153,18 @@ def cmd_panic(args) -> int:
     return ExitCode.OK
 
 
+def agent_of(svc: Service, args, on_pass=None):
+    """The agent the `agent` command's options describe."""
+    from nodewall.engine.safety.snapshot import NodeIdentity, parse_labels
+
+    node = NodeIdentity(args.node_name or None, parse_labels(args.node_labels))
+    return svc.agent(args.profiles, on_pass=on_pass, node=node, backoff_max=args.backoff_max)
+
+
 def cmd_agent(args) -> int:
     _require_root("agent")
-    return _service(args).agent(args.profiles).run(args.interval, once=args.once)
+    agent = agent_of(_service(args), args)
+    return agent.run(args.interval, once=args.once, watch=not args.no_watch)
 
 
 def _print_status(report: StatusReport, scope: str = "") -> None:

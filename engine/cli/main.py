@@ -86,8 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("agent", help="reconcile continuously (repairs drift)")
     sp.add_argument("--profiles", type=Path, required=True, metavar="DIR",
                     help="directory of *.toml profiles")
-    sp.add_argument("--interval", type=float, default=10.0)
+    sp.add_argument("--interval", type=float, default=10.0,
+                    help="seconds between passes when nothing changes (default 10); "
+                         "a change of DIR is seen at once through inotify")
     sp.add_argument("--once", action="store_true", help="one reconcile pass, then exit")
+    sp.add_argument("--no-watch", action="store_true",
+                    help="do not watch DIR with inotify: only the interval drives passes")
+    sp.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS",
+                    help="after failed passes the interval doubles up to this (default 300)")
+    sp.add_argument("--node-name", default=os.environ.get("NODE_NAME"),
+                    help="this node's name for DIR/nodes.toml (default: $NODE_NAME)")
+    sp.add_argument("--node-labels", default=os.environ.get("NODE_LABELS", ""),
+                    metavar="K=V,...",
+                    help="this node's labels for DIR/nodes.toml (default: $NODE_LABELS)")
 
     sp = sub.add_parser("demo", help="start the lab and open the TUI on it")
     sp.add_argument("--keep-lab", action="store_true", help="leave the lab running on exit")

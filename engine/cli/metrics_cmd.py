@@ -72,11 +72,11 @@ def cmd_agent(args) -> int:
     commands._require_root("agent")
     svc = commands._service(args)
     exporter = Exporter(svc.scrape, agent=True)
-    agent = svc.agent(args.profiles, on_pass=exporter.agent.observe)
+    agent = commands.agent_of(svc, args, on_pass=exporter.agent.observe)
     server = exporter.server(listen)
     bound = server.start()
     _say(f"serving {bound.url()} (and /healthz, /readyz)")
     try:
-        return agent.run(args.interval, once=args.once)
+        return agent.run(args.interval, once=args.once, watch=not args.no_watch)
     finally:
         server.stop()
