@@ -2,8 +2,8 @@
 to a lab namespace as a DaemonSet pod joins its node's, with only the capabilities
 the DaemonSet gives it; it applies a ConfigMap-shaped directory mounted into it,
 follows a `..data` swap, and stops cleanly on `podman stop` (SIGTERM to PID 1).
-Skipped where podman or the image is missing: `make image` builds it (it is not part
-of `make test`)."""
+Run by `make test-image` (which builds the image first), not by `make test`; skipped
+with the reason where podman or the image is missing."""
 from __future__ import annotations
 
 import json
@@ -32,7 +32,7 @@ def _podman() -> list[str]:
     if podman is None:
         pytest.skip("podman is not installed (apt-get install podman)")
     if subprocess.run([podman, "image", "exists", IMAGE], check=False).returncode != 0:
-        pytest.skip(f"no image {IMAGE}: run `make image`")
+        pytest.skip(f"no image {IMAGE}: run `make test-image` (it builds it)")
     # runc with cgroupfs where crun cannot run (hybrid cgroup hosts)
     return [podman, "--cgroup-manager=cgroupfs",
             *(["--runtime", "runc"] if shutil.which("runc") else [])]
