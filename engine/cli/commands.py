@@ -102,16 +102,27 @@ def _ns(args) -> str:
     return out
 
 
+def _say(args, text: str, **data) -> None:
+    """One result: `text` for humans, `data` for --output json."""
+    if args.output == "json":
+        _emit_json(data)
+    else:
+        print(text)
+
+
 def cmd_confirm(args) -> int:
     n = _service(args).confirm()
-    print(f"kept generation {n}")
+    _say(args, f"kept generation {n}", kept=n)
     return ExitCode.OK
 
 
 def cmd_ack(args) -> int:
     notice = _service(args).acknowledge_revert()
-    print("no automatic revert to acknowledge" if notice is None
-          else f"acknowledged: {notice.describe()}")
+    _say(args, "no automatic revert to acknowledge" if notice is None
+         else f"acknowledged: {notice.describe()}",
+         acknowledged=None if notice is None else {
+             "generation": notice.generation, "reverted_to": notice.reverted_to,
+             "at": notice.at, "reason": notice.reason, "text": notice.describe()})
     return ExitCode.OK
 
 
@@ -122,17 +133,19 @@ def cmd_confirm_watcher(args) -> int:
 
 def cmd_rollback(args) -> int:
     _require_root("rollback")
-    target = _service(args).rollback(wait=not args.no_wait, on_wait=_say_wait)
-    print("rolled back: nothing applied now" if target is None
-          else f"rolled back to generation {target}")
+    target = _service(args).rollback(wait=not args.no_wait, on_wait=_say_wait, to=args.to)
+    _say(args, "rolled back: nothing applied now" if target is None
+         else f"rolled back to generation {target}", generation=target)
     return ExitCode.OK
 
 
 def cmd_flush(args) -> int:
     _require_root("flush")
-    for warning in _service(args).flush(wait=not args.no_wait, on_wait=_say_wait):
+    warnings = _service(args).flush(wait=not args.no_wait, on_wait=_say_wait)
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print("flushed: nodewall's chains, sets and XDP programs are gone")
+    _say(args, "flushed: nodewall's chains, sets and XDP programs are gone", flushed=True,
+         warnings=warnings)
     return ExitCode.OK
 
 
@@ -141,7 +154,10 @@ def cmd_panic(args) -> int:
     state = _service(args).set_panic(
         args.state == "on", wait=not args.no_wait, on_wait=_say_wait,
         on_warning=lambda warning: print(f"warning: {warning}", file=sys.stderr))
-    if state is not None:
+    if args.output == "json":
+        _emit_json({"panic": state is not None,
+                    "state": None if state is None else state.describe()})
+    elif state is not None:
         print("!!! PANIC MODE ON: every packet is dropped except failsafe traffic !!!")
         print(f"    {state.describe()}")
         if not state.inbound:
@@ -162,7 +178,8 @@ def _print_status(report: StatusReport, scope: str = "") -> None:
     ns = report.netns or "host"
     print(f"netns {ns}   iptables mode {report.iptables_mode} (`iptables` is "
           f"{report.iptables_command}; nodewall writes {report.writes})   "
-          f"generation {report.generation}")
+          + ("nothing applied" if report.generation is None
+             else f"generation {report.generation}"))
     if report.recommendation:
         print(f"recommendation: {report.recommendation}")
     if report.panic:

@@ -21,7 +21,7 @@ from typing import Any
 
 import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
-from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
 from nodewall.engine.errors import (
     InputError,
@@ -29,6 +29,7 @@ from nodewall.engine.errors import (
     KernelError,
     LockBusy,
     NodewallError,
+    NothingPending,
     NothingToDo,
 )
 from nodewall.engine.nets.baseline import BaselineStore
@@ -195,6 +196,15 @@ class Transactions:
             atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
                               tomlkit.dumps(doc), mode=0o600)
 
+    def generation_plan(self, n: int) -> DesiredState:
+        """What the kernel holds for generation N: its profile copies planned again
+        (interfaces gone by now do not matter: nothing is written), with panic mode's
+        chains over it when panic is on."""
+        meta = self.store.meta(n)
+        backend = meta.backend if meta.backend != "profile" else None
+        profile = with_backend(load_profiles(self.store.profile_copies(n)), backend)
+        return self._with_panic(plan(profile, auto_packet_filter=auto_packet_filter()), profile)
+
     def _generation_profile(self, n: int) -> tuple[Profile, DesiredState]:
         paths = self.store.profile_copies(n)
         meta = self.store.meta(n)
@@ -311,8 +321,25 @@ class Transactions:
         current = self.store.current()
         profile, desired = load_and_plan(paths, backend=backend,
                                          baselines=self.baselines(current))
-        return self.kernel.preview(self._with_panic(desired, profile),
-                                   self.kernel.context(self.baselines(current)))
+        return self._structured(self.kernel.preview(
+            self._with_panic(desired, profile), self.kernel.context(self.baselines(current))),
+            desired, current)
+
+    def _structured(self, preview: PlanPreview, desired: DesiredState,
+                    current: int | None) -> PlanPreview:
+        """The preview with structured entries (a removed rule's policy from the
+        generation in place)."""
+        policies = {rid: str(m.get("policy", "")) for rid, m in self._recorded_rules(current).items()}
+        policies.update({rid: m.policy for rid, m in desired.rules.items()})
+        return dataclasses.replace(preview, entries=plan_entries(preview.lines, policies))
+
+    def _recorded_rules(self, n: int | None) -> dict[str, dict]:
+        if n is None:
+            return {}
+        try:
+            return self.store.meta(n).rules
+        except NodewallError:
+            return {}
 
     # -- apply ---------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
@@ -339,11 +366,12 @@ class Transactions:
             profile = dataclasses.replace(profile, warnings=profile.warnings + risk_warnings(
                 profile, previous, self._panic() is not None))
             self.kernel.prepare(written, ctx)
-            preview = self.kernel.preview(written, ctx)
+            preview = self._structured(self.kernel.preview(written, ctx), desired, previous)
             if check:
                 if preview.empty:
                     raise NothingToDo("the kernel already matches these profiles")
-                return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+                return ApplyResult(previous or 0, True, preview, time.monotonic() - t0,
+                                   check=True)
             if preview.empty and previous is not None and confirm_timeout is None:
                 return ApplyResult(previous, False, preview, time.monotonic() - t0,
                                    warnings=profile.warnings)
@@ -356,6 +384,10 @@ class Transactions:
                         desired, {h.interface: h.name for h in profile.host_endpoints}))
 
             n = self._commit(profile, written, ctx, previous, meta_of)
+            if superseded is not None:
+                _best_effort(lambda: self._set_outcome(superseded.generation,
+                                                       f"superseded by {n}"),
+                             [], "record the superseded generation")
             pending = None
             if confirm_timeout is not None:
                 last_kept = superseded.previous if superseded else previous
@@ -427,7 +459,15 @@ class Transactions:
     def confirm(self) -> int:
         with self.store.lock():
             self.recover()
-            return self.gate.confirm()
+            n = self.gate.confirm()
+            _best_effort(lambda: self._set_outcome(n, "kept"), [], "record it as kept")
+            return n
+
+    def _set_outcome(self, n: int | None, outcome: str) -> None:
+        """Write generation N's outcome into its record (history shows it)."""
+        if n is None or n not in self.store.generations():
+            return
+        self.store.write_meta(dataclasses.replace(self.store.meta(n), outcome=outcome))
 
     def watch_confirm(self, generation: int, poll: float = 0.2) -> bool:
         """The detached watcher: revert at the deadline unless confirmed.  Returns
@@ -464,7 +504,7 @@ class Transactions:
 
     # -- rollback / flush --------------------------------------------------------
     def rollback(self, *, wait: bool = True, on_wait: OnWait = None,
-                 pending_generation: int | None = None) -> int | None:
+                 pending_generation: int | None = None, to: int | None = None) -> int | None:
         """Return to the generation before the current one (or the pending one's
         previous).  Returns the generation now in place.  With `pending_generation`,
         only revert that pending apply: if the confirm watcher reverted it (or it was
@@ -476,16 +516,18 @@ class Transactions:
             if pending_generation is not None and (
                     pending is None or pending.generation != pending_generation
                     or current != pending_generation):
-                raise NodewallError(
+                raise NothingPending(
                     f"generation {pending_generation} is no longer pending (it was kept, "
                     "or reverted at its deadline); nothing was rolled back",
                     hint="`nodewall status` shows the generation in place")
-            if pending is not None and pending.generation == current:
+            if to is not None:
+                target = self._rollback_target(to, current)
+            elif pending is not None and pending.generation == current:
                 target = pending.previous
             else:
                 older = [g for g in self.store.generations() if current is None or g < current]
                 if current is None:
-                    raise NodewallError("nothing has been applied; nothing to roll back")
+                    raise NothingPending("nothing has been applied; nothing to roll back")
                 target = older[-1] if older else None
             self._guarded_restore(target, "rollback")
             self.store.clear_pending()
@@ -498,6 +540,18 @@ class Transactions:
                         f"rolled back to {target}, but the agent may apply generation "
                         f"{current}'s content again") from exc
             return target
+
+    def _rollback_target(self, to: int, current: int | None) -> int:
+        """`rollback --to N`: N must be recorded and not already in force."""
+        if to not in self.store.generations():
+            kept = self.store.generations()
+            span = f"{kept[0]}..{kept[-1]}" if kept else "none"
+            raise NothingPending(f"generation {to} is not recorded (recorded: {span}); "
+                                 "nothing was rolled back",
+                                 hint="`nodewall history` lists the recorded generations")
+        if to == current:
+            raise NothingToDo(f"generation {to} is already in force")
+        return to
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
         """Remove everything nodewall owns (panic mode included).  Journaled when the
@@ -512,6 +566,8 @@ class Transactions:
                 action="flush")), warnings, "journal the flush")
             _best_effort(lambda: panic_mod.clear_marker(self.store.root), warnings,
                          "clear the panic marker")
+            _best_effort(lambda: self._set_outcome(previous, "flushed"), warnings,
+                         "record the flush in the generation's history")
             try:  # what cannot go (a foreign rule uses it) is emptied, and reported
                 self.kernel.flush()
             finally:

@@ -51,7 +51,9 @@ def test_the_same_profiles_again_change_nothing(rig: Rig) -> None:
 def test_check_previews_without_writing(rig: Rig) -> None:
     a = rig.profile("a", 80)
     res = rig.tx.apply([a], check=True)
-    assert (res.generation, res.changed) == (0, False) and not res.preview.empty
+    # changed: the apply WOULD change the kernel (the JSON contract of `apply --check`)
+    assert (res.generation, res.changed, res.check) == (0, True, True)
+    assert not res.preview.empty and res.to_json()["changed"] is True
     assert rig.fake.applies == 0 and rig.fake.kernel is None
     assert rig.store.current() is None and rig.store.generations() == []
 
