@@ -16,14 +16,13 @@ from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
 from nodewall.engine.observe.status import collect_status
-from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import history as history_mod
 from nodewall.engine.safety.agent import Agent, PassObserver
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
-from nodewall.engine.safety.transactions import Transactions
+from nodewall.engine.safety.transactions import Transactions, validate_profiles
 from nodewall.engine.system import netns as netns_mod
 
 OnWait = Callable[[str], None] | None  # told when the lock is busy and we wait for it
@@ -53,8 +52,9 @@ class Service:
 
     def validate(self, paths: Sequence[Path],
                  texts: Mapping[str, str] | None = None) -> Profile:
-        """Load and check profiles; `texts` gives unsaved content for some paths."""
-        return load_profiles([Path(p) for p in paths], texts=texts)
+        """Load and check profiles; `texts` gives unsaved content for some paths.  Said
+        as `diff` and `apply` say it (missing interfaces are warnings)."""
+        return validate_profiles(paths, texts)
 
     def diff(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
         return self.tx.preview(paths, backend=backend)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import StatusReport
-from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.safety.transactions import validate_profiles
 from nodewall.engine.service import Service
 from nodewall.engine.system import procfs
 
@@ -37,7 +37,8 @@ def _say_wait(message: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    profile = load_profiles(args.profiles)  # no namespace, no state: pure
+    # no state; the interfaces are looked up in the namespace (--netns), as diff does
+    profile = validate_profiles(args.profiles)
     if args.output == "json":
         _emit_json({"valid": True, "warnings": list(profile.warnings),
                     "host_endpoints": len(profile.host_endpoints),

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.plan.desired import DesiredState, PacketFilter
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles, read_profile_text
-from nodewall.engine.profile.model import Profile
+from nodewall.engine.profile.model import HostEndpoint, Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
@@ -99,13 +99,46 @@ def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
     return out
 
 
-def check_interfaces(profile: Profile) -> None:
-    errors = [InputError(hep.interface_loc or hep.loc, f"unknown interface '{hep.interface}' in this network "
-                                  "namespace", hint="check `ip link`; or use interface = \"*\"")
-              for hep in profile.host_endpoints
-              if hep.interface != "*" and not interface_exists(hep.interface)]
+def _missing_interfaces(profile: Profile) -> list[HostEndpoint]:
+    return [hep for hep in profile.host_endpoints
+            if hep.interface != "*" and not interface_exists(hep.interface)]
+
+
+def with_interface_warnings(profile: Profile) -> Profile:
+    """A host endpoint whose interface does not exist (yet) is allowed, as in Calico:
+    its iptables/nftables rules match the name and take effect when it appears (the
+    boot unit runs before interfaces exist).  Each one is a warning."""
+    warnings = tuple(
+        f"{hep.interface_loc or hep.loc}: warning: interface '{hep.interface}' does not "
+        f"exist in this network namespace (yet): host endpoint '{hep.name}' takes effect "
+        "when it appears" for hep in _missing_interfaces(profile))
+    if not warnings:
+        return profile
+    return dataclasses.replace(profile, warnings=profile.warnings + warnings)
+
+
+def check_interfaces(profile: Profile, desired: DesiredState) -> None:
+    """XDP attaches to an interface, so one it would accelerate must exist."""
+    xdp = {x.iface for x in desired.xdp.interfaces}
+    errors = [InputError(hep.interface_loc or hep.loc,
+                         f"unknown interface '{hep.interface}' in this network namespace: "
+                         "XDP cannot attach to it",
+                         hint="create the interface first, or use backend = \"iptables\" or "
+                              "\"nftables\" (their rules wait for it); check `ip link`")
+              for hep in _missing_interfaces(profile) if hep.interface in xdp]
     if errors:
         raise InputErrors(errors)
+
+
+def validate_profiles(paths: Sequence[Path], texts: Mapping[str, str] | None = None,
+                      backend: str | None = None) -> Profile:
+    """What `validate`, the TUI's live check, `diff` and `apply` all say about
+    profiles here: the input errors, and the missing interfaces (warnings; an error
+    only where XDP would attach)."""
+    profile = with_interface_warnings(with_backend(
+        load_profiles([Path(p) for p in paths], texts=texts), backend))
+    check_interfaces(profile, plan(profile, auto_packet_filter=auto_packet_filter()))
+    return profile
 
 
 def auto_packet_filter() -> PacketFilter:
@@ -131,10 +164,11 @@ def with_backend(profile: Profile, backend: str | None) -> Profile:
 
 def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
                   baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
-    profile = with_backend(load_profiles([Path(p) for p in paths], baselines=baselines),
-                           backend)
-    check_interfaces(profile)
-    return profile, plan(profile, auto_packet_filter=auto_packet_filter())
+    profile = with_interface_warnings(with_backend(
+        load_profiles([Path(p) for p in paths], baselines=baselines), backend))
+    desired = plan(profile, auto_packet_filter=auto_packet_filter())
+    check_interfaces(profile, desired)
+    return profile, desired
 
 
 def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tuple[str, ...]:
