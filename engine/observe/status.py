@@ -18,7 +18,7 @@ from nodewall.engine.observe.links import list_interfaces
 from nodewall.engine.observe.report import RuleStats, StatusReport
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.results import PendingConfirm
-from nodewall.engine.safety.state_dir import StateStore
+from nodewall.engine.safety.state_dir import StateStore, generation_words
 
 
 def _hep_for(interfaces, heps: dict[str, str]):
@@ -91,7 +91,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
 
     snapshot = kernel.snapshot()  # one read of every dataplane for all below
     rules, unknown = rule_stats(kernel.counters(snapshot), rules_meta)
-    warnings += [f"kernel rule nw:{rid} ({backend}) is not in generation {generation}"
+    warnings += [f"kernel rule nw:{rid} ({backend}) is not in {generation_words(generation)}"
                  for rid, backend in unknown]
 
     pending = store.pending()

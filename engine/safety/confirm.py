@@ -120,7 +120,7 @@ class CommitConfirm:
         expired = time.time() >= pending.deadline
         self.revert(pending, "confirm-timeout" if expired else "watcher-gone")
         return (f"generation {pending.generation} was never confirmed: reverted to "
-                f"{pending.previous}")
+                f"{'nothing applied' if pending.previous is None else pending.previous}")
 
     def watch(self, generation: int, poll: float = 0.2) -> bool:
         """The detached watcher: revert at the deadline unless confirmed.  Returns

@@ -41,7 +41,12 @@ from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
 from nodewall.engine.safety.results import ApplyResult, PendingConfirm
-from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
+from nodewall.engine.safety.state_dir import (
+    GenerationMeta,
+    Journal,
+    StateStore,
+    generation_words,
+)
 from nodewall.engine.system import filters, procfs
 from nodewall.engine.system.files import atomic_write_text
 from nodewall.engine.system.netns import interface_exists
@@ -325,7 +330,7 @@ class Transactions:
             self.store.set_current(None)
         elif journal.action == "panic":
             self._restore(current)
-            outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
+            outcome = f"panic {'on' if self._panic() else 'off'} at {generation_words(current)}"
         elif journal.action == "apply" and current == journal.target and \
                 journal.target in self.store.generations():
             self._restore(journal.target)
@@ -335,7 +340,7 @@ class Transactions:
             if journal.action == "apply":  # never took effect
                 shutil.rmtree(self.store.generation_dir(journal.target),
                               ignore_errors=True)
-            outcome = f"back at generation {journal.previous}"
+            outcome = f"back at {generation_words(journal.previous)}"
         self.store.clear_journal()
         return f"recovered an interrupted {journal.action} (pid {journal.pid}): {outcome}"
 
