@@ -71,8 +71,11 @@ def _explain(ns: str, state: Path, src: str, dst: str) -> dict:
     return json.loads(out.stdout)
 
 
-def _packets(ns: str, state: Path, rule_id: str) -> int:
-    return sum(r["packets"] for r in status(ns, state)["rules"] if r["id"] == rule_id)
+def _packets(ns: str, state: Path, rule_id: str, backend: str | None) -> int:
+    """The rule's packets; an XDP-accelerated rule's own series when it was decided
+    in XDP (its raw backstop never sees the dropped packet)."""
+    return sum(r["packets"] for r in status(ns, state)["rules"]
+               if r["id"] == rule_id and (backend is None or r["backend"] == backend))
 
 
 def _syn(pair, src: str, port: int) -> None:
@@ -83,14 +86,15 @@ def _syn(pair, src: str, port: int) -> None:
     in_ns(pair.client, sys.executable, "-c", code, check=False, timeout=10)
 
 
-@pytest.mark.parametrize("backend", ["iptables", "nftables"])
-def test_explained_rule_counts_the_real_packet(netns_pair, tmp_path, backend):
+@pytest.mark.parametrize("backend,drop_stage", [("iptables", "raw"), ("nftables", "raw"),
+                                                ("xdp", "xdp")])
+def test_explained_rule_counts_the_real_packet(netns_pair, tmp_path, backend, drop_stage):
     ns, state = netns_pair.server, tmp_path / "state"
     netns_pair.add_client_address(f"{BLOCKED}/24")
     nw(ns, state, "apply", str(_profile(tmp_path, backend)))
 
     blocked = _explain(ns, state, BLOCKED, "10.77.0.1:8080/tcp")
-    assert (blocked["verdict"], blocked["stage"]) == ("deny", "raw")
+    assert (blocked["verdict"], blocked["stage"]) == ("deny", drop_stage)
     assert blocked["rule"]["policy"] == "drop-blocklist"
     member = blocked["path"][-1]["set_members"][0]
     # the line of the nets_file as applied: generation 1's recorded copy of block.txt
@@ -104,14 +108,16 @@ def test_explained_rule_counts_the_real_packet(netns_pair, tmp_path, backend):
     ssh = _explain(ns, state, BLOCKED, "10.77.0.1:22")
     assert (ssh["verdict"], ssh["rule"]["policy"]) == ("allow", "(failsafe)")
     assert ssh["failsafe_overrides"]["rule"]["policy"] == "drop-blocklist"
+    assert ssh["failsafe_overrides"]["stage"] == drop_stage
 
     for explained, src, port in ((blocked, BLOCKED, 8080),
                                  (allowed, netns_pair.client_ip, 8080),
                                  (ssh, BLOCKED, 22)):
         rid = explained["rule"]["id"]
-        before = _packets(ns, state, rid)
+        series = "xdp" if explained["stage"] == "xdp" else None
+        before = _packets(ns, state, rid, series)
         _syn(netns_pair, src, port)
-        assert _packets(ns, state, rid) > before, (src, port, explained["rule"])
+        assert _packets(ns, state, rid, series) > before, (src, port, explained["rule"])
 
 
 def test_explain_without_an_applied_generation_exits_6(netns_one, tmp_path):
