@@ -166,3 +166,24 @@ def test_json_carries_the_contract(tmp_path):
 def test_bad_packets_are_input_errors(src, dst):
     with pytest.raises(InputError):
         parse_packet(src, dst, iface="eth0", direction="ingress")
+
+
+@pytest.mark.parametrize("lines,address,member", [
+    ("192.0.2.0/24\n8.0.0.0/5\n", "10.1.1.1", "8.0.0.0/5"),  # a short prefix, other octet
+    ("192.0.2.0/24\n0.0.0.0/0\n", "10.1.1.1", "0.0.0.0/1"),  # /0 is kept as two /1s
+    ("# c\n10.1.1.1  # host\n", "10.1.1.1", "10.1.1.1/32"),  # a bare address
+    ("110.1.1.0/24\n10.1.1.0/25\n", "10.1.1.1", "10.1.1.0/25"),  # 110. is not 10.
+    ("110.1.1.0/24\n", "10.1.1.1", None),
+    ("2001:db8::/32\n", "2001:db8::1", "2001:db8::/32"),
+])
+def test_nets_file_lookup_finds_the_member(tmp_path, lines, address, member):
+    import ipaddress
+
+    from nodewall.engine.explain.members import SetIndex
+    from nodewall.engine.plan.desired import IpSetSpec
+    path = tmp_path / "n.txt"
+    path.write_text(lines)
+    family = 6 if ":" in address else 4
+    spec = IpSetSpec("nw-x", family, "hash:net", files=(path,), origin="network set x")
+    hit = SetIndex([spec]).lookup("nw-x", ipaddress.ip_address(address))
+    assert (hit.member if hit else None) == member
