@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.safety.transactions import validate_profiles
@@ -59,10 +60,27 @@ def cmd_diff(args) -> int:
     else:
         for w in preview.warnings:
             print(w, file=sys.stderr)
-        print("\n".join(preview.lines) if preview.lines else "no changes")
+        print("\n".join(_diff_lines(preview)) if preview.lines else "no changes")
         for rid, where in preview.xdp:
             print(f"  xdp: {rid} -> {where}")
+        if preview.lines:
+            print(_diff_summary(preview))
     return ExitCode.OK
+
+
+def _diff_lines(preview: PlanPreview) -> list[str]:
+    """The changes; a removed rule also says which policy it was and what it did."""
+    if len(preview.entries) != len(preview.lines):
+        return list(preview.lines)
+    return [f"{line}   [{e.policy}: {e.summary}]" if e.op == "remove" and e.policy else line
+            for line, e in zip(preview.lines, preview.entries)]
+
+
+def _diff_summary(p: PlanPreview) -> str:
+    return (f"{p.rules_added} rule(s) added, {p.rules_removed} removed; {p.chains_added} "
+            f"chain(s) added, {p.chains_removed} removed; {p.sets_added} set(s) added, "
+            f"{p.sets_removed} removed; {p.set_members_added} set member(s) added, "
+            f"{p.set_members_removed} removed")
 
 
 def cmd_apply(args) -> int:

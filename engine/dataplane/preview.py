@@ -31,23 +31,27 @@ class PlanEntry:
     policy: str | None
     text: str
     family: int | None = None
+    summary: str | None = None  # the rule's one-line description (a removed one's too)
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, "table": self.table, "chain": self.chain,
                 "family": self.family, "rule_id": self.rule_id, "policy": self.policy,
-                "text": self.text}
+                "summary": self.summary, "text": self.text}
 
 
-def _full_id(short: str, cut: bool, policies: Mapping[str, str]) -> str:
+RuleNames = Mapping[str, tuple[str, str]]  # rule id -> (policy, summary)
+
+
+def _full_id(short: str, cut: bool, policies: RuleNames) -> str:
     if not cut or short in policies:
         return short
     found = [rid for rid in policies if rid.startswith(short)]
     return found[0] if len(found) == 1 else short
 
 
-def plan_entries(lines: Iterable[str], policies: Mapping[str, str]) -> tuple[PlanEntry, ...]:
-    """Structured entries for preview lines; `policies`: rule id -> policy name of the
-    old and the new generation (a removed rule's policy comes from the old one)."""
+def plan_entries(lines: Iterable[str], policies: RuleNames) -> tuple[PlanEntry, ...]:
+    """Structured entries for preview lines; `policies`: rule id -> (policy, summary)
+    of the old and the new generation (a removed rule's come from the old one)."""
     out: list[PlanEntry] = []
     for line in lines:
         m = _IPTABLES.match(line) or _OBJECT.match(line)
@@ -58,8 +62,10 @@ def plan_entries(lines: Iterable[str], policies: Mapping[str, str]) -> tuple[Pla
         rule_id = None
         if rid_m is not None:
             rule_id = _full_id(rid_m["id"], bool(rid_m["cut"]), policies)
+        named = policies.get(rule_id) if rule_id else None
         out.append(PlanEntry(OPS.get(line[:1], "change"), table, chain, rule_id,
-                             policies.get(rule_id) if rule_id else None, line[2:], family))
+                             named[0] if named else None, line[2:], family,
+                             named[1] if named else None))
     return tuple(out)
 
 

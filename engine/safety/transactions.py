@@ -368,8 +368,9 @@ class Transactions:
                     current: int | None) -> PlanPreview:
         """The preview with structured entries (a removed rule's policy from the
         generation in place)."""
-        policies = {rid: str(m.get("policy", "")) for rid, m in self._recorded_rules(current).items()}
-        policies.update({rid: m.policy for rid, m in desired.rules.items()})
+        policies = {rid: (str(m.get("policy", "")), str(m.get("summary", "")))
+                    for rid, m in self._recorded_rules(current).items()}
+        policies.update({rid: (m.policy, m.summary) for rid, m in desired.rules.items()})
         return dataclasses.replace(preview, entries=plan_entries(preview.lines, policies))
 
     def _recorded_rules(self, n: int | None) -> dict[str, dict]:

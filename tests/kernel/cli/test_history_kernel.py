@@ -86,3 +86,8 @@ def test_apply_check_json_says_changed_and_structures_the_plan(netns_pair, tmp_p
     shrink = _json(ns, state, "diff", str(b))
     removed = [e for e in shrink["entries"] if e["op"] == "remove" and e["rule_id"]]
     assert removed and {e["policy"] for e in removed} == {"ports1"}
+    assert all(e["summary"].startswith("allow tcp") for e in removed)
+    text = nw(ns, state, "diff", str(b)).stdout.splitlines()
+    assert any(line.startswith("- filter v4 nw-fi-srv0") and "[ports1: allow tcp" in line
+               for line in text), text
+    assert text[-1].startswith("0 rule(s) added, 1 removed;"), text

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nodewall.engine.dataplane.preview import plan_entries
 
-POLICIES = {"J2gnL5BjD1xyzAB": "ports1", "Zq00000000aaaaa": "web", "hook": ""}
+POLICIES = {"J2gnL5BjD1xyzAB": ("ports1", "allow tcp to port 1000"),
+            "Zq00000000aaaaa": ("web", "allow tcp to port 80"), "hook": ("", "")}
 
 
 def test_iptables_ipset_and_nft_lines_are_structured():
@@ -23,10 +24,11 @@ def test_iptables_ipset_and_nft_lines_are_structured():
     assert [(x.rule_id, x.policy) for x in e] == [
         (None, None), ("Zq00000000aaaaa", "web"), ("J2gnL5BjD1xyzAB", "ports1"),
         ("hook", ""), (None, None), (None, None)]
+    assert e[2].summary == "allow tcp to port 1000"  # a removed rule says what it was
     assert e[1].to_json()["text"].startswith("filter v6 nw-fi-eth0 [3] -p tcp")
 
 
 def test_an_ambiguous_short_id_stays_short():
     (e,) = plan_entries(["- filter v4 nw-fi-x [1] nw:ab…  (0 packets)"],
-                        {"abc": "p", "abd": "q"})
+                        {"abc": ("p", ""), "abd": ("q", "")})
     assert (e.rule_id, e.policy) == ("ab", None)
