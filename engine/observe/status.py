@@ -44,7 +44,8 @@ def rule_stats(counters: Counters, rules_meta: Mapping[str, Mapping[str, Any]]
         rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
                                direction=m["direction"], index=m["index"], action=m["action"],
                                backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
-                               summary=m["summary"], loc=m["loc"]))
+                               summary=m["summary"], loc=m["loc"],
+                               eval_order=m.get("eval_order", -1)))
     return rules, unknown
 
 

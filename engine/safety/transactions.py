@@ -34,6 +34,7 @@ from nodewall.engine.errors import (
 )
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.plan.desired import DesiredState, PacketFilter
+from nodewall.engine.plan.order import evaluation_order
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles, read_profile_text
 from nodewall.engine.profile.model import HostEndpoint, Profile
@@ -97,9 +98,11 @@ def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
 
 def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
     out = {}
+    order = evaluation_order(desired)
     for rid, meta in desired.rules.items():
         d = dataclasses.asdict(meta)
         d["loc"] = str(meta.loc) if meta.loc else None
+        d["eval_order"] = order.get(rid, -1)  # -1: not in any chain (renders nowhere)
         out[rid] = d
     return out
 
