@@ -76,7 +76,7 @@ class Service:
                 raise InputError(Loc("<packet>"), "which interface does the packet use? "
                                  f"host endpoints are on {', '.join(desired.interfaces)}",
                                  hint="pass --iface IF")
-            iface = desired.interfaces[0] if desired.interfaces else "eth0"
+            iface = desired.interfaces[0] if desired.interfaces else "any"  # "*" endpoint
         packet = parse_packet(src, dst, iface=iface, direction=direction)
         return explain(desired, packet, generation=n)
 

@@ -29,7 +29,7 @@ def register(sub) -> None:
                     help="destination, e.g. 10.0.0.1:22/tcp (protocol default tcp; "
                          "[2001:db8::1]:22 for IPv6)")
     sp.add_argument("--iface", metavar="IF", help="the interface the packet uses "
-                    "(default: the only host endpoint's)")
+                    "(default: the only named host endpoint's; \"any\" with only interface = \"*\")")
     sp.add_argument("--direction", choices=["ingress", "egress"], default="ingress",
                     help="ingress: arrives on IF (default); egress: leaves via IF")
     sp.add_argument("--generation", type=int, metavar="N",
