@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,18 @@ def _sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class FileHash:
-    name: str  # "profiles/redis.toml" or "nets/blocklist.txt"
-    sha256: str
+    """A recorded file.  nets_file copies (which may be a gigabyte) are hashed only
+    when asked (`show`, and `diff` for two copies of equal size); `history` lists
+    them with their size and the path they were copied from."""
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "sha256": self.sha256}
+    name: str  # "profiles/00-redis.toml" or "nets/<key>.nets"
+    sha256: str | None
+    size: int = 0
+    source: str | None = None  # a nets_file's original path
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "sha256": self.sha256, "size": self.size,
+                "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -70,14 +78,22 @@ def outcome_of(meta: GenerationMeta, current: int | None, pending: int | None) -
     return "kept"
 
 
-def _files(store: StateStore, n: int) -> tuple[FileHash, ...]:
-    gdir = store.generation_dir(n)
-    out = [FileHash(f"profiles/{p.name}", _sha256(p)) for p in store.profile_copies(n)]
+def _source(copy: Path) -> str | None:
+    try:
+        return str(json.loads(copy.with_suffix(".json").read_text())["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _files(store: StateStore, n: int, hash_nets: bool = False) -> tuple[FileHash, ...]:
+    out = [FileHash(f"profiles/{p.name}", _sha256(p), p.stat().st_size)
+           for p in store.profile_copies(n)]
     nets = store.nets_dir(n)
     if nets.is_dir():
-        out += [FileHash(f"nets/{p.name}", _sha256(p)) for p in sorted(nets.iterdir())
-                if p.is_file() and not p.is_symlink()]
-    return tuple(f for f in out if (gdir / f.name).exists())
+        out += [FileHash(f"nets/{p.name}", _sha256(p) if hash_nets else None,
+                         p.stat().st_size, _source(p))
+                for p in sorted(nets.glob("*.nets")) if p.is_file() and not p.is_symlink()]
+    return tuple(out)
 
 
 def _entry(store: StateStore, n: int, current: int | None, pending: int | None) -> HistoryEntry:
@@ -123,6 +139,7 @@ def show(store: StateStore, n: int) -> GenerationRecord:
     entry = _entry(store, n, store.current(), pending.generation if pending else None)
     texts = tuple((p.name, p.read_bytes()[:MAX_TEXT].decode("utf-8", "replace"))
                   for p in store.profile_copies(n))
+    entry = replace(entry, files=_files(store, n, hash_nets=True))
     return GenerationRecord(entry, texts, store.meta(n).rules)
 
 
@@ -156,11 +173,12 @@ def diff(store: StateStore, before: int, after: int) -> GenerationDiff:
     """Profile-level (file contents) and plan-level (rule ids) differences."""
     require_generation(store, before)
     require_generation(store, after)
-    a_files = {f.name: f.sha256 for f in _files(store, before)}
-    b_files = {f.name: f.sha256 for f in _files(store, after)}
-    changed = tuple((name, a_files.get(name), b_files.get(name))
-                    for name in sorted(a_files.keys() | b_files.keys())
-                    if a_files.get(name) != b_files.get(name))
+    a_files = {f.name: f for f in _files(store, before)}
+    b_files = {f.name: f for f in _files(store, after)}
+    changed = tuple(
+        (name, _digest(store, before, a_files.get(name)), _digest(store, after, b_files.get(name)))
+        for name in sorted(a_files.keys() | b_files.keys())
+        if _differ(store, (before, a_files.get(name)), (after, b_files.get(name))))
     lines: list[str] = []
     for name, _a, _b in changed:
         if not name.startswith("profiles/"):
@@ -174,6 +192,22 @@ def diff(store: StateStore, before: int, after: int) -> GenerationDiff:
     removed = tuple((r, m) for r, m in sorted(a_meta.rules.items()) if r not in b_meta.rules)
     return GenerationDiff(before, after, tuple(lines), changed, added, removed,
                           (a_meta.backend, b_meta.backend))
+
+
+def _digest(store: StateStore, n: int, f: FileHash | None) -> str | None:
+    if f is None:
+        return None
+    return f.sha256 or _sha256(store.generation_dir(n) / f.name)
+
+
+def _differ(store: StateStore, a: tuple[int, FileHash | None],
+            b: tuple[int, FileHash | None]) -> bool:
+    """Whether two recorded files differ: absent on one side, sizes (no reading), then
+    contents."""
+    (na, fa), (nb, fb) = a, b
+    if fa is None or fb is None:
+        return True
+    return fa.size != fb.size or _digest(store, na, fa) != _digest(store, nb, fb)
 
 
 def _text(path: Path) -> list[str]:

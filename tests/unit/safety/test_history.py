@@ -95,3 +95,20 @@ def test_an_old_meta_json_without_origin_content_or_outcome_reads(rig: Rig) -> N
 def test_show_of_an_unknown_generation_is_nothing_pending(rig: Rig) -> None:
     with pytest.raises(NothingPending):
         history.show(rig.store, 4)
+
+
+def test_nets_file_copies_are_listed_by_size_and_hashed_only_when_asked(rig: Rig) -> None:
+    nets = rig.work / "bad.txt"
+    nets.write_text("192.0.2.0/24\n")
+    rig.tx.apply([rig.profile("a", 80, nets_file="bad.txt")])
+    nets.write_text("192.0.2.0/25\n")  # same size, other content
+    rig.tx.apply([rig.profile("a", 81, nets_file="bad.txt")])
+    listed = history.history(rig.store)[0].files
+    copy = next(f for f in listed if f.name.startswith("nets/"))
+    assert copy.sha256 is None and copy.size == 13 and copy.source == str(nets)
+    shown = next(f for f in history.show(rig.store, 1).entry.files if f.name == copy.name)
+    assert shown.sha256 is not None and len(shown.sha256) == 64
+    d = history.diff(rig.store, 1, 2)
+    changed = {name: (a, b) for name, a, b in d.files_changed}
+    assert set(changed) == {copy.name, "profiles/00-a.toml"}
+    assert None not in changed[copy.name] and len(set(changed[copy.name])) == 2
