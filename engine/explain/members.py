@@ -26,7 +26,7 @@ class SetHit:
     file: str | None = None
 
     def describe(self) -> str:
-        where = f" (line of {self.file})" if self.file else ""
+        where = f" (a line of the nets_file as applied: {self.file})" if self.file else ""
         return f"{self.origin}: {self.member}{where}"
 
     def to_json(self) -> dict[str, str | None]:
