@@ -13,6 +13,11 @@ class ExitCode(IntEnum):
     FAILED = 1  # failed (an apply was rolled back)
     BAD_INPUT = 2  # file:line:col errors; nothing changed
     NOTHING_TO_DO = 3  # `apply --check`: the kernel already matches
+    LOCK_BUSY = 4  # another transaction holds the lock (--no-wait)
+    NETNS_NOT_FOUND = 5  # --netns names no namespace
+    NOTHING_PENDING = 6  # nothing to confirm / roll back / explain; no such generation
+    FOREIGN_OBJECT = 7  # refused to touch something nodewall does not own
+    USAGE = 64  # the command line itself is wrong (argparse; EX_USAGE)
 
 
 class NodewallError(Exception):
@@ -30,6 +35,16 @@ class NodewallError(Exception):
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
+
+    @property
+    def kind(self) -> str:
+        """The error's class name, for JSON callers (stable: part of the contract)."""
+        return type(self).__name__
+
+    def to_json(self) -> list[dict[str, object]]:
+        """One JSON error object per problem: message, hint, file, line, col, kind."""
+        return [{"message": self.message, "hint": self.hint, "file": None, "line": None,
+                 "col": None, "kind": self.kind}]
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,10 @@ class InputError(NodewallError):
             text += f" (hint: {self.hint})"
         return text
 
+    def to_json(self) -> list[dict[str, object]]:
+        return [{"message": self.message, "hint": self.hint, "file": self.loc.file,
+                 "line": self.loc.line, "col": self.loc.col, "kind": self.kind}]
+
 
 class InputErrors(NodewallError):
     """Several InputErrors collected in one pass (validate reports them all)."""
@@ -71,6 +90,9 @@ class InputErrors(NodewallError):
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [item for e in self.errors for item in e.to_json()]
 
 
 class EnvironmentProblem(NodewallError):
@@ -88,13 +110,32 @@ class KernelError(NodewallError):
 class OwnershipError(NodewallError):
     """Something nodewall does not own is in the way (a foreign XDP program, ...)."""
 
-    exit_code = ExitCode.FAILED
+    exit_code = ExitCode.FOREIGN_OBJECT
 
 
 class LockBusy(NodewallError):
     """Another nodewall transaction holds the lock and --no-wait was given."""
 
-    exit_code = ExitCode.FAILED
+    exit_code = ExitCode.LOCK_BUSY
+
+
+class NetnsNotFound(EnvironmentProblem):
+    """--netns names a network namespace that does not exist."""
+
+    exit_code = ExitCode.NETNS_NOT_FOUND
+
+
+class NothingPending(NodewallError):
+    """Nothing to act on: no apply waits for confirmation, nothing to roll back, no
+    generation applied (explain) or recorded under that number."""
+
+    exit_code = ExitCode.NOTHING_PENDING
+
+
+class UsageError(NodewallError):
+    """The command line is wrong (unknown option, missing argument)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class NothingToDo(NodewallError):

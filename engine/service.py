@@ -9,18 +9,21 @@ from pathlib import Path
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.errors import InputError, Loc, NothingPending
+from nodewall.engine.explain.packet import Direction, parse_packet
+from nodewall.engine.explain.walk import Explanation, explain
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
 from nodewall.engine.observe.status import collect_status
-from nodewall.engine.profile.loader import load_profiles
 from nodewall.engine.profile.model import Profile
+from nodewall.engine.safety import history as history_mod
 from nodewall.engine.safety.agent import BACKOFF_MAX_S, Agent, PassObserver
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.snapshot import NodeIdentity
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
-from nodewall.engine.safety.transactions import Transactions
+from nodewall.engine.safety.transactions import Transactions, validate_profiles
 from nodewall.engine.system import netns as netns_mod
 
 OnWait = Callable[[str], None] | None  # told when the lock is busy and we wait for it
@@ -50,11 +53,42 @@ class Service:
 
     def validate(self, paths: Sequence[Path],
                  texts: Mapping[str, str] | None = None) -> Profile:
-        """Load and check profiles; `texts` gives unsaved content for some paths."""
-        return load_profiles([Path(p) for p in paths], texts=texts)
+        """Load and check profiles; `texts` gives unsaved content for some paths.  Said
+        as `diff` and `apply` say it (missing interfaces are warnings)."""
+        return validate_profiles(paths, texts)
 
     def diff(self, paths: Sequence[Path], *, backend: str | None = None) -> PlanPreview:
         return self.tx.preview(paths, backend=backend)
+
+    def explain(self, src: str, dst: str, *, iface: str | None = None,
+                direction: Direction = "ingress",
+                generation: int | None = None) -> Explanation:
+        """The path a packet takes through the applied generation's rules (or
+        generation N's), in evaluation order."""
+        n = generation if generation is not None else self.store.current()
+        if n is None:
+            raise NothingPending("nothing is applied here: there is no path to explain",
+                                 hint="apply profiles first, or name a recorded "
+                                      "generation with --generation N")
+        history_mod.require_generation(self.store, n)
+        desired = self.tx.generation_plan(n)
+        if iface is None:
+            if len(desired.interfaces) > 1:
+                raise InputError(Loc("<packet>"), "which interface does the packet use? "
+                                 f"host endpoints are on {', '.join(desired.interfaces)}",
+                                 hint="pass --iface IF")
+            iface = desired.interfaces[0] if desired.interfaces else "any"  # "*" endpoint
+        packet = parse_packet(src, dst, iface=iface, direction=direction)
+        return explain(desired, packet, generation=n)
+
+    def history(self) -> list[history_mod.HistoryEntry]:
+        return history_mod.history(self.store)
+
+    def show_generation(self, n: int) -> history_mod.GenerationRecord:
+        return history_mod.show(self.store, n)
+
+    def diff_generations(self, before: int, after: int) -> history_mod.GenerationDiff:
+        return history_mod.diff(self.store, before, after)
 
     def recover_if_idle(self) -> str | None:
         """Finish an interrupted transaction nobody else is running; what was done."""
@@ -84,11 +118,11 @@ class Service:
         return self.tx.watch_confirm(generation)
 
     def rollback(self, pending_generation: int | None = None, *, wait: bool = True,
-                 on_wait: OnWait = None) -> int | None:
-        """Roll back; with `pending_generation`, only that pending apply.  Returns the
-        generation now in place."""
+                 on_wait: OnWait = None, to: int | None = None) -> int | None:
+        """Roll back; with `pending_generation`, only that pending apply; with `to`,
+        to that recorded generation.  Returns the generation now in place."""
         return self.tx.rollback(pending_generation=pending_generation, wait=wait,
-                                on_wait=on_wait)
+                                on_wait=on_wait, to=to)
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
         """Remove everything nodewall owns; returns warnings about the state dir."""

@@ -6,13 +6,15 @@ import importlib.resources
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
-from nodewall.engine.observe.report import StatusReport
-from nodewall.engine.profile.loader import load_profiles
+from nodewall.engine.observe.report import RuleStats, StatusReport
+from nodewall.engine.safety.transactions import validate_profiles
 from nodewall.engine.service import Service
 from nodewall.engine.system import procfs
 
@@ -37,7 +39,8 @@ def _say_wait(message: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    profile = load_profiles(args.profiles)  # no namespace, no state: pure
+    # no state; the interfaces are looked up in the namespace (--netns), as diff does
+    profile = validate_profiles(args.profiles)
     if args.output == "json":
         _emit_json({"valid": True, "warnings": list(profile.warnings),
                     "host_endpoints": len(profile.host_endpoints),
@@ -58,10 +61,27 @@ def cmd_diff(args) -> int:
     else:
         for w in preview.warnings:
             print(w, file=sys.stderr)
-        print("\n".join(preview.lines) if preview.lines else "no changes")
+        print("\n".join(_diff_lines(preview)) if preview.lines else "no changes")
         for rid, where in preview.xdp:
             print(f"  xdp: {rid} -> {where}")
+        if preview.lines:
+            print(_diff_summary(preview))
     return ExitCode.OK
+
+
+def _diff_lines(preview: PlanPreview) -> list[str]:
+    """The changes; a removed rule also says which policy it was and what it did."""
+    if len(preview.entries) != len(preview.lines):
+        return list(preview.lines)
+    return [f"{line}   [{e.policy}: {e.summary}]" if e.op == "remove" and e.policy else line
+            for line, e in zip(preview.lines, preview.entries)]
+
+
+def _diff_summary(p: PlanPreview) -> str:
+    return (f"{p.rules_added} rule(s) added, {p.rules_removed} removed; {p.chains_added} "
+            f"chain(s) added, {p.chains_removed} removed; {p.sets_added} set(s) added, "
+            f"{p.sets_removed} removed; {p.set_members_added} set member(s) added, "
+            f"{p.set_members_removed} removed")
 
 
 def cmd_apply(args) -> int:
@@ -102,16 +122,27 @@ def _ns(args) -> str:
     return out
 
 
+def _say(args, text: str, **data) -> None:
+    """One result: `text` for humans, `data` for --output json."""
+    if args.output == "json":
+        _emit_json(data)
+    else:
+        print(text)
+
+
 def cmd_confirm(args) -> int:
     n = _service(args).confirm()
-    print(f"kept generation {n}")
+    _say(args, f"kept generation {n}", kept=n)
     return ExitCode.OK
 
 
 def cmd_ack(args) -> int:
     notice = _service(args).acknowledge_revert()
-    print("no automatic revert to acknowledge" if notice is None
-          else f"acknowledged: {notice.describe()}")
+    _say(args, "no automatic revert to acknowledge" if notice is None
+         else f"acknowledged: {notice.describe()}",
+         acknowledged=None if notice is None else {
+             "generation": notice.generation, "reverted_to": notice.reverted_to,
+             "at": notice.at, "reason": notice.reason, "text": notice.describe()})
     return ExitCode.OK
 
 
@@ -122,17 +153,19 @@ def cmd_confirm_watcher(args) -> int:
 
 def cmd_rollback(args) -> int:
     _require_root("rollback")
-    target = _service(args).rollback(wait=not args.no_wait, on_wait=_say_wait)
-    print("rolled back: nothing applied now" if target is None
-          else f"rolled back to generation {target}")
+    target = _service(args).rollback(wait=not args.no_wait, on_wait=_say_wait, to=args.to)
+    _say(args, "rolled back: nothing applied now" if target is None
+         else f"rolled back to generation {target}", generation=target)
     return ExitCode.OK
 
 
 def cmd_flush(args) -> int:
     _require_root("flush")
-    for warning in _service(args).flush(wait=not args.no_wait, on_wait=_say_wait):
+    warnings = _service(args).flush(wait=not args.no_wait, on_wait=_say_wait)
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print("flushed: nodewall's chains, sets and XDP programs are gone")
+    _say(args, "flushed: nodewall's chains, sets and XDP programs are gone", flushed=True,
+         warnings=warnings)
     return ExitCode.OK
 
 
@@ -141,7 +174,10 @@ def cmd_panic(args) -> int:
     state = _service(args).set_panic(
         args.state == "on", wait=not args.no_wait, on_wait=_say_wait,
         on_warning=lambda warning: print(f"warning: {warning}", file=sys.stderr))
-    if state is not None:
+    if args.output == "json":
+        _emit_json({"panic": state is not None,
+                    "state": None if state is None else state.describe()})
+    elif state is not None:
         print("!!! PANIC MODE ON: every packet is dropped except failsafe traffic !!!")
         print(f"    {state.describe()}")
         if not state.inbound:
@@ -167,35 +203,71 @@ def cmd_agent(args) -> int:
     return agent.run(args.interval, once=args.once, watch=not args.no_watch)
 
 
-def _print_status(report: StatusReport, scope: str = "") -> None:
+DIRECTIONS = {"ingress": 0, "egress": 1, "forward": 2}
+
+
+def _status_head(report: StatusReport, scope: str) -> list[str]:
+    """What must stay on screen: where, what is applied, what needs attention
+    (panic, pending confirm, reverts, drift)."""
     ns = report.netns or "host"
-    print(f"netns {ns}   iptables mode {report.iptables_mode} (`iptables` is "
-          f"{report.iptables_command}; nodewall writes {report.writes})   "
-          f"generation {report.generation}")
+    out = [f"netns {ns}   iptables mode {report.iptables_mode} (`iptables` is "
+           f"{report.iptables_command}; nodewall writes {report.writes})   "
+           + ("nothing applied" if report.generation is None
+              else f"generation {report.generation}")]
     if report.recommendation:
-        print(f"recommendation: {report.recommendation}")
+        out.append(f"recommendation: {report.recommendation}")
     if report.panic:
-        print("!!! PANIC MODE: everything but failsafe traffic is dropped !!!")
+        out.append("!!! PANIC MODE: everything but failsafe traffic is dropped !!!")
     if report.pending_confirm:
         p = report.pending_confirm
-        print(f"PENDING CONFIRM: generation {p.generation} reverts to {p.previous_generation} "
-              f"in {p.seconds_left:.0f}s unless `nodewall{scope} confirm`")
+        back = "nothing applied" if p.previous_generation is None else p.previous_generation
+        out.append(f"PENDING CONFIRM: generation {p.generation} reverts to {back} "
+                   f"in {p.seconds_left:.0f}s unless `nodewall{scope} confirm`")
+    out += [f"DRIFT: {d}" for d in report.drift]
     c = report.conntrack
-    print(f"conntrack {c.count}/{c.max} ({100 * c.fill:.1f}%)")
-    print("interfaces:")
+    out.append(f"conntrack {c.count}/{c.max} ({100 * c.fill:.1f}%)")
+    return out
+
+
+def _rule_groups(report: StatusReport) -> list[list[RuleStats]]:
+    """Rules in evaluation order per direction, a group for each run of one policy
+    (failsafe in raw and again in filter are two groups, as the kernel meets them)."""
+    groups: list[list[RuleStats]] = []
+    for r in sorted(report.rules, key=lambda r: (DIRECTIONS.get(r.direction, 3),
+                                                 r.eval_order, r.id, r.backend)):
+        last = groups[-1][-1] if groups else None
+        if last is not None and (last.direction, last.policy) == (r.direction, r.policy):
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
+def _status_lines(report: StatusReport) -> list[str]:
+    out = ["interfaces:"]
     for i in report.interfaces:
         xdp = f" xdp={i.xdp_mode}:{i.xdp_prog_name or i.xdp_prog_id}" if i.xdp_mode else ""
         hep = f" hep={i.host_endpoint}" if i.host_endpoint else ""
-        print(f"  {i.name:<12} {i.state:<5} {','.join(i.addresses)}{xdp}{hep}")
-    print("rules:")
-    print(f"  {'id':<17}{'backend':<8}{'action':<7}{'packets':>10}{'bytes':>12}  policy")
-    for r in report.rules:
-        print(f"  {r.id:<17}{r.backend:<8}{r.action:<7}{r.packets:>10}{r.bytes:>12}  "
-              f"{r.policy} {r.direction}[{r.index}] {r.summary}")
-    for d in report.drift:
-        print(f"DRIFT: {d}")
-    for w in report.warnings:
-        print(f"warning: {w}")
+        out.append(f"  {i.name:<12} {i.state:<5} {','.join(i.addresses)}{xdp}{hep}")
+    out.append(f"rules (by policy, in evaluation order):\n"
+               f"    {'id':<17}{'backend':<8}{'action':<7}{'packets':>10}{'bytes':>12}  rule")
+    for group in _rule_groups(report):
+        out.append(f"  {group[0].policy} {group[0].direction}")
+        out += [f"    {r.id:<17}{r.backend:<8}{r.action:<7}{r.packets:>10}{r.bytes:>12}  "
+                f"[{r.index}] {r.summary}" for r in group]
+    out += [f"warning: {w}" for w in report.warnings]
+    return out
+
+
+def _print_status(report: StatusReport, scope: str = "", rows: int | None = None) -> None:
+    """The status for humans; `rows` (with --watch): fit the terminal, the head first
+    and always shown, the rest cut with a note."""
+    head, body = _status_head(report, scope), "\n".join(_status_lines(report)).splitlines()
+    if rows is not None and len(head) + len(body) > rows - 1:
+        keep = max(0, rows - 2 - len(head))
+        more = f"… {len(body) - keep} more line(s): a taller terminal, or no --watch"
+        body = [*body[:keep], more]
+    print("\n".join(head + body))
 
 
 def cmd_status(args) -> int:
@@ -217,9 +289,11 @@ def cmd_status(args) -> int:
         if args.output == "json":
             _emit_json(report.to_json())
         else:
+            rows = None
             if args.watch:
                 print("\033[H\033[2J", end="")
-            _print_status(report, _ns(args))
+                rows = shutil.get_terminal_size().lines
+            _print_status(report, _ns(args), rows)
         if not args.watch:
             return code
         sys.stdout.flush()

@@ -1,23 +1,35 @@
 """`nodewall` command line (README, Using it).
 
-Exit codes: 0 ok / applied, 1 failed (rolled back), 2 bad input (nothing changed),
-3 nothing to do (`apply --check` when the kernel already matches).  `agent --once`
-returns its apply's code.
+Exit codes (engine.errors.ExitCode, README "Exit codes"): 0 ok / applied, 1 failed
+(rolled back), 2 bad input (nothing changed), 3 nothing to do, 4 lock busy, 5 network
+namespace not found, 6 nothing to confirm / roll back / explain, 7 refused to touch a
+foreign object, 64 usage error.  `agent --once` returns its apply's code.  With
+`--output json` an error is also printed on stdout as {"error": {...}, "exit": N}.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from nodewall.engine.cli import metrics_cmd
-from nodewall.engine.errors import ExitCode, NodewallError
+from nodewall.engine.cli import history_cmd, metrics_cmd
+from nodewall.engine.errors import ExitCode, NodewallError, UsageError
 from nodewall.engine.system import netns as netns_mod
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors exit 64 (EX_USAGE), not 2 (2 is bad input)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(self.format_usage())
+        raise UsageError(message, hint=f"`{self.prog} --help` lists the options")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="nodewall",
         description="Calico-style host-endpoint firewall for one node "
                     "(iptables + ipset, nftables and XDP backends).")
@@ -33,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="PROFILE", help="TOML profile file(s)")
 
     def output(sp):
-        sp.add_argument("--output", "-o", choices=["text", "json"], default="text")
+        sp.add_argument("--output", "-o", choices=["text", "json"], default="text",
+                        help="text for humans (default) or json (errors too)")
 
     sp = sub.add_parser("tui", help="the terminal app (default with no command)")
     profiles(sp, required=False)
@@ -46,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     profiles(sp)
     output(sp)
 
-    sp = sub.add_parser("diff", help="the plan against the kernel")
-    profiles(sp)
+    sp = sub.add_parser("diff", help="the plan against the kernel; or two recorded "
+                                     "generations (--from N [--to M])")
+    profiles(sp, required=False)
     sp.add_argument("--backend", choices=["auto", "iptables", "xdp", "nftables"])
+    sp.add_argument("--from", dest="from_generation", type=int, metavar="N",
+                    help="compare recorded generation N (profiles and plan) ...")
+    sp.add_argument("--to", dest="to_generation", type=int, metavar="M",
+                    help="... with generation M (default: the one applied)")
     output(sp)
 
     sp = sub.add_parser("apply", help="apply profiles as one transaction")
@@ -66,27 +84,34 @@ def build_parser() -> argparse.ArgumentParser:
                     help="who applies, recorded in the generation (cli, ansible, …)")
     output(sp)
 
-    sub.add_parser("confirm", help="keep the pending apply")
-    sub.add_parser("ack", help="acknowledge the last automatic revert (status stops showing it)")
-    sp = sub.add_parser("rollback", help="return to the previous generation")
+    output(sub.add_parser("confirm", help="keep the pending apply"))
+    output(sub.add_parser("ack", help="acknowledge the last automatic revert (status stops "
+                                      "showing it)"))
+    sp = sub.add_parser("rollback", help="return to the previous generation (or --to N)")
+    sp.add_argument("--to", type=int, metavar="N", help="a recorded generation to return to "
+                    "(`nodewall history` lists them)")
     sp.add_argument("--no-wait", action="store_true")
+    output(sp)
 
     sp = sub.add_parser("status", help="interfaces, conntrack, rules with hits, drift")
     output(sp)
     sp.add_argument("--watch", action="store_true", help="refresh every --interval seconds")
-    sp.add_argument("--interval", type=float, default=2.0)
+    sp.add_argument("--interval", type=float, default=2.0, metavar="S",
+                    help="seconds between refreshes with --watch (default 2)")
 
     sp = sub.add_parser("flush", help="remove everything nodewall owns, nothing else")
     sp.add_argument("--no-wait", action="store_true")
+    output(sp)
 
     sp = sub.add_parser("panic", help="drop everything except failsafe traffic")
     sp.add_argument("state", choices=["on", "off"])
     sp.add_argument("--no-wait", action="store_true")
+    output(sp)
 
     sp = sub.add_parser("agent", help="reconcile continuously (repairs drift)")
     sp.add_argument("--profiles", type=Path, required=True, metavar="DIR",
                     help="directory of *.toml profiles")
-    sp.add_argument("--interval", type=float, default=10.0,
+    sp.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
                     help="seconds between passes when nothing changes (default 10); "
                          "a change of DIR is seen at once through inotify")
     sp.add_argument("--once", action="store_true", help="one reconcile pass, then exit")
@@ -110,11 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds the traffic generator runs before stopping itself")
 
     metrics_cmd.register(sub)  # runs in the namespace: sets `handler`
+    history_cmd.register(sub)  # explain, history, show: `handler` too
     for module in _extra_command_modules():
         module.register(sub)
 
-    sp = sub.add_parser("_confirm-watcher", help=argparse.SUPPRESS)
+    sp = sub.add_parser("_confirm-watcher")
     sp.add_argument("--generation", type=int, required=True)
+    # internal: runnable, but not listed (help=SUPPRESS would print "==SUPPRESS==")
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_confirm-watcher"]
     return p
 
 
@@ -125,17 +153,51 @@ def _extra_command_modules() -> list:
     return [calico_cmd, completion_cmd]
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """--output json / -o json / --output=json anywhere on the line (a usage error has
+    no parsed args to ask)."""
+    for i, word in enumerate(argv):
+        if word in ("--output=json", "-ojson"):
+            return True
+        if word in ("--output", "-o") and argv[i + 1:i + 2] == ["json"]:
+            return True
+    return False
+
+
+def error_json(exc: NodewallError) -> dict:
+    """The JSON error document: {"error": {message, hint, file, line, col, kind},
+    "exit": N}; several input errors also as "errors" (the first is "error")."""
+    items = exc.to_json()
+    out: dict = {"error": items[0], "exit": int(exc.exit_code)}
+    if len(items) > 1:
+        out["errors"] = items
+    if exc.exit_code == ExitCode.NOTHING_TO_DO:
+        out["changed"] = False
+    return out
+
+
+def _report(exc: NodewallError, as_json: bool) -> int:
+    print(f"nodewall: {exc.render()}" if exc.exit_code != ExitCode.BAD_INPUT else exc.render(),
+          file=sys.stderr)
+    if as_json:
+        json.dump(error_json(exc), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
+    words = list(argv if argv is not None else sys.argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
+    try:
+        args = parser.parse_args(words)
+        if args.command is None:
+            args = parser.parse_args([*words, "tui"])
+    except NodewallError as exc:
+        return _report(exc, _wants_json(words))
     try:
         return _run(args, parser)
     except NodewallError as exc:
-        print(f"nodewall: {exc.render()}" if exc.exit_code != ExitCode.BAD_INPUT else exc.render(),
-              file=sys.stderr)
-        return exc.exit_code
+        return _report(exc, getattr(args, "output", "text") == "json")
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `nodewall status | head`
@@ -152,6 +214,16 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
         return commands.cmd_lab(args)
     if args.command == "demo":
         return commands.cmd_demo(args)
+    if args.command == "diff" and (args.from_generation is not None
+                                   or args.to_generation is not None):
+        if args.profiles or args.from_generation is None:
+            raise UsageError("diff: give PROFILE... (the plan against the kernel) or "
+                             "--from N [--to M] (two recorded generations), not both",
+                             hint="`nodewall diff --from 3 --to 5`")
+        args.handler = history_cmd.cmd_diff_generations
+    elif args.command == "diff" and not args.profiles:
+        raise UsageError("diff: give PROFILE... or --from N [--to M]",
+                         hint="`nodewall diff profiles/redis-host.toml`")
     if args.netns:
         netns_mod.enter(args.netns)
     handler = getattr(args, "handler", None) or \

@@ -66,6 +66,7 @@ class RuleStats:
     tier: str = ""
     summary: str = ""
     loc: str | None = None  # "file:line:col" of the TOML rule
+    eval_order: int = -1  # its place in evaluation order (-1: unknown, older records)
 
 
 @dataclass(frozen=True)

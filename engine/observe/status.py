@@ -18,7 +18,7 @@ from nodewall.engine.observe.links import list_interfaces
 from nodewall.engine.observe.report import RuleStats, StatusReport
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.results import PendingConfirm
-from nodewall.engine.safety.state_dir import StateStore
+from nodewall.engine.safety.state_dir import StateStore, generation_words
 
 
 def _hep_for(interfaces, heps: dict[str, str]):
@@ -44,7 +44,8 @@ def rule_stats(counters: Counters, rules_meta: Mapping[str, Mapping[str, Any]]
         rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
                                direction=m["direction"], index=m["index"], action=m["action"],
                                backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
-                               summary=m["summary"], loc=m["loc"]))
+                               summary=m["summary"], loc=m["loc"],
+                               eval_order=m.get("eval_order", -1)))
     return rules, unknown
 
 
@@ -91,7 +92,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
 
     snapshot = kernel.snapshot()  # one read of every dataplane for all below
     rules, unknown = rule_stats(kernel.counters(snapshot), rules_meta)
-    warnings += [f"kernel rule nw:{rid} ({backend}) is not in generation {generation}"
+    warnings += [f"kernel rule nw:{rid} ({backend}) is not in {generation_words(generation)}"
                  for rid, backend in unknown]
 
     pending = store.pending()

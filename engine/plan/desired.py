@@ -176,7 +176,7 @@ class DesiredState:
     ipsets: tuple[IpSetSpec, ...]
     xdp: XdpState
     rules: Mapping[str, RuleMeta]  # rule_id -> meta, every id used above
-    interfaces: tuple[str, ...] = ()  # named host-endpoint interfaces (must exist)
+    interfaces: tuple[str, ...] = ()  # named host-endpoint interfaces (may not exist yet)
     warnings: tuple[str, ...] = ()
     # Which packet filter holds tables and sets: "iptables" (legacy xtables + ipsets)
     # or "nftables" (one `table inet nodewall`); [settings] backend = "nftables".

@@ -57,15 +57,69 @@ def check_untracked(heps: list[HostEndpoint], policies: list[Policy],
         if hep.interface == "*":
             continue
         mine = [p for p in untracked if hep in selects[p.name]]
-        ingress, egress = _allows(mine, "ingress"), _allows(mine, "egress")
-        for have, lack, other in ((ingress, egress, "egress"), (egress, ingress, "ingress")):
-            if have and not lack:
-                policy, rule = have[0]
-                line = (f"{rule.loc or policy.loc}: warning: untracked policy '{policy.name}' "
-                        f"allows {'ingress' if other == 'egress' else 'egress'} on host "
-                        f"endpoint '{hep.name}' but no untracked policy allows {other} there: "
-                        "untracked flows are stateless, so the other direction falls through "
-                        f"to tracked policy (add an untracked {other} allow for it)")
-                if line not in warnings:
-                    warnings.append(line)
+        for line in _one_sided(hep, mine):
+            if line not in warnings:
+                warnings.append(line)
     return warnings
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _replies_allowed(rule: Rule, mirrors: list[tuple[Policy, Rule]]) -> bool:
+    """Whether some allow of the other direction takes the replies of `rule`'s flows:
+    the same protocol (or any) and, as SOURCE ports, the ports `rule` allows as
+    destination (no source ports: any)."""
+    ranges: list[tuple[int, int]] = []
+    for _p, m in mirrors:
+        if m.protocol is not None and m.protocol != rule.protocol:
+            continue
+        if not m.source.ports:
+            return True
+        ranges += [(r.first, r.last) for r in m.source.ports]
+    wanted = rule.destination.ports
+    if not wanted or not ranges:
+        return False
+    merged = _merged(ranges)
+    return all(any(a <= w.first and w.last <= b for a, b in merged) for w in wanted)
+
+
+def _flow(rule: Rule) -> str:
+    proto = rule.protocol or "any protocol"
+    ports = ",".join(str(p) for p in rule.destination.ports)
+    return f"{proto} to port {ports}" if ports else proto
+
+
+def _one_sided(hep: HostEndpoint, mine: list[Policy]) -> list[str]:
+    """Warnings for untracked allows whose replies no untracked allow of the other
+    direction takes (by protocol and ports): those replies fall through to tracked
+    policy, which has no conntrack entry for them."""
+    ingress, egress = _allows(mine, "ingress"), _allows(mine, "egress")
+    out: list[str] = []
+    for have, lack, this, other in ((ingress, egress, "ingress", "egress"),
+                                    (egress, ingress, "egress", "ingress")):
+        if have and not lack:
+            policy, rule = have[0]
+            out.append(f"{rule.loc or policy.loc}: warning: untracked policy '{policy.name}' "
+                       f"allows {this} on host endpoint '{hep.name}' but no untracked policy "
+                       f"allows {other} there: untracked flows are stateless, so the other "
+                       "direction falls through to tracked policy (add an untracked "
+                       f"{other} allow for it)")
+            continue
+        for policy, rule in have:
+            if not _replies_allowed(rule, lack):
+                out.append(
+                    f"{rule.loc or policy.loc}: warning: untracked policy '{policy.name}' "
+                    f"allows {this} {_flow(rule)} on host endpoint '{hep.name}' but no "
+                    f"untracked {other} allow takes its replies ({rule.protocol or 'any'} "
+                    f"from port {','.join(str(p) for p in rule.destination.ports) or 'any'}): "
+                    "untracked flows are stateless, so they fall through to tracked policy "
+                    f"(widen the untracked {other} allow)")
+    return out

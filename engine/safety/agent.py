@@ -28,6 +28,7 @@ from pathlib import Path
 from nodewall.engine.errors import ExitCode, NodewallError, Quarantined
 from nodewall.engine.safety.panic import expected_now
 from nodewall.engine.safety.snapshot import NodeIdentity, Snapshot, resolve_root, take_snapshot
+from nodewall.engine.safety.state_dir import generation_words
 from nodewall.engine.safety.transactions import Transactions
 from nodewall.engine.safety.watch import ProfilesWatch
 from nodewall.engine.system.files import atomic_write_json
@@ -149,7 +150,7 @@ class Agent:
             result = self.tx.apply(paths, on_wait=self.log, origin="agent")
         except NodewallError as exc:
             if isinstance(exc, Quarantined):
-                prefix = f"keeping generation {store.current()}: "
+                prefix = f"keeping {generation_words(store.current())}: "
             elif exc.exit_code == ExitCode.BAD_INPUT:
                 prefix = "bad input, kernel left as it is: "
             else:

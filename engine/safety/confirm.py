@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from nodewall.engine.errors import ConfirmPending, NodewallError, Quarantined
+from nodewall.engine.errors import ConfirmPending, NodewallError, NothingPending, Quarantined
 from nodewall.engine.safety.results import PendingConfirm
 from nodewall.engine.safety.state_dir import Pending, RevertNotice, StateStore
 from nodewall.engine.system import netns as netns_mod
@@ -100,7 +100,7 @@ class CommitConfirm:
         pending = self.store.pending()
         if pending is None:
             notice = self.store.revert_notice()
-            raise NodewallError(
+            raise NothingPending(
                 "nothing is waiting for confirmation"
                 + (f" ({notice.describe()})" if notice else ""),
                 hint="`nodewall status` shows the generation in place")
@@ -120,7 +120,7 @@ class CommitConfirm:
         expired = time.time() >= pending.deadline
         self.revert(pending, "confirm-timeout" if expired else "watcher-gone")
         return (f"generation {pending.generation} was never confirmed: reverted to "
-                f"{pending.previous}")
+                f"{'nothing applied' if pending.previous is None else pending.previous}")
 
     def watch(self, generation: int, poll: float = 0.2) -> bool:
         """The detached watcher: revert at the deadline unless confirmed.  Returns

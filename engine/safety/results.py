@@ -24,12 +24,14 @@ class ApplyResult:
     pending_confirm: PendingConfirm | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     superseded: int | None = None  # the pending generation this apply replaced
+    check: bool = False  # `apply --check`: nothing was written; changed = would change
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": 1,
             "generation": self.generation,
             "changed": self.changed,
+            "check": self.check,
             "duration_s": round(self.duration_s, 4),
             "pending_confirm": None if self.pending_confirm is None else {
                 "generation": self.pending_confirm.generation,

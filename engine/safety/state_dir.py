@@ -84,6 +84,11 @@ def check_private_dir(path: Path) -> None:
                                      hint=f"chmod go-w {where}, or another --state-dir")
 
 
+def generation_words(n: int | None) -> str:
+    """"generation N", or "nothing applied" for None (never "generation None")."""
+    return "nothing applied" if n is None else f"generation {n}"
+
+
 def default_state_dir(netns: str | None) -> Path:
     return DEFAULT_ROOT / "netns" / netns if netns else DEFAULT_ROOT
 

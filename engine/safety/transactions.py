@@ -15,13 +15,13 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
-from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
 from nodewall.engine.errors import (
     InputError,
@@ -29,18 +29,25 @@ from nodewall.engine.errors import (
     KernelError,
     LockBusy,
     NodewallError,
+    NothingPending,
     NothingToDo,
 )
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.plan.desired import DesiredState, PacketFilter
+from nodewall.engine.plan.order import evaluation_order
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles, read_profile_text
-from nodewall.engine.profile.model import Profile
+from nodewall.engine.profile.model import HostEndpoint, Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
 from nodewall.engine.safety.results import ApplyResult, PendingConfirm
-from nodewall.engine.safety.state_dir import GenerationMeta, Journal, StateStore
+from nodewall.engine.safety.state_dir import (
+    GenerationMeta,
+    Journal,
+    StateStore,
+    generation_words,
+)
 from nodewall.engine.system import filters, procfs
 from nodewall.engine.system.files import atomic_write_text
 from nodewall.engine.system.netns import interface_exists
@@ -91,20 +98,55 @@ def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
 
 def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
     out = {}
+    order = evaluation_order(desired)
     for rid, meta in desired.rules.items():
         d = dataclasses.asdict(meta)
         d["loc"] = str(meta.loc) if meta.loc else None
+        d["eval_order"] = order.get(rid, -1)  # -1: not in any chain (renders nowhere)
         out[rid] = d
     return out
 
 
-def check_interfaces(profile: Profile) -> None:
-    errors = [InputError(hep.interface_loc or hep.loc, f"unknown interface '{hep.interface}' in this network "
-                                  "namespace", hint="check `ip link`; or use interface = \"*\"")
-              for hep in profile.host_endpoints
-              if hep.interface != "*" and not interface_exists(hep.interface)]
+def _missing_interfaces(profile: Profile) -> list[HostEndpoint]:
+    return [hep for hep in profile.host_endpoints
+            if hep.interface != "*" and not interface_exists(hep.interface)]
+
+
+def with_interface_warnings(profile: Profile) -> Profile:
+    """A host endpoint whose interface does not exist (yet) is allowed, as in Calico:
+    its iptables/nftables rules match the name and take effect when it appears (the
+    boot unit runs before interfaces exist).  Each one is a warning."""
+    warnings = tuple(
+        f"{hep.interface_loc or hep.loc}: warning: interface '{hep.interface}' does not "
+        f"exist in this network namespace (yet): host endpoint '{hep.name}' takes effect "
+        "when it appears" for hep in _missing_interfaces(profile))
+    if not warnings:
+        return profile
+    return dataclasses.replace(profile, warnings=profile.warnings + warnings)
+
+
+def check_interfaces(profile: Profile, desired: DesiredState) -> None:
+    """XDP attaches to an interface, so one it would accelerate must exist."""
+    xdp = {x.iface for x in desired.xdp.interfaces}
+    errors = [InputError(hep.interface_loc or hep.loc,
+                         f"unknown interface '{hep.interface}' in this network namespace: "
+                         "XDP cannot attach to it",
+                         hint="create the interface first, or use backend = \"iptables\" or "
+                              "\"nftables\" (their rules wait for it); check `ip link`")
+              for hep in _missing_interfaces(profile) if hep.interface in xdp]
     if errors:
         raise InputErrors(errors)
+
+
+def validate_profiles(paths: Sequence[Path], texts: Mapping[str, str] | None = None,
+                      backend: str | None = None) -> Profile:
+    """What `validate`, the TUI's live check, `diff` and `apply` all say about
+    profiles here: the input errors, and the missing interfaces (warnings; an error
+    only where XDP would attach)."""
+    profile = with_interface_warnings(with_backend(
+        load_profiles([Path(p) for p in paths], texts=texts), backend))
+    check_interfaces(profile, plan(profile, auto_packet_filter=auto_packet_filter()))
+    return profile
 
 
 def auto_packet_filter() -> PacketFilter:
@@ -130,10 +172,11 @@ def with_backend(profile: Profile, backend: str | None) -> Profile:
 
 def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
                   baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
-    profile = with_backend(load_profiles([Path(p) for p in paths], baselines=baselines),
-                           backend)
-    check_interfaces(profile)
-    return profile, plan(profile, auto_packet_filter=auto_packet_filter())
+    profile = with_interface_warnings(with_backend(
+        load_profiles([Path(p) for p in paths], baselines=baselines), backend))
+    desired = plan(profile, auto_packet_filter=auto_packet_filter())
+    check_interfaces(profile, desired)
+    return profile, desired
 
 
 def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tuple[str, ...]:
@@ -194,6 +237,15 @@ class Transactions:
                     tbl["nets_file"] = str(copies[os.path.realpath(original)])
             atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
                               tomlkit.dumps(doc), mode=0o600)
+
+    def generation_plan(self, n: int) -> DesiredState:
+        """What the kernel holds for generation N: its profile copies planned again
+        (interfaces gone by now do not matter: nothing is written), with panic mode's
+        chains over it when panic is on."""
+        meta = self.store.meta(n)
+        backend = meta.backend if meta.backend != "profile" else None
+        profile = with_backend(load_profiles(self.store.profile_copies(n)), backend)
+        return self._with_panic(plan(profile, auto_packet_filter=auto_packet_filter()), profile)
 
     def _generation_profile(self, n: int) -> tuple[Profile, DesiredState]:
         paths = self.store.profile_copies(n)
@@ -281,7 +333,7 @@ class Transactions:
             self.store.set_current(None)
         elif journal.action == "panic":
             self._restore(current)
-            outcome = f"panic {'on' if self._panic() else 'off'} at generation {current}"
+            outcome = f"panic {'on' if self._panic() else 'off'} at {generation_words(current)}"
         elif journal.action == "apply" and current == journal.target and \
                 journal.target in self.store.generations():
             self._restore(journal.target)
@@ -291,7 +343,7 @@ class Transactions:
             if journal.action == "apply":  # never took effect
                 shutil.rmtree(self.store.generation_dir(journal.target),
                               ignore_errors=True)
-            outcome = f"back at generation {journal.previous}"
+            outcome = f"back at {generation_words(journal.previous)}"
         self.store.clear_journal()
         return f"recovered an interrupted {journal.action} (pid {journal.pid}): {outcome}"
 
@@ -311,8 +363,26 @@ class Transactions:
         current = self.store.current()
         profile, desired = load_and_plan(paths, backend=backend,
                                          baselines=self.baselines(current))
-        return self.kernel.preview(self._with_panic(desired, profile),
-                                   self.kernel.context(self.baselines(current)))
+        return self._structured(self.kernel.preview(
+            self._with_panic(desired, profile), self.kernel.context(self.baselines(current))),
+            desired, current)
+
+    def _structured(self, preview: PlanPreview, desired: DesiredState,
+                    current: int | None) -> PlanPreview:
+        """The preview with structured entries (a removed rule's policy from the
+        generation in place)."""
+        policies = {rid: (str(m.get("policy", "")), str(m.get("summary", "")))
+                    for rid, m in self._recorded_rules(current).items()}
+        policies.update({rid: (m.policy, m.summary) for rid, m in desired.rules.items()})
+        return dataclasses.replace(preview, entries=plan_entries(preview.lines, policies))
+
+    def _recorded_rules(self, n: int | None) -> dict[str, dict]:
+        if n is None:
+            return {}
+        try:
+            return self.store.meta(n).rules
+        except NodewallError:
+            return {}
 
     # -- apply ---------------------------------------------------------------
     def apply(self, paths: Sequence[Path], *, backend: str | None = None, check: bool = False,
@@ -339,11 +409,12 @@ class Transactions:
             profile = dataclasses.replace(profile, warnings=profile.warnings + risk_warnings(
                 profile, previous, self._panic() is not None))
             self.kernel.prepare(written, ctx)
-            preview = self.kernel.preview(written, ctx)
+            preview = self._structured(self.kernel.preview(written, ctx), desired, previous)
             if check:
                 if preview.empty:
                     raise NothingToDo("the kernel already matches these profiles")
-                return ApplyResult(previous or 0, False, preview, time.monotonic() - t0)
+                return ApplyResult(previous or 0, True, preview, time.monotonic() - t0,
+                                   check=True)
             if preview.empty and previous is not None and confirm_timeout is None:
                 return ApplyResult(previous, False, preview, time.monotonic() - t0,
                                    warnings=profile.warnings)
@@ -356,6 +427,10 @@ class Transactions:
                         desired, {h.interface: h.name for h in profile.host_endpoints}))
 
             n = self._commit(profile, written, ctx, previous, meta_of)
+            if superseded is not None:
+                _best_effort(lambda: self._set_outcome(superseded.generation,
+                                                       f"superseded by {n}"),
+                             [], "record the superseded generation")
             pending = None
             if confirm_timeout is not None:
                 last_kept = superseded.previous if superseded else previous
@@ -427,7 +502,15 @@ class Transactions:
     def confirm(self) -> int:
         with self.store.lock():
             self.recover()
-            return self.gate.confirm()
+            n = self.gate.confirm()
+            _best_effort(lambda: self._set_outcome(n, "kept"), [], "record it as kept")
+            return n
+
+    def _set_outcome(self, n: int | None, outcome: str) -> None:
+        """Write generation N's outcome into its record (history shows it)."""
+        if n is None or n not in self.store.generations():
+            return
+        self.store.write_meta(dataclasses.replace(self.store.meta(n), outcome=outcome))
 
     def watch_confirm(self, generation: int, poll: float = 0.2) -> bool:
         """The detached watcher: revert at the deadline unless confirmed.  Returns
@@ -464,7 +547,7 @@ class Transactions:
 
     # -- rollback / flush --------------------------------------------------------
     def rollback(self, *, wait: bool = True, on_wait: OnWait = None,
-                 pending_generation: int | None = None) -> int | None:
+                 pending_generation: int | None = None, to: int | None = None) -> int | None:
         """Return to the generation before the current one (or the pending one's
         previous).  Returns the generation now in place.  With `pending_generation`,
         only revert that pending apply: if the confirm watcher reverted it (or it was
@@ -476,16 +559,18 @@ class Transactions:
             if pending_generation is not None and (
                     pending is None or pending.generation != pending_generation
                     or current != pending_generation):
-                raise NodewallError(
+                raise NothingPending(
                     f"generation {pending_generation} is no longer pending (it was kept, "
                     "or reverted at its deadline); nothing was rolled back",
                     hint="`nodewall status` shows the generation in place")
-            if pending is not None and pending.generation == current:
+            if to is not None:
+                target = self._rollback_target(to, current)
+            elif pending is not None and pending.generation == current:
                 target = pending.previous
             else:
                 older = [g for g in self.store.generations() if current is None or g < current]
                 if current is None:
-                    raise NodewallError("nothing has been applied; nothing to roll back")
+                    raise NothingPending("nothing has been applied; nothing to roll back")
                 target = older[-1] if older else None
             self._guarded_restore(target, "rollback")
             self.store.clear_pending()
@@ -498,6 +583,18 @@ class Transactions:
                         f"rolled back to {target}, but the agent may apply generation "
                         f"{current}'s content again") from exc
             return target
+
+    def _rollback_target(self, to: int, current: int | None) -> int:
+        """`rollback --to N`: N must be recorded and not already in force."""
+        if to not in self.store.generations():
+            kept = self.store.generations()
+            span = f"{kept[0]}..{kept[-1]}" if kept else "none"
+            raise NothingPending(f"generation {to} is not recorded (recorded: {span}); "
+                                 "nothing was rolled back",
+                                 hint="`nodewall history` lists the recorded generations")
+        if to == current:
+            raise NothingToDo(f"generation {to} is already in force")
+        return to
 
     def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
         """Remove everything nodewall owns (panic mode included).  Journaled when the
@@ -512,6 +609,8 @@ class Transactions:
                 action="flush")), warnings, "journal the flush")
             _best_effort(lambda: panic_mod.clear_marker(self.store.root), warnings,
                          "clear the panic marker")
+            _best_effort(lambda: self._set_outcome(previous, "flushed"), warnings,
+                         "record the flush in the generation's history")
             try:  # what cannot go (a foreign rule uses it) is emptied, and reported
                 self.kernel.flush()
             finally:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodewall.engine.errors import EnvironmentProblem, NodewallError
+from nodewall.engine.errors import EnvironmentProblem, NetnsNotFound, NodewallError
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -37,7 +37,7 @@ def enter(name: str) -> None:
     global _current
     path = netns_path(name)
     if not path.exists():
-        raise EnvironmentProblem(
+        raise NetnsNotFound(
             f"network namespace '{name}' does not exist",
             hint="list them with `ip netns list`; the lab's are made by `nodewall lab up`")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

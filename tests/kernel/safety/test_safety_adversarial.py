@@ -114,7 +114,7 @@ def test_a_foreign_xdp_program_named_like_nodewalls_is_never_replaced(netns_pair
     xdp = write_profile(tmp_path, "x", iface="srv0", members=4, backend="xdp",
                         extra=UNTRACKED_DENY)
     out = nw(ns, state, "apply", str(xdp), check=False)
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 7 and "Traceback" not in out.stderr  # a foreign object
     assert "nodewall does not own" in out.stderr and "xdp off" in out.stderr
     assert _xdp_prog_id(ns, "srv0") == impostor
     report = status(ns, state)

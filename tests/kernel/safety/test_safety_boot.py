@@ -47,6 +47,6 @@ def test_apply_exit_codes(netns_pair, tmp_path):
     in_ns(ns, "iptables-legacy", "-A", "SOMEONE", "-j", "nw-fi-srv0")
     before = fingerprint(ns)
     failed = nw(ns, state, "apply", str(b), check=False)
-    assert failed.returncode == 1
+    assert failed.returncode == 7  # refused: a foreign rule is in the way
     assert "SOMEONE rule 1 -> nw-fi-srv0" in failed.stderr and "hint:" in failed.stderr
     assert fingerprint(ns) == before and status(ns, state)["generation"] == 1

@@ -75,7 +75,7 @@ def test_apply_whose_session_dies_in_the_confirm_window_is_rolled_back(two):
     assert status(ns, state)["pending_confirm"] is None
     assert until(lambda: not _alive(watcher))
     out = nw(ns, state, "confirm", check=False)  # too late: nothing to confirm
-    assert out.returncode == 1 and "nothing is waiting for confirmation" in out.stderr
+    assert out.returncode == 6 and "nothing is waiting for confirmation" in out.stderr
 
 
 @BOTH
@@ -140,7 +140,7 @@ def test_second_apply_waits_or_fails_with_no_wait(two):
     holder.start()
     assert until(lambda: (state / "held").exists())
     busy = nw(ns, state, "apply", "--no-wait", str(a), check=False)
-    assert busy.returncode == 1
+    assert busy.returncode == 4  # lock busy
     assert "another nodewall transaction is running here (pid" in busy.stderr
     assert "hint:" in busy.stderr
     waiting = subprocess.Popen(nw_cmd(ns, state, "apply", str(a)), stdout=subprocess.PIPE,

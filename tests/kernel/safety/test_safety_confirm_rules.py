@@ -114,7 +114,7 @@ def test_a_reused_watcher_pid_does_not_keep_an_expired_change(node, tmp_path):
         store.write_pending(replace(pending, watcher_pid=impostor.pid))
         time.sleep(1.2)
         confirm = nw(ns, state, "confirm", check=False)
-        assert confirm.returncode == 1 and "nothing is waiting" in confirm.stderr
+        assert confirm.returncode == 6 and "nothing is waiting" in confirm.stderr
         assert "reverted" in confirm.stderr
         assert status(ns, state)["generation"] == 1 and fingerprint(ns) == fa
     finally:

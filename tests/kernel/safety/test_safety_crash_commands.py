@@ -207,7 +207,7 @@ def test_status_fails_when_the_recovery_cannot_finish(netns_pair, tmp_path):
     ns, state = netns_pair.server, tmp_path / "state"
     nw(ns, state, "apply", str(write_profile(tmp_path, "a", iface="srv0", rules=2)))
     for copy in (state / "generations" / "1" / "profiles").glob("*.toml"):
-        copy.write_text(copy.read_text().replace('"srv0"', '"nosuch0"'))
+        copy.write_text(copy.read_text() + "\n[settings\n")  # the copy no longer loads
     (state / "journal.json").write_text(json.dumps(
         {"target": 2, "previous": 1, "pid": 1, "started": 0.0, "action": "apply"}))
     out = nw(ns, state, "status", check=False)

@@ -94,7 +94,7 @@ def test_two_state_dirs_on_one_namespace_share_the_lock(netns_pair, tmp_path):
             time.sleep(0.02)
         out = nw(ns, tmp_path / "state-b", "apply", "--no-wait",
                  str(write_profile(tmp_path, "b", iface="srv0")), check=False)
-        assert out.returncode == 1 and "another nodewall transaction" in out.stderr
+        assert out.returncode == 4 and "another nodewall transaction" in out.stderr
     finally:
         release.write_text("")
         t.join(30)

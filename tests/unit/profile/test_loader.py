@@ -288,3 +288,41 @@ def test_untracked_not_selecting_any_hep_does_not_warn(tmp_path: Path) -> None:
         action = "allow"
     """)
     assert p.warnings == ()
+
+
+UNTRACKED_PAIR = """
+    [[host_endpoints]]
+    name = "h"
+    interface = "eth0"
+    [[policies]]
+    name = "redis"
+    do_not_track = true
+    apply_on_forward = true
+    [[policies.ingress]]
+    action = "allow"
+    protocol = "tcp"
+    destination = {{ ports = [{ingress}] }}
+    [[policies.egress]]
+    action = "allow"
+    protocol = "{egress_proto}"
+    source = {{ ports = [{egress}] }}
+"""
+
+
+def test_untracked_replies_are_checked_by_protocol_and_port(tmp_path: Path) -> None:
+    """Adding 6380 to the ingress allow alone used to pass silently: its replies (tcp
+    from port 6380) fall through to tracked policy."""
+    ok = load(tmp_path, UNTRACKED_PAIR.format(ingress="6379", egress="6379",
+                                              egress_proto="tcp"))
+    assert ok.warnings == ()
+    ranged = load(tmp_path, UNTRACKED_PAIR.format(ingress="6379, 6380", egress='"6379:6380"',
+                                                  egress_proto="tcp"))
+    assert ranged.warnings == ()
+    (w,) = load(tmp_path, UNTRACKED_PAIR.format(ingress="6379, 6380", egress="6379",
+                                                egress_proto="tcp")).warnings
+    assert ":9:1:" in w and "allows ingress tcp to port 6379,6380 on host endpoint 'h'" in w
+    assert "(tcp from port 6379,6380)" in w
+    w_in, w_out = load(tmp_path, UNTRACKED_PAIR.format(ingress="6379", egress="6379",
+                                                       egress_proto="udp")).warnings
+    assert "allows ingress tcp to port 6379" in w_in and "untracked egress allow" in w_in
+    assert "allows egress udp on host endpoint" in w_out and "(udp from port any)" in w_out

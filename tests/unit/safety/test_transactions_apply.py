@@ -51,7 +51,9 @@ def test_the_same_profiles_again_change_nothing(rig: Rig) -> None:
 def test_check_previews_without_writing(rig: Rig) -> None:
     a = rig.profile("a", 80)
     res = rig.tx.apply([a], check=True)
-    assert (res.generation, res.changed) == (0, False) and not res.preview.empty
+    # changed: the apply WOULD change the kernel (the JSON contract of `apply --check`)
+    assert (res.generation, res.changed, res.check) == (0, True, True)
+    assert not res.preview.empty and res.to_json()["changed"] is True
     assert rig.fake.applies == 0 and rig.fake.kernel is None
     assert rig.store.current() is None and rig.store.generations() == []
 
@@ -115,11 +117,31 @@ def test_bad_input_never_reaches_the_kernel(rig: Rig, monkeypatch: pytest.Monkey
     with pytest.raises(InputErrors) as info:
         rig.tx.apply([bad])
     assert info.value.exit_code == ExitCode.BAD_INPUT
-    monkeypatch.setattr(transactions, "interface_exists", lambda name: name != "eth9")
-    with pytest.raises(InputErrors) as info:
-        rig.tx.apply([rig.profile("a", 80)])
-    assert "unknown interface 'eth9'" in info.value.render()
     assert "apply" not in rig.fake.calls and rig.store.generations() == []
+
+
+def test_a_missing_interface_is_a_warning_except_for_xdp(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like Calico, a host endpoint may name an interface that does not exist yet (its
+    rules wait for it); validate, diff and apply say the same warning.  XDP must
+    attach, so there it stays bad input."""
+    monkeypatch.setattr(transactions, "interface_exists", lambda name: name != "eth9")
+    a = rig.profile("a", 80)
+    warning = "interface 'eth9' does not exist in this network namespace (yet)"
+    assert any(warning in w for w in transactions.validate_profiles([a]).warnings)
+    assert any(warning in w for w in rig.tx.preview([a]).warnings)
+    res = rig.tx.apply([a])
+    assert res.generation == 1 and any(warning in w for w in res.warnings)
+    xdp = rig.work / "x.toml"
+    xdp.write_text(a.read_text().replace('backend = "iptables"', 'backend = "xdp"')
+                   .replace('name = "web"', 'name = "web"\ndo_not_track = true\n'
+                            'apply_on_forward = true'))
+    for attempt in (lambda: transactions.validate_profiles([xdp]), lambda: rig.tx.apply([xdp])):
+        with pytest.raises(InputErrors) as info:
+            attempt()
+        assert "unknown interface 'eth9'" in info.value.render()
+        assert "XDP cannot attach" in info.value.render()
+    assert rig.store.generations() == [1]
 
 
 def test_star_interface_needs_no_check(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:

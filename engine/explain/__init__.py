@@ -1,0 +1,1 @@
+"""`nodewall explain`: the path one packet takes through a DesiredState (pure)."""
