@@ -26,7 +26,7 @@ from .screens.apply import ApplyScreen
 from .screens.base import NwScreen
 from .screens.conntrack import ConntrackScreen
 from .screens.dashboard import DashboardScreen
-from .screens.dialogs import HelpScreen, QuitDialog
+from .screens.dialogs import HelpScreen, QuitDialog, YesNo
 from .screens.profiles import ProfilesScreen
 from .screens.rules import RulesScreen
 from .status_text import state_parts
@@ -38,7 +38,8 @@ GLOBAL_HELP = """Global keys
   q           quit (asks while changes wait for keep/revert or edits are unsaved)
   ?           this help            ctrl+p  command palette
   p           pause / resume       + / -   refresh faster / slower
-  k / r       keep / revert a pending apply while its countdown runs
+  K / R       keep / revert a pending apply (each asks y/n: no single key)
+  j / k       down / up in tables
 """
 
 
@@ -62,8 +63,8 @@ class NodewallApp(App):
         Binding("p", "pause", "Pause", show=False),
         Binding("plus", "faster", "Faster", show=False),
         Binding("minus", "slower", "Slower", show=False),
-        Binding("k", "keep", "Keep"),
-        Binding("r", "revert", "Revert"),
+        Binding("K", "ask_keep", "Keep"),
+        Binding("R", "ask_revert", "Revert"),
     ]
 
     def __init__(self, service_factory: Callable[[], Any], profiles: Iterable[Path] = (), *,
@@ -253,7 +254,7 @@ class NodewallApp(App):
         self._deciding = False
         self._mut_seq = max(self._mut_seq, msg.seq)
         gen = self.pending.generation if self.pending else "?"
-        self.outcome = f"generation {gen} kept" if msg.kept else "changes reverted (r)"
+        self.outcome = f"generation {gen} kept" if msg.kept else "changes reverted (R)"
         self.pending = None
         self.refresh_bindings()
         self.update_bars()
@@ -305,13 +306,29 @@ class NodewallApp(App):
 
     # -- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("keep", "revert") and self.pending is None:
+        if action in ("keep", "revert", "ask_keep", "ask_revert") and self.pending is None:
             return False
         return self.guard.check_action(action)
 
     def start_apply(self) -> None:
         if self.guard.permit("apply", self.notify):
             self._apply(list(self.profiles), self.confirm_timeout)
+
+    @mutating
+    def action_ask_keep(self) -> None:
+        if self.pending is None:
+            return
+        gen = self.pending.generation
+        self.push_screen(YesNo(f"Keep generation {gen}?\nThe changes stay; the countdown "
+                               "stops."), lambda yes: self.action_keep() if yes else None)
+
+    @mutating
+    def action_ask_revert(self) -> None:
+        if self.pending is None:
+            return
+        gen = self.pending.generation
+        self.push_screen(YesNo(f"Revert generation {gen} now?\nThe rules before the apply "
+                               "come back."), lambda yes: self.action_revert() if yes else None)
 
     @mutating
     def action_keep(self) -> None:
@@ -357,7 +374,7 @@ class NodewallApp(App):
         if self.pending is not None:
             left = max(0, round(self.pending.deadline - self.clock()))
             reasons.append(f"generation {self.pending.generation} waits for keep: the engine "
-                           f"reverts it in {left}s unless kept (k)")
+                           f"reverts it in {left}s unless kept (K)")
         dirty = [b.path.name for b in self.buffers.values() if b.dirty]
         if dirty:
             reasons.append(f"unsaved edits in {', '.join(dirty)}")

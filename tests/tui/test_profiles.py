@@ -92,6 +92,7 @@ async def test_validation_error_is_shown_and_f8_moves_the_cursor(new_app, profil
         editor = screen.query_one("#prof-editor", TextArea)
         editor.focus()
         editor.move_cursor((28, 12))  # inside "deny" on line 29
+        await pilot.press("enter")  # start editing
         await pilot.press("delete", "delete", "delete", "delete", *"dney")
         await pilot.pause(0.7)  # the live-validation debounce
         await settle(pilot)

@@ -273,7 +273,7 @@ def test_edit_in_forms_apply_and_keep(lab):
         await settle(pilot)
         obs["left_field"] = type(app.focused).__name__
         await _apply(pilot, obs)
-        await pilot.press("k")
+        await pilot.press("K", "y")
         assert await until(pilot, lambda: app.pending is None and "kept" in app.outcome)
         await tick(pilot)
         obs["after"] = screen_text(app)
@@ -282,8 +282,8 @@ def test_edit_in_forms_apply_and_keep(lab):
     assert lab.profile.read_text() == with_ports(lab.original, "6379, 7001")
     assert obs["left_field"] == "Tree"
     assert re.search(r"rules \+\d+ -\d+", obs["plan"]) and "rules +0 -0" not in obs["plan"]
-    assert "Unless you keep them (k) within 60s" in obs["dialog"]
-    assert f"KEEP generation {before + 1}? [k]eep / [r]evert" in obs["pending"]
+    assert "Unless you keep them (K) within 60s" in obs["dialog"]
+    assert f"KEEP generation {before + 1}? K keep / R revert" in obs["pending"]
     assert f"generation {before + 1} kept" in obs["after"] and f"gen {before + 1}" in obs["after"]
     report = engine_status(lab)
     assert report["generation"] == before + 1 and report["pending_confirm"] is None
@@ -305,7 +305,7 @@ def test_apply_then_revert(lab):
         await _apply(pilot, obs)
         obs["while_pending"] = await asyncio.to_thread(engine_status_in_ns, lab)  # pyroute2:
         # not on a thread with a running event loop
-        await pilot.press("r")
+        await pilot.press("R", "y")
         assert await until(pilot, lambda: app.pending is None and "reverted" in app.outcome)
         await tick(pilot)
         obs["after"] = screen_text(app)
@@ -338,7 +338,7 @@ def test_apply_and_let_the_confirm_time_out(lab):
 
     obs = in_app(lab, scenario, confirm_timeout=3)
     gen = before["generation"]
-    assert "Unless you keep them (k) within 3s" in obs["dialog"]
+    assert "Unless you keep them (K) within 3s" in obs["dialog"]
     assert obs["pending_gen"] > gen
     assert obs["reverted"], obs["after"]
     assert f"reverted to generation {gen} (confirm timeout)" in obs["after"]

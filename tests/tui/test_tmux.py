@@ -194,7 +194,12 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         # its egress (return) source; open both for NEW_PORT
         term.keys("4")
         term.wait(lambda s: "[saved]" in s and "valid" in s)
-        term.keys("Tab")  # from the tabs into the editor
+        term.keys("Tab")  # from the tabs into the editor (view mode: keys are not text)
+        term.keys("?")  # ... so ? opens the help instead of landing in the TOML
+        term.wait(lambda s: "Global keys" in s)
+        term.keys("Escape")
+        term.keys("Enter")  # start editing
+        term.wait(lambda s: "EDITING" in s)
         term.keys("C-Home")
         for down in (43, 5):
             term.keys("Down", repeat=down)
@@ -207,7 +212,7 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         assert text[43] == f"  destination = {{ ports = [6379, {NEW_PORT}] }}"
         assert text[48] == f"  source = {{ ports = [6379, {NEW_PORT}] }}"
 
-        term.keys("Escape")  # out of the editor: digits switch screens again
+        term.keys("Escape")  # stop editing: digits switch screens again
         term.keys("5")
         term.keys("d")
         plan = term.wait(lambda s: "rules +2 -2" in s)
@@ -215,8 +220,12 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         term.keys("a")
         term.wait(lambda s: "Apply these profiles?" in s)
         term.keys("y")
-        term.wait(lambda s: "KEEP generation 2? [k]eep / [r]evert" in s, limit=60)
-        term.keys("k")
+        term.wait(lambda s: "KEEP generation 2? K keep / R revert" in s, limit=60)
+        term.keys("k")  # a lone k (k9s: up) decides nothing
+        term.keys("K")
+        term.wait(lambda s: "Keep generation 2?" in s)
+        assert lab.status()["pending_confirm"] is not None
+        term.keys("y")
         term.wait(lambda s: "generation 2 kept" in s)
 
         report = lab.status()

@@ -1,5 +1,6 @@
 """Apply: the diff preview (PlanPreview), then apply with a confirm timeout; the
-countdown itself lives in the header bar of every screen (keep: k, revert: r)."""
+countdown itself lives in the header bar of every screen (keep: K, revert: R, each
+confirmed with y)."""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -20,11 +21,10 @@ TIMEOUTS = (10.0, 30.0, 60.0, 120.0, 300.0)
 
 class ApplyScreen(NwScreen):
     MODE = "apply"
-    HELP = ("d shows what an apply would change (the plan against the kernel).\n"
-            "a applies it with a confirm timeout (t changes it): unless you keep the\n"
-            "changes (k) before the countdown in the header runs out, the engine's\n"
-            "watcher reverts them, also if this TUI or the SSH session dies.\n"
-            "r reverts at once.  Apply uses the files on disk: save edits first.")
+    HELP = ("d shows the plan (against the kernel).  a applies it with a confirm\n"
+            "timeout (t changes it): unless kept (K, y) in time, the engine's watcher\n"
+            "reverts, also if the TUI or SSH dies.  R, y reverts now.  Apply uses the\n"
+            "files on disk: save edits first.")
     BINDINGS: ClassVar[list] = [
         Binding("d", "diff", "Diff"),
         Binding("a", "apply", "Apply"),

@@ -32,7 +32,7 @@ class YesNo(ModalScreen[bool]):
 class ApplyDialog(YesNo):
     def __init__(self, preview, timeout: float):
         what = "nothing changes (re-apply)" if preview.empty else preview_summary(preview)
-        super().__init__(f"Apply these profiles?\n{what}\n\nUnless you keep them (k) within "
+        super().__init__(f"Apply these profiles?\n{what}\n\nUnless you keep them (K) within "
                          f"{timeout:g}s, the changes are reverted.")
 
 

@@ -19,6 +19,7 @@ from ..files import Buffer, validate_text
 from ..guard import mutating
 from ..messages import Validated
 from ..tomldoc import FIELDS, FormError, Node, ProfileDoc
+from ..widgets.editor import TomlEditor
 from .base import NwScreen
 
 VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
@@ -29,12 +30,15 @@ class ProfilesScreen(NwScreen):
     HELP = ("Forms: pick a host endpoint, network set or untracked rule in the tree;\n"
             "edit fields and press enter to write them into the TOML (comments kept).\n"
             "i / e add an ingress / egress rule to the selected untracked policy,\n"
-            "x deletes the selected rule.  TOML: edit freely; it is validated as you\n"
-            "type with the CLI's messages.  f8 validates now and jumps to the first\n"
-            "error, ctrl+s saves (atomic), ctrl+r reloads from disk, f2 next file.\n"
-            "escape leaves the editor or a form field, so 1-5 switch screens again.")
+            "x deletes the selected rule.  ctrl+t switches Forms <-> TOML.\n"
+            "TOML: enter starts editing, escape stops (while not editing, keys such\n"
+            "as 1-5 and ? are never typed into the file); validated as you type with\n"
+            "the CLI's messages.  f8 validates now and jumps to the first error,\n"
+            "ctrl+s saves (never over a change made on disk meanwhile: you choose),\n"
+            "ctrl+r reloads from disk, f2 next file.  escape leaves a form field.")
     BINDINGS: ClassVar[list] = [
         Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+t", "toggle_tab", "Forms/TOML", priority=True),
         Binding("f8", "goto_error", "Check"),
         Binding("f2", "next_file", "Next file"),
         Binding("ctrl+r", "reload", "Reload", show=False),
@@ -58,14 +62,14 @@ class ProfilesScreen(NwScreen):
                 yield Tree("profile", id="prof-tree")
                 yield VerticalScroll(id="prof-form")
             with TabPane("TOML", id="tab-toml"):
-                yield TextArea.code_editor("", id="prof-editor", soft_wrap=False)
+                yield TomlEditor.code_editor("", id="prof-editor", soft_wrap=False)
         yield Static("", id="prof-check", markup=False)
 
     def on_mount(self) -> None:
         editor = self.query_one("#prof-editor", TextArea)
         if "toml" in editor.available_languages:
             editor.language = "toml"
-        editor.read_only = self.app.guard.readonly
+        editor.set_may_edit(not self.app.guard.readonly)
         self.query_one("#prof-tree", Tree).show_root = False
         if self.app.buffers:
             self.select_buffer(next(iter(self.app.buffers.values())))
@@ -74,7 +78,7 @@ class ProfilesScreen(NwScreen):
                 "no profiles given: start with `nodewall tui PROFILE.toml`")
 
     def readonly_changed(self) -> None:
-        self.query_one("#prof-editor", TextArea).read_only = self.app.guard.readonly
+        self.query_one("#prof-editor", TomlEditor).set_may_edit(not self.app.guard.readonly)
         for box in self.query("#prof-form Input").results(Input):
             box.disabled = self.app.guard.readonly
 
@@ -108,7 +112,26 @@ class ProfilesScreen(NwScreen):
         n = len(self.app.buffers)
         more = f"  (f2: next of {n})" if n > 1 else ""
         state = "modified" if buf.dirty else "saved"
-        self.query_one("#prof-file", Static).update(f"{buf.path}  [{state}]{more}")
+        editor = self.query_one("#prof-editor", TomlEditor)
+        mode = "  EDITING (escape stops)" if editor.editing else ""
+        self.query_one("#prof-file", Static).update(f"{buf.path}  [{state}]{more}{mode}")
+
+    def on_toml_editor_mode_changed(self, event: TomlEditor.ModeChanged) -> None:
+        self._header()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("add_rule", "delete_rule", "add_item", "delete_item") and \
+                self.query_one("#prof-tabs", TabbedContent).active != "tab-forms":
+            return False  # TOML tab: these keys do nothing (and are not typed)
+        return super().check_action(action, parameters)
+
+    def action_toggle_tab(self) -> None:
+        tabs = self.query_one("#prof-tabs", TabbedContent)
+        to_forms = tabs.active != "tab-forms"
+        self.query_one("#prof-editor", TomlEditor).set_editing(False)
+        tabs.active = "tab-forms" if to_forms else "tab-toml"
+        self.query_one("#prof-tree" if to_forms else "#prof-editor").focus()
+        self.refresh_bindings()
 
     # -- the editor --------------------------------------------------------------------
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -242,6 +265,7 @@ class ProfilesScreen(NwScreen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-forms":
             self._rebuild_tree()
+        self.refresh_bindings()
 
     def _rebuild_tree(self, select: tuple | None = None) -> None:
         tree = self.query_one("#prof-tree", Tree)
@@ -290,6 +314,7 @@ class ProfilesScreen(NwScreen):
         values = doc.form_values(node.kind, node.path)
         rows = [Horizontal(Label(key, classes="field-label", markup=False),
                            Input(values[key], id=f"field-{i}", name=key, compact=True,
+                                 select_on_focus=False,
                                  disabled=self.app.guard.readonly),
                            classes="field-row")
                 for i, (key, _) in enumerate(FIELDS[node.kind])]

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from .. import fmt
 from ..live import rule_key
+from ..widgets.table import NwTable
 from .base import NwScreen
 
 # no profile column (80 columns are tight): with several profiles the policy cell
@@ -58,7 +59,7 @@ class RulesScreen(NwScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="rules-info", markup=False)
-        yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
+        yield NwTable(id="rules", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter rules (escape clears)", id="rules-filter",
                     classes="hidden", compact=True)
 
