@@ -117,3 +117,79 @@ async def test_readonly_disables_editing_and_saving(new_app, profile, fake, cloc
         assert screen.query_one("#prof-editor", TextArea).text == original
         assert "READ-ONLY (--readonly)" in screen_text(app)
     assert profile.read_text() == original
+
+
+async def _edit_then_disk_changes(pilot, screen, profile, clock):
+    """Ports 6379 -> 6379, 6380 in the form (line 44); meanwhile someone appends a
+    comment to the file on disk."""
+    await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+    ports = field(screen, "destination.ports")
+    ports.focus()
+    ports.value = "6379, 6380"
+    await pilot.press("enter")
+    await settle(pilot)
+    disk = profile.read_text() + "# added on disk meanwhile\n"
+    profile.write_text(disk)
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+    return disk
+
+
+async def test_save_never_overwrites_a_change_made_on_disk(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        text = screen_text(app)
+        assert profile.read_text() == disk  # not written
+        assert "changed on disk since you opened it" in text
+        assert "+# added on disk meanwhile" not in text and "-# added on disk meanwhile" in text
+        assert "+  destination = { ports = [6379, 6380] }" in text
+        await pilot.press("escape")  # back to editing: still nothing written
+        await settle(pilot)
+        assert profile.read_text() == disk and "[modified]" in screen_text(app)
+        await pilot.press("ctrl+s", "m")  # merge: both changes, nothing to resolve
+        await settle(pilot)
+        merged = screen.query_one("#prof-editor", TextArea).text
+        assert "# added on disk meanwhile" in merged
+        assert "  destination = { ports = [6379, 6380] }" in merged
+        assert profile.read_text() == disk  # the merge is reviewed before it is saved
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert profile.read_text() == merged and "[saved]" in screen_text(app)
+
+
+async def test_conflict_reload_and_overwrite(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        await pilot.press("r")  # reload: the disk's version, the edit is dropped
+        await settle(pilot)
+        assert screen.query_one("#prof-editor", TextArea).text == disk
+        assert profile.read_text() == disk and "[saved]" in screen_text(app)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        await pilot.press("o")  # overwrite the version shown
+        await settle(pilot)
+        mine = screen.query_one("#prof-editor", TextArea).text
+        assert profile.read_text() == mine and "# added on disk meanwhile\n# added" not in mine
+
+
+async def test_merge_marks_a_conflicting_change(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+        ports = field(screen, "destination.ports")
+        ports.focus()
+        ports.value = "6379, 6380"
+        await pilot.press("enter")
+        await settle(pilot)
+        disk = profile.read_text().replace("ports = [6379] }", "ports = [6379, 7000] }", 1)
+        profile.write_text(disk)
+        await pilot.press("ctrl+s", "m")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert "<<<<<<< yours\n  destination = { ports = [6379, 6380] }\n=======\n" \
+               "  destination = { ports = [6379, 7000] }\n>>>>>>> on disk\n" in text
+        assert profile.read_text() == disk

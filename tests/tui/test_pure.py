@@ -155,3 +155,17 @@ def test_buffer_save_refuses_to_overwrite_an_edit_made_on_disk(tmp_path):
     with pytest.raises(ConcurrentEdit):
         buf.save()
     assert target.read_text() == "a = 1\nb = 3\n" and buf.dirty
+
+
+def test_merge3_merges_different_lines_and_marks_the_same_line():
+    from nodewall.tui.merge import merge3
+    base = "a = 1\n\n# c\nb = 2\n"
+    assert merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 1\n\n# c\nb = 3\n").text == \
+        "a = 9\n\n# c\nb = 3\n"  # blank line and comment kept
+    both = merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 8\n\n# c\nb = 2\n")
+    assert both.conflicts == 1
+    assert both.text == "<<<<<<< yours\na = 9\n=======\na = 8\n>>>>>>> on disk\n\n# c\nb = 2\n"
+    same = merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 9\n\n# c\nb = 2\n")
+    assert same.conflicts == 0 and same.text == "a = 9\n\n# c\nb = 2\n"
+    ends = merge3(base, base + "x = 1", base + "y = 2\n")  # both append: a conflict
+    assert ends.conflicts == 1 and ends.text.endswith("x = 1\n=======\ny = 2\n>>>>>>> on disk\n")

@@ -134,11 +134,12 @@ def _quote(word: str) -> str:
     return shlex.quote(word)
 
 
-def start_tui(lab: Lab, tmp_path: Path, **env: str | None) -> Tmux:
+def start_tui(lab: Lab, tmp_path: Path, profile: Path | None = None,
+              **env: str | None) -> Tmux:
     env.setdefault("NO_COLOR", None)
     env.setdefault("TEXTUAL_COLOR_SYSTEM", None)
     cmd = [*nodewall_cmd(), "--netns", lab.ns, "--state-dir", str(lab.state), "tui",
-           str(lab.profile)]
+           str(profile or lab.profile)]
     return Tmux(cmd, env, tmp_path / "rc")
 
 
@@ -277,6 +278,42 @@ def test_colour_settings_and_q(lab, tmp_path, env):
             basic = {*range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108)}
             assert codes & basic
             assert not codes & {38, 48}, codes  # no 256-colour or RGB codes
+        assert term.quit_with_q() == "0"
+    finally:
+        term.close()
+
+
+def test_a_file_edited_on_disk_meanwhile_is_not_overwritten(lab, tmp_path):
+    profile = tmp_path / "redis-host.toml"
+    shutil.copy(lab.profile, profile)
+    shutil.copy(lab.work / "blocklist.txt", tmp_path / "blocklist.txt")
+    term = start_tui(lab, tmp_path, profile)
+    try:
+        term.wait(lambda s: "redis-untracked" in s)
+        term.keys("4")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        term.keys("Tab")  # into the editor
+        term.keys("Enter")  # start editing
+        term.wait(lambda s: "EDITING" in s)
+        term.keys("C-Home")
+        term.keys("# typed in the TUI", literal=True)
+        term.keys("Enter")
+        theirs = profile.read_text() + "# written by someone else\n"
+        profile.write_text(theirs)
+        term.keys("C-s")
+        term.wait(lambda s: "changed on disk since you opened it" in s)
+        assert profile.read_text() == theirs  # not overwritten
+        term.keys("m")  # merge both; reviewed in the editor, then saved
+        term.wait(lambda s: "changed on disk" not in s and "[modified]" in s
+                  and "# typed in the TUI" in s)
+        assert profile.read_text() == theirs
+        term.keys("C-s")
+        term.wait(lambda s: "[saved]" in s)
+        text = profile.read_text()
+        assert text.startswith("# typed in the TUI\n") and text.endswith(
+            "# written by someone else\n")
+        assert text.splitlines()[1:] == theirs.splitlines()
+        term.keys("Escape")
         assert term.quit_with_q() == "0"
     finally:
         term.close()

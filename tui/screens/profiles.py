@@ -17,10 +17,12 @@ from tomlkit.exceptions import ParseError
 
 from ..files import Buffer, validate_text
 from ..guard import mutating
+from ..merge import diff_lines
 from ..messages import Validated
 from ..tomldoc import FIELDS, FormError, Node, ProfileDoc
 from ..widgets.editor import TomlEditor
 from .base import NwScreen
+from .dialogs import ConflictDialog
 
 VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
 
@@ -114,7 +116,8 @@ class ProfilesScreen(NwScreen):
         state = "modified" if buf.dirty else "saved"
         editor = self.query_one("#prof-editor", TomlEditor)
         mode = "  EDITING (escape stops)" if editor.editing else ""
-        self.query_one("#prof-file", Static).update(f"{buf.path}  [{state}]{more}{mode}")
+        # the path last: a long one is what gets cut at 80 columns
+        self.query_one("#prof-file", Static).update(f"[{state}]{mode}{more}  {buf.path}")
 
     def on_toml_editor_mode_changed(self, event: TomlEditor.ModeChanged) -> None:
         self._header()
@@ -225,9 +228,12 @@ class ProfilesScreen(NwScreen):
         except OSError as exc:
             self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
             return
-        except ConcurrentEdit as exc:
-            self.app.notify(exc.render(), severity="error", timeout=10)
+        except ConcurrentEdit:
+            self._resolve_conflict(buf)
             return
+        self._saved(buf)
+
+    def _saved(self, buf: Buffer) -> None:
         self._header()
         if buf.problems:
             self.app.notify(f"saved {buf.path.name} with {len(buf.problems)} error(s)",
@@ -235,6 +241,34 @@ class ProfilesScreen(NwScreen):
             self._jump_to_problem()
         else:
             self.app.notify(f"saved {buf.path.name}")
+
+    def _resolve_conflict(self, buf: Buffer) -> None:
+        disk = buf.disk_text()
+        self.app.push_screen(ConflictDialog(buf.path.name, diff_lines(disk, buf.text,
+                                                                      buf.path.name)),
+                             lambda choice: self._conflict_chosen(buf, disk, choice))
+
+    def _conflict_chosen(self, buf: Buffer, disk: str, choice: str | None) -> None:
+        if choice == "reload":
+            self.action_reload()
+            self.app.notify(f"reloaded {buf.path.name} from disk")
+        elif choice == "overwrite":
+            try:
+                buf.overwrite(disk)
+            except ConcurrentEdit:  # changed yet again while the dialog was open
+                self._resolve_conflict(buf)
+                return
+            except OSError as exc:
+                self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
+                return
+            self._saved(buf)
+        elif choice == "merge":
+            conflicts = buf.merge_disk(disk)
+            self.select_buffer(buf)
+            note = (f"{conflicts} conflict(s) marked <<<<<<< in the TOML" if conflicts
+                    else "no conflicts")
+            self.app.notify(f"merged the change on disk: {note}; review, then ctrl+s",
+                            severity="warning" if conflicts else "information", timeout=10)
 
     def action_reload(self) -> None:
         if self.current is not None:
