@@ -47,13 +47,17 @@ def make_rules(profile: str = "redis-host.toml") -> list[tuple[RuleStats, int]]:
         ("b2", "redis-untracked", "ingress", 0, "allow", "raw", 1, 1),  # XDP's raw backstop
     ]
     lines = {"a1": 28, "b2": 39, "c3": 45, "d4": 55, "e5": 60}  # data/redis-host.toml
+    summaries = {"a1": "deny from selector list == 'drop'",
+                 "b2": "allow tcp from 10.0.0.0/8 to port 6379",
+                 "c3": "allow tcp from port 6379",
+                 "d4": "allow tcp to ports 22,8000:8080", "e5": "allow icmp"}
     out = []
     for rid, pol, direc, idx, act, backend, step, start in base:
         out.append((RuleStats(
             id=rid, profile=profile, policy=pol, direction=direc, index=idx, action=act,
             backend=backend, packets=start * 10, bytes=start * 1000,
             tier="untracked" if backend in ("xdp", "raw") else "normal",
-            summary=f"{act} {pol}", loc=f"PROFILE:{lines[rid]}:3"), step))
+            summary=summaries[rid], loc=f"PROFILE:{lines[rid]}:3"), step))
     out.append((RuleStats(id="zz", profile="", policy="(default-deny)", direction="ingress",
                           index=-1, action="deny", backend="filter", packets=0, bytes=0,
                           tier="default", summary="default deny ingress"), 0))
