@@ -81,6 +81,8 @@ class FakeService:
     recommendation: str | None = None  # StatusReport.recommendation
     rules: list = field(default_factory=list)
     ticks: int = 0
+    panic: bool = False
+    drift: tuple = ()
 
     def __post_init__(self):
         if not self.rules:
@@ -124,8 +126,9 @@ class FakeService:
                 ConntrackCpu(0, insert=100, insert_failed=0, drop=0, early_drop=0),
                 ConntrackCpu(1, insert=90, insert_failed=3, drop=1, early_drop=2))),
             rules=tuple(r for r, _ in self.rules),
-            generation=self.generation, pending_confirm=pending, drift=(),
-            timestamp=self.clock(), recommendation=self.recommendation)
+            generation=self.generation, pending_confirm=pending,
+            timestamp=self.clock(), recommendation=self.recommendation, panic=self.panic,
+            drift=self.drift)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         self._record("conntrack_sample")
@@ -185,8 +188,15 @@ class FakeService:
         self._record("confirm")
         self.pending = None
 
-    def rollback(self, pending_generation: int | None = None) -> None:
+    def rollback(self, pending_generation: int | None = None) -> int | None:
         self._record("rollback")
         if self.pending is not None:
             self.generation = self.pending.previous_generation
+        elif self.generation and self.generation > 1:
+            self.generation -= 1
         self.pending = None
+        return self.generation
+
+    def set_panic(self, on: bool) -> None:
+        self._record("panic on" if on else "panic off")
+        self.panic = on

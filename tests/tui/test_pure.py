@@ -21,6 +21,9 @@ DATA = Path(__file__).parent / "data" / "redis-host.toml"
 
 def test_sparkline_scales_to_its_maximum():
     assert fmt.sparkline([0, 1, 2, 4], width=4) == "▁▃▅█"
+    # on a fixed scale (the conntrack table's size) a tiny count is the lowest block
+    assert fmt.sparkline([7, 7, 7], width=3, top=262144) == "▁▁▁"
+    assert fmt.sparkline([131072, 262144], width=2, top=262144) == "▅█"
     assert fmt.sparkline([5, 5], width=8) == "██"
     assert fmt.sparkline([0, 0, 0]) == "▁▁▁"
     assert fmt.sparkline(range(100), width=5) == fmt.sparkline([95, 96, 97, 98, 99], 5)

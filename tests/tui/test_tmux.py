@@ -268,7 +268,7 @@ def test_colour_settings_and_q(lab, tmp_path, env):
             time.sleep(1.0)
             screens.append(term.screen(escapes=True))
         plain = term.screen()
-        assert "press d for the plan" in plain and str(lab.profile.name) in plain  # apply screen
+        assert "profiles:" in plain and str(lab.profile.name) in plain  # apply screen
         codes = set().union(*map(_codes, screens))
         if key == "NO_COLOR":
             # attributes and "default colour" only: bold, dim, underline, reverse
