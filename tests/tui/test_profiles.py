@@ -193,3 +193,79 @@ async def test_merge_marks_a_conflicting_change(new_app, profile, clock):
         assert "<<<<<<< yours\n  destination = { ports = [6379, 6380] }\n=======\n" \
                "  destination = { ports = [6379, 7000] }\n>>>>>>> on disk\n" in text
         assert profile.read_text() == disk
+
+
+def _diff(before: str, after: str) -> list[str]:
+    import difflib
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(),
+                                                  lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+async def test_forms_add_and_delete_sets_endpoints_and_policies(new_app, profile, clock):
+    original = profile.read_text()
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        editor = screen.query_one("#prof-editor", TextArea)
+        await pick(pilot, screen, "blocklist")
+        await pilot.press("a")  # a network set like the one selected
+        await settle(pilot)
+        assert screen.node.path == ("network_sets", 1)
+        assert _diff(original, editor.text) == ["+", "+[[network_sets]]",
+                                               '+name = "new-network-set"', "+nets = []"]
+        nets = field(screen, "nets")
+        nets.focus()
+        await pilot.press(*"198.51.100.0/24", "enter")
+        await settle(pilot)
+        assert 'nets = ["198.51.100.0/24"]' in editor.text
+        await pick(pilot, screen, "Policies")
+        await pilot.press("a")  # a (tracked) policy, then a rule in it
+        await settle(pilot)
+        assert screen.node.path == ("policies", 3)
+        await pilot.press("i")
+        await settle(pilot)
+        assert screen.node.path == ("policies", 3, "ingress", 0)
+        await pick(pilot, screen, "uplink")
+        await pilot.press("a")
+        await settle(pilot)
+        text = editor.text
+        assert 'name = "new-host-endpoint"' in text and 'name = "new-policy"' in text
+        assert "[[policies.ingress]]" in text.split('name = "new-policy"')[1]
+        # every line of the original is still there, in order, blank lines included
+        assert all(line.startswith("+") for line in _diff(original, text))
+        for label in ("new-host-endpoint", "new-network-set", "new-policy"):
+            await pick(pilot, screen, label)
+            await pilot.press("x")
+            await settle(pilot)
+        assert editor.text == original
+
+
+async def test_tracked_policies_are_forms_too(new_app, profile, clock):
+    original = profile.read_text()
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ssh-and-icmp (tracked)")
+        order = field(screen, "order")
+        assert order.value == "100"
+        order.focus()
+        await pilot.press("backspace", "backspace", "backspace", *"50", "enter")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert _diff(original, text) == ["-order = 100", "+order = 50"]
+        await pick(pilot, screen, "ingress[1] allow icmp")  # a tracked policy's rule
+        assert field(screen, "protocol").value == "icmp"
+
+
+async def test_focusing_a_field_does_not_select_its_text(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+        await pilot.press("tab")  # from the tree into the first field (action)
+        await settle(pilot)
+        box = app.focused
+        assert isinstance(box, Input) and box.name == "action"
+        await pilot.press("end", *"x")
+        assert box.value == "allowx"  # typed after the text, nothing replaced

@@ -19,7 +19,7 @@ from ..files import Buffer, validate_text
 from ..guard import mutating
 from ..merge import diff_lines
 from ..messages import Validated
-from ..tomldoc import FIELDS, FormError, Node, ProfileDoc
+from ..tomldoc import FIELDS, NEW_ITEMS, FormError, Node, ProfileDoc
 from ..widgets.editor import TomlEditor
 from .base import NwScreen
 from .dialogs import ConflictDialog
@@ -29,10 +29,11 @@ VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
 
 class ProfilesScreen(NwScreen):
     MODE = "profiles"
-    HELP = ("Forms: pick a host endpoint, network set or untracked rule in the tree;\n"
-            "edit fields and press enter to write them into the TOML (comments kept).\n"
-            "i / e add an ingress / egress rule to the selected untracked policy,\n"
-            "x deletes the selected rule.  ctrl+t switches Forms <-> TOML.\n"
+    HELP = ("Forms: pick a host endpoint, network set, policy or rule in the tree;\n"
+            "edit fields, enter writes them into the TOML (only those lines change).\n"
+            "a adds a host endpoint / network set / policy (as the one selected),\n"
+            "i / e add an ingress / egress rule to the selected policy, x deletes\n"
+            "the selected item or rule.  ctrl+t switches Forms <-> TOML.\n"
             "TOML: enter starts editing, escape stops (while not editing, keys such\n"
             "as 1-5 and ? are never typed into the file); validated as you type with\n"
             "the CLI's messages.  f8 validates now and jumps to the first error,\n"
@@ -46,7 +47,8 @@ class ProfilesScreen(NwScreen):
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("i", "add_rule('ingress')", "+ingress", show=False),
         Binding("e", "add_rule('egress')", "+egress", show=False),
-        Binding("x", "delete_rule", "Del rule", show=False),
+        Binding("x", "delete_item", "Delete", show=False),
+        Binding("a", "add_item", "Add", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -73,6 +75,7 @@ class ProfilesScreen(NwScreen):
             editor.language = "toml"
         editor.set_may_edit(not self.app.guard.readonly)
         self.query_one("#prof-tree", Tree).show_root = False
+        self.query_one("#prof-form").can_focus = False  # tab: tree -> first field
         if self.app.buffers:
             self.select_buffer(next(iter(self.app.buffers.values())))
         else:
@@ -123,7 +126,7 @@ class ProfilesScreen(NwScreen):
         self._header()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("add_rule", "delete_rule", "add_item", "delete_item") and \
+        if action in ("add_rule", "add_item", "delete_item") and \
                 self.query_one("#prof-tabs", TabbedContent).active != "tab-forms":
             return False  # TOML tab: these keys do nothing (and are not typed)
         return super().check_action(action, parameters)
@@ -311,8 +314,9 @@ class ProfilesScreen(NwScreen):
             return
         groups = {}
         for title, kind in (("Host endpoints", "host_endpoint"), ("Network sets", "network_set"),
-                            ("Untracked policies", "policy")):
-            groups[kind] = tree.root.add(title, expand=True)
+                            ("Policies", "policy")):
+            groups[kind] = tree.root.add(title, expand=True,
+                                         data=Node("group", (kind,), title))
         policy_nodes = {}
         target = None
         for node in nodes:
@@ -338,9 +342,8 @@ class ProfilesScreen(NwScreen):
         await form.remove_children()
         if node is None:
             return
-        if node.kind == "policy":
-            await form.mount(Label(f"policy {node.label}\ni: add ingress rule, "
-                                   "e: add egress rule", markup=False))
+        if node.kind == "group":
+            await form.mount(Label(f"{node.label}\na: add one", markup=False))
             return
         doc = self._doc()
         if doc is None:
@@ -352,7 +355,8 @@ class ProfilesScreen(NwScreen):
                                  disabled=self.app.guard.readonly),
                            classes="field-row")
                 for i, (key, _) in enumerate(FIELDS[node.kind])]
-        hint = "enter: write to TOML" + ("  x: delete rule" if node.kind == "rule" else "")
+        hint = "enter: write to TOML  x: delete" + (
+            "\ni / e: add an ingress / egress rule" if node.kind == "policy" else "")
         await form.mount(*rows, Label(hint, classes="field-hint", markup=False))
 
     def form_values(self) -> dict[str, str]:
@@ -380,7 +384,7 @@ class ProfilesScreen(NwScreen):
     def action_add_rule(self, direction: str) -> None:
         node, doc = self.node, self._doc()
         if node is None or doc is None or node.kind not in ("policy", "rule"):
-            self.app.notify("select an untracked policy or one of its rules first")
+            self.app.notify("select a policy or one of its rules first")
             return
         path = doc.add_rule(node.path[1], direction)
         self.set_editor_text(doc.text())
@@ -388,15 +392,34 @@ class ProfilesScreen(NwScreen):
         self._rebuild_tree(select=path)
 
     @mutating
-    def action_delete_rule(self) -> None:
+    def action_add_item(self) -> None:
         node, doc = self.node, self._doc()
-        if node is None or doc is None or node.kind != "rule":
-            self.app.notify("select a rule first")
+        if node is None or doc is None:
             return
-        doc.delete_rule(node.path)
+        kind = node.path[0] if node.kind == "group" else node.kind
+        kind = "policy" if kind == "rule" else kind
+        if kind not in NEW_ITEMS:
+            return
+        path = doc.add_item(kind)
         self.set_editor_text(doc.text())
         self.node = None
-        self._rebuild_tree(select=node.path[:2])
+        self._rebuild_tree(select=path)
+
+    @mutating
+    def action_delete_item(self) -> None:
+        node, doc = self.node, self._doc()
+        if node is None or doc is None or node.kind not in ("rule", *NEW_ITEMS):
+            self.app.notify("select a rule, host endpoint, network set or policy first")
+            return
+        if node.kind == "rule":
+            doc.delete_rule(node.path)
+            select = node.path[:2]
+        else:
+            doc.delete_item(node.path)
+            select = (node.path[0], max(0, node.path[1] - 1))
+        self.set_editor_text(doc.text())
+        self.node = None
+        self._rebuild_tree(select=select)
 
 
 def _plain_problem(exc: Exception):
