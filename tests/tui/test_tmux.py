@@ -317,3 +317,75 @@ def test_a_file_edited_on_disk_meanwhile_is_not_overwritten(lab, tmp_path):
         assert term.quit_with_q() == "0"
     finally:
         term.close()
+
+
+FORMS_PORT = 7005
+
+
+def test_forms_add_a_policy_with_a_new_set_apply_keep_and_count(lab, tmp_path):
+    """Entirely through Forms: a network set (the lab client's address), a tracked
+    policy whose rule allows that set to FORMS_PORT; saved, applied with a countdown,
+    kept; the new rule's counter rises with the connections then made."""
+    profile = tmp_path / "redis-host.toml"
+    shutil.copy(lab.profile, profile)
+    shutil.copy(lab.work / "blocklist.txt", tmp_path / "blocklist.txt")
+    term = start_tui(lab, tmp_path, profile)
+    try:
+        term.wait(lambda s: "redis-untracked" in s)
+        term.keys("4")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        term.keys("C-t")  # to Forms (the tree)
+        term.wait(lambda s: "Network sets" in s)
+        term.keys("Down", repeat=3)  # Host endpoints, uplink, Network sets, blocklist
+        term.wait(lambda s: re.search(r"name\s+blocklist", s) is not None)
+        term.keys("a")  # a new network set, selected
+        term.wait(lambda s: re.search(r"name\s+new-network-set", s) is not None)
+        term.keys("Tab", "Tab")  # name, labels
+        term.keys("role=lab", literal=True)
+        term.keys("Tab")  # nets
+        term.keys("10.0.0.2/32", literal=True)
+        term.keys("Enter")
+        term.wait(lambda s: "[modified]" in s)
+        term.keys("Escape")  # back to the tree
+        term.wait(lambda s: re.search(r"name\s+new-network-set", s) is not None)
+        term.keys("Down")  # on to "Policies"
+        term.wait(lambda s: "a: add one" in s)
+        term.keys("a")  # a new (tracked) policy
+        term.wait(lambda s: "new-policy (tracked)" in s)
+        term.keys("i")  # an ingress rule in it
+        term.wait(lambda s: "ingress[0] allow" in s and "protocol" in s)
+        term.keys("Tab", "Tab")  # action, protocol
+        term.keys("tcp", literal=True)
+        term.keys("Tab", repeat=3)  # source.nets, source.not_nets, source.selector
+        term.keys("role == 'lab'", literal=True)
+        term.keys("Tab", repeat=5)  # ... destination.ports
+        term.keys(str(FORMS_PORT), literal=True)
+        term.keys("Enter")  # written into the TOML (keys are handled in order)
+        term.keys("C-s")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        text = profile.read_text()
+        assert 'nets = ["10.0.0.2/32"]' in text and "role == 'lab'" in text
+        assert f"ports = [{FORMS_PORT}]" in text
+
+        term.keys("Escape")  # out of the field (alone: ESC then 5 would read as alt+5)
+        term.keys("5")  # the plan shows at once
+        term.wait(lambda s: re.search(r"rules \+[1-9]", s) is not None, limit=60)
+        term.keys("a")
+        term.wait(lambda s: "Apply these profiles?" in s)
+        term.keys("y")
+        term.wait(lambda s: "K keep / R revert" in s, limit=60)
+        term.keys("K")
+        term.wait(lambda s: "Keep generation" in s)
+        term.keys("y")
+        term.wait(lambda s: "kept" in s)
+        report = lab.status()
+        assert report["pending_confirm"] is None
+        mine = [r for r in report["rules"] if r["policy"] == "new-policy"]
+        assert mine and all(str(FORMS_PORT) in r["summary"] for r in mine), mine
+        before = sum(r["packets"] for r in mine)
+        assert connect_many(lab, FORMS_PORT, 10) == 10
+        after = sum(r["packets"] for r in lab.status()["rules"] if r["policy"] == "new-policy")
+        assert after - before >= 10  # at least every connection's first packet
+        assert term.quit_with_q() == "0"
+    finally:
+        term.close()

@@ -330,8 +330,14 @@ class ProfilesScreen(NwScreen):
                 item = groups[node.kind].add_leaf(Text(node.label), data=node)
             if select is not None and node.path == select:
                 target = item
-        if target is not None:  # the tree lays out its lines on the next refresh
-            self.call_after_refresh(tree.move_cursor, target)
+        if target is not None:  # the tree lays out its lines on a later refresh
+            self.call_after_refresh(self._move_to, tree, target, 20)
+
+    def _move_to(self, tree: Tree, target, tries: int) -> None:
+        if target.line < 0 and tries > 0:  # not laid out yet (a busy terminal)
+            self.set_timer(0.05, lambda: self._move_to(tree, target, tries - 1))
+            return
+        tree.move_cursor(target)
 
     async def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         node = event.node.data
