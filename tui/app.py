@@ -43,7 +43,7 @@ MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
 SAMPLE_EVERY = 5.0  # seconds between conntrack samples (on the conntrack screen only)
 GLOBAL_HELP = """Global keys
   1 2 3 4 5   dashboard, rules, conntrack, profiles, apply
-  q           quit (asks while changes wait for keep/revert or edits are unsaved)
+  q           quit (asks while an apply waits or edits are unsaved)
   ?           this help            ctrl+p  command palette
   p           pause / resume       + / -   refresh faster / slower
   K / R       keep / revert a pending apply (each asks y/n: no single key)

@@ -110,3 +110,19 @@ async def test_readonly_editor_never_starts_editing(new_app, profile, clock):
         await pilot.press("enter", "a")
         await settle(pilot)
         assert "EDITING" not in screen_text(app) and editor.text == profile.read_text()
+
+
+async def test_a_long_help_scrolls_instead_of_being_cut(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        await pilot.press("2", "question_mark")
+        await settle(pilot)
+        assert "escape closes" in screen_text(app)
+        last = "jumps, default deny)."
+        for _ in range(10):
+            if last in screen_text(app):
+                break
+            await pilot.press("down")
+            await settle(pilot)
+        assert last in screen_text(app)  # the help's last lines reached by scrolling

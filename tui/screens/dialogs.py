@@ -50,8 +50,13 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help"):
-            yield Static(self.text, markup=False)
-            yield Static("escape closes", classes="dialog-keys", markup=False)
+            with VerticalScroll(id="help-body"):
+                yield Static(self.text, markup=False)
+            yield Static("escape closes; up / down / pgup / pgdn scroll",
+                         classes="dialog-keys", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").focus()  # the arrows scroll a long help
 
     def action_close(self) -> None:
         self.dismiss(None)
