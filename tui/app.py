@@ -21,12 +21,20 @@ from .client import EngineClient
 from .files import Buffer
 from .guard import Guard, mutating
 from .live import LiveState
-from .messages import Applied, Connected, Decided, EngineFailed, SampleArrived, StatusArrived
+from .messages import (
+    Applied,
+    Commanded,
+    Connected,
+    Decided,
+    EngineFailed,
+    SampleArrived,
+    StatusArrived,
+)
 from .screens.apply import ApplyScreen
 from .screens.base import NwScreen
 from .screens.conntrack import ConntrackScreen
 from .screens.dashboard import DashboardScreen
-from .screens.dialogs import HelpScreen, QuitDialog
+from .screens.dialogs import HelpScreen, QuitDialog, YesNo
 from .screens.profiles import ProfilesScreen
 from .screens.rules import RulesScreen
 from .status_text import state_parts
@@ -35,10 +43,11 @@ MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
 SAMPLE_EVERY = 5.0  # seconds between conntrack samples (on the conntrack screen only)
 GLOBAL_HELP = """Global keys
   1 2 3 4 5   dashboard, rules, conntrack, profiles, apply
-  q           quit (asks while changes wait for keep/revert or edits are unsaved)
+  q           quit (asks while an apply waits or edits are unsaved)
   ?           this help            ctrl+p  command palette
   p           pause / resume       + / -   refresh faster / slower
-  k / r       keep / revert a pending apply while its countdown runs
+  K / R       keep / revert a pending apply (each asks y/n: no single key)
+  j / k       down / up in tables      D  what drifted (objects)
 """
 
 
@@ -62,8 +71,9 @@ class NodewallApp(App):
         Binding("p", "pause", "Pause", show=False),
         Binding("plus", "faster", "Faster", show=False),
         Binding("minus", "slower", "Slower", show=False),
-        Binding("k", "keep", "Keep"),
-        Binding("r", "revert", "Revert"),
+        Binding("K", "ask_keep", "Keep"),
+        Binding("R", "ask_revert", "Revert"),
+        Binding("D", "show_drift", "Drift", show=False),
     ]
 
     def __init__(self, service_factory: Callable[[], Any], profiles: Iterable[Path] = (), *,
@@ -177,6 +187,14 @@ class NodewallApp(App):
         except Exception as exc:  # noqa: BLE001
             self.post_message(EngineFailed("keep" if keep else "revert", render_error(exc)))
 
+    @work(thread=True, group="command", exit_on_error=False)
+    def _command(self, what: str, call: Callable[[], tuple[int, Any]]) -> None:
+        try:
+            seq, answer = call()
+            self.post_message(Commanded(what, "" if answer is None else str(answer), seq))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(EngineFailed(what, render_error(exc)))
+
     # -- results (UI thread) -----------------------------------------------------------------
     def on_connected(self, msg: Connected) -> None:
         self._connecting = False
@@ -249,11 +267,19 @@ class NodewallApp(App):
         self.update_bars()
         self.request_status()
 
+    def on_commanded(self, msg: Commanded) -> None:
+        self._deciding = False
+        self._mut_seq = max(self._mut_seq, msg.seq)
+        self.outcome = f"{msg.what}: done"
+        self.notify(f"{msg.what}: done", timeout=8)
+        self.update_bars()
+        self.request_status()
+
     def on_decided(self, msg: Decided) -> None:
         self._deciding = False
         self._mut_seq = max(self._mut_seq, msg.seq)
         gen = self.pending.generation if self.pending else "?"
-        self.outcome = f"generation {gen} kept" if msg.kept else "changes reverted (r)"
+        self.outcome = f"generation {gen} kept" if msg.kept else "changes reverted (R)"
         self.pending = None
         self.refresh_bindings()
         self.update_bars()
@@ -305,13 +331,29 @@ class NodewallApp(App):
 
     # -- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("keep", "revert") and self.pending is None:
+        if action in ("keep", "revert", "ask_keep", "ask_revert") and self.pending is None:
             return False
         return self.guard.check_action(action)
 
     def start_apply(self) -> None:
         if self.guard.permit("apply", self.notify):
             self._apply(list(self.profiles), self.confirm_timeout)
+
+    @mutating
+    def action_ask_keep(self) -> None:
+        if self.pending is None:
+            return
+        gen = self.pending.generation
+        self.push_screen(YesNo(f"Keep generation {gen}?\nThe changes stay; the countdown "
+                               "stops."), lambda yes: self.action_keep() if yes else None)
+
+    @mutating
+    def action_ask_revert(self) -> None:
+        if self.pending is None:
+            return
+        gen = self.pending.generation
+        self.push_screen(YesNo(f"Revert generation {gen} now?\nThe rules before the apply "
+                               "come back."), lambda yes: self.action_revert() if yes else None)
 
     @mutating
     def action_keep(self) -> None:
@@ -326,6 +368,44 @@ class NodewallApp(App):
             return
         self._deciding = True
         self._decide(False, self.pending.generation)
+
+    @mutating
+    def action_ask_panic(self, on: bool) -> None:
+        text = ("Panic ON?\nOnly failsafe traffic passes until panic is turned off." if on
+                else "Panic OFF?\nThe current generation's rules come back.")
+        what = "panic on" if on else "panic off"
+        self.push_screen(YesNo(text), lambda yes: self._start_command(
+            what, lambda: self.client.set_panic(on)) if yes else None)
+
+    @mutating
+    def action_ask_rollback(self) -> None:
+        if self.pending is not None:
+            self.action_ask_revert()
+            return
+        gen = self.state.report.generation if self.state.report else None
+        self.push_screen(YesNo(f"Roll back generation {gen}?\nThe generation before it "
+                               "comes back."),
+                         lambda yes: self._start_command(
+                             "rollback", self.client.rollback_generation) if yes else None)
+
+    def _start_command(self, what: str, call: Callable[[], tuple[int, Any]]) -> None:
+        if self._deciding or not self.guard.permit(what.split()[0], self.notify):
+            return
+        self._deciding = True
+        self._command(what, call)
+
+    def action_show_drift(self) -> None:
+        report = self.state.report
+        if report is None:
+            return
+        if not report.drift:
+            text = "No drift: the kernel holds what the current generation recorded."
+        else:
+            items = "\n".join(f"  - {d}" for d in report.drift)
+            text = (f"Drift: {len(report.drift)} object(s) differ from generation "
+                    f"{report.generation}\n{items}\n\n`nodewall apply` (or a = apply on "
+                    "screen 5) puts them back.")
+        self.push_screen(HelpScreen(text))
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -357,7 +437,7 @@ class NodewallApp(App):
         if self.pending is not None:
             left = max(0, round(self.pending.deadline - self.clock()))
             reasons.append(f"generation {self.pending.generation} waits for keep: the engine "
-                           f"reverts it in {left}s unless kept (k)")
+                           f"reverts it in {left}s unless kept (K)")
         dirty = [b.path.name for b in self.buffers.values() if b.dirty]
         if dirty:
             reasons.append(f"unsaved edits in {', '.join(dirty)}")
@@ -379,6 +459,18 @@ class NodewallApp(App):
         if self.pending is not None:
             yield SystemCommand("Keep pending changes", "confirm the apply", self.action_keep)
             yield SystemCommand("Revert pending changes", "roll back now", self.action_revert)
+        yield SystemCommand("Show drift", "what differs from the recorded generation",
+                            self.action_show_drift)
+        if not self.guard.readonly:
+            report = self.state.report
+            if report is not None and report.panic:
+                yield SystemCommand("Panic off", "the generation's rules again",
+                                    partial(self.action_ask_panic, False))
+            else:
+                yield SystemCommand("Panic on", "only failsafe traffic passes",
+                                    partial(self.action_ask_panic, True))
+            yield SystemCommand("Rollback", "back to the previous generation (asks)",
+                                self.action_ask_rollback)
         yield SystemCommand("Diff profiles", "show the plan (apply screen)",
                             partial(self._on_apply_screen, "diff"))
         yield SystemCommand("Apply profiles", "apply with a confirm timeout",

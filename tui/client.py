@@ -72,3 +72,13 @@ class EngineClient:
         already reverted it (no second rollback)."""
         self._guard.require("revert")
         return self._seq_call("rollback", pending_generation=pending_generation)[0]
+
+    def set_panic(self, on: bool) -> tuple[int, Any]:
+        """Panic on (only failsafe traffic passes) or off (the generation's rules)."""
+        self._guard.require("panic")
+        return self._seq_call("set_panic", on)
+
+    def rollback_generation(self) -> tuple[int, Any]:
+        """Back to the generation before the current one (no apply pending)."""
+        self._guard.require("rollback")
+        return self._seq_call("rollback")

@@ -8,6 +8,8 @@ from pathlib import Path
 from nodewall.engine.errors import InputError, InputErrors, NodewallError
 from nodewall.engine.system.files import atomic_write_text, replace_if_unchanged
 
+from .merge import merge3
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Write beside the target, fsync, then os.replace (keeps the file's mode)."""
@@ -78,3 +80,24 @@ class Buffer:
         saved (raises ConcurrentEdit; nothing is written)."""
         replace_if_unchanged(self.path, self.saved, self.text)
         self.saved = self.text
+
+    def disk_text(self) -> str:
+        try:
+            return self.path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def overwrite(self, seen_on_disk: str) -> None:
+        """Write the buffer over the version of the file the operator was shown
+        (still refused if the file changed again since)."""
+        replace_if_unchanged(self.path, seen_on_disk, self.text)
+        self.saved = self.text
+
+    def merge_disk(self, disk: str) -> int:
+        """Merge the change made on disk into the buffer (three-way, against the text
+        it was opened with); from now on the buffer is based on `disk`.  Returns the
+        number of conflicts left marked in the text."""
+        merged = merge3(self.saved, self.text, disk)
+        self.saved = disk
+        self.set_text(merged.text)
+        return merged.conflicts

@@ -39,12 +39,14 @@ def byte_rate(per_second: float | None) -> str:
     return human(per_second, "B", 1024) + "/s"
 
 
-def sparkline(values: Sequence[float], width: int = 12) -> str:
-    """The last `width` values as block characters, scaled to their own maximum."""
+def sparkline(values: Sequence[float], width: int = 12, top: float | None = None) -> str:
+    """The last `width` values as block characters, scaled to their own maximum or
+    to `top` (a fixed scale, e.g. the conntrack table's size: 7 of 262144 is the
+    lowest block, not a full one)."""
     vals = list(values)[-width:]
     if not vals:
         return ""
-    top = max(vals)
+    top = max(vals) if not top or top <= 0 else max(top, max(vals))
     if top <= 0:
         return BLOCKS[0] * len(vals)
     steps = len(BLOCKS) - 1

@@ -59,3 +59,12 @@ class Decided(Message):
 
     kept: bool
     seq: int
+
+
+@dataclass
+class Commanded(Message):
+    """A command from the palette (panic on/off, rollback) finished."""
+
+    what: str  # what the operator asked for, as shown ("panic on", "rollback")
+    detail: str  # the engine's answer, for the notification
+    seq: int

@@ -13,12 +13,12 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
     if pending is not None:
         left = pending.deadline - app.clock()
         if left > 0:
-            text = f"KEEP generation {pending.generation}? [k]eep / [r]evert {left:3.0f}s"
+            text = f"KEEP generation {pending.generation}? K keep / R revert {left:3.0f}s"
             parts.append((text, "alert"))
         elif left > -GRACE:
             parts.append(("confirm timed out: the engine is reverting...", "alert"))
         else:
-            parts.append(("confirm timed out but not reverted yet: press r", "alert"))
+            parts.append(("confirm timed out but not reverted yet: press R", "alert"))
     if app.guard.readonly:
         parts.append((app.guard.banner(), "warn"))
     if app.error:

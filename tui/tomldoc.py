@@ -7,6 +7,7 @@ value keeps the trailing comment of the value it replaces, a list that only grew
 is appended to."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import tomlkit
@@ -24,7 +25,18 @@ RULE_FIELDS = (("action", "str"), ("protocol", "str"),
                ("source.selector", "str"), ("source.ports", "ports"),
                ("destination.nets", "list"), ("destination.not_nets", "list"),
                ("destination.selector", "str"), ("destination.ports", "ports"))
-FIELDS = {"host_endpoint": HEP_FIELDS, "network_set": NETSET_FIELDS, "rule": RULE_FIELDS}
+POLICY_FIELDS = (("name", "str"), ("order", "number"), ("selector", "str"),
+                 ("types", "list"))
+FIELDS = {"host_endpoint": HEP_FIELDS, "network_set": NETSET_FIELDS, "rule": RULE_FIELDS,
+          "policy": POLICY_FIELDS}
+# kind -> (the array of tables it lives in, the table a new one starts as)
+NEW_ITEMS = {
+    "host_endpoint": ("host_endpoints", 'name = "{name}"\ninterface = ""\n'),
+    "network_set": ("network_sets", 'name = "{name}"\nnets = []\n'),
+    "policy": ("policies", 'name = "{name}"\nselector = "all()"\n'),
+}
+KIND_OF_TABLE = {table: kind for kind, (table, _) in NEW_ITEMS.items()}
+HEADER = re.compile(r"^\s*\[\[?\s*([^\]\s]+)\s*\]\]?")
 
 
 class FormError(ValueError):
@@ -68,6 +80,12 @@ def from_form(text: str, kind: str, field: str):
         return tokens
     if kind == "ports":
         return [int(t) if t.isdigit() else t for t in tokens]
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise FormError(field, f"'{text}' is not a number") from None
+        return int(number) if number.is_integer() else number
     if kind == "labels":
         labels = {}
         for part in (p.strip() for p in text.split(",")):
@@ -147,9 +165,8 @@ class ProfileDoc:
         for i, ns in enumerate(self.doc.get("network_sets", [])):
             out.append(Node("network_set", ("network_sets", i), str(ns.get("name", "?"))))
         for i, pol in enumerate(self.doc.get("policies", [])):
-            if not pol.get("do_not_track", False):
-                continue
-            out.append(Node("policy", ("policies", i), f"{pol.get('name', '?')} (untracked)"))
+            tier = "untracked" if pol.get("do_not_track", False) else "tracked"
+            out.append(Node("policy", ("policies", i), f"{pol.get('name', '?')} ({tier})"))
             for direction in ("ingress", "egress"):
                 for j, rule in enumerate(pol.get(direction, [])):
                     out.append(Node("rule", ("policies", i, direction, j),
@@ -225,12 +242,69 @@ class ProfileDoc:
         self.doc = tomlkit.parse(self.doc.as_string())
         return ("policies", policy_index, direction, len(pol[direction]) - 1)
 
+    def add_item(self, kind: str) -> tuple:
+        """A new host endpoint / network set / policy after the last one (its own
+        lines, blank lines around it, nothing else moved); returns its path."""
+        table, body = NEW_ITEMS[kind]
+        taken = {str(t.get("name")) for t in self.doc.get(table, [])}
+        base = kind.replace("_", "-")
+        name = next(n for n in (f"new-{base}", *(f"new-{base}-{k}" for k in range(2, 999)))
+                    if n not in taken)
+        text = insert_table(self.text(), table, body.format(name=name))
+        self.doc = tomlkit.parse(text)
+        return (table, len(self.doc[table]) - 1)
+
+    def delete_item(self, path: tuple) -> None:
+        table, i = path
+        before = self.text()
+        heads = [h for h in map(_header, before.splitlines()) if h is not None]
+        last = i == len(self.doc[table]) - 1 and bool(heads) and (
+            heads[-1] == table or heads[-1].startswith(table + "."))
+        del self.doc[table][i]
+        if len(self.doc[table]) == 0:
+            del self.doc[table]
+        text = self.doc.as_string()
+        if last:  # the file's last table went: no blank line left over at the end
+            text = text.rstrip("\n") + "\n"
+        self.doc = tomlkit.parse(text)
+
     def delete_rule(self, path: tuple) -> None:
         _, i, direction, j = path
         pol = self.doc["policies"][i]
         del pol[direction][j]
         if len(pol[direction]) == 0:
             del pol[direction]
+
+
+def _header(line: str) -> str | None:
+    m = HEADER.match(line)
+    return m.group(1) if m and not line.lstrip().startswith("#") else None
+
+
+def insert_table(text: str, table: str, body: str) -> str:
+    """`text` with `[[table]]` + body added after the last `[[table]]` element (and
+    its sub-tables), or at the end; one blank line before and after it."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+
+    def ours(name: str | None) -> bool:
+        return name is not None and (name == table or name.startswith(table + "."))
+    heads = [(i, _header(line)) for i, line in enumerate(lines)]
+    mine = [i for i, name in heads if ours(name)]
+    at = len(lines)
+    if mine:
+        later = [i for i, name in heads if i > mine[-1] and name is not None and not ours(name)]
+        at = later[0] if later else len(lines)
+    while at > 0 and not lines[at - 1].strip():
+        at -= 1
+    block = ["\n", f"[[{table}]]\n", *body.splitlines(keepends=True)]
+    rest = lines[at:]
+    if any(line.strip() for line in rest):
+        block.append("\n")
+        while rest and not rest[0].strip():
+            rest = rest[1:]
+    return "".join(lines[:at] + block + rest)
 
 
 def rule_summary(rule) -> str:

@@ -9,6 +9,7 @@ import shlex
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from nodewall.engine.dataplane.preview import PlanPreview
@@ -343,7 +344,10 @@ def cmd_demo(args) -> int:
     from nodewall.engine.system import netns
     _require_root("demo")
     profile = demo_profile()
-    info = lab.lab_up("nwlab")
+    info, started = lab.lab_for_demo("nwlab", partial(_running_lab_answer, args.new_lab))
+    if info is None:
+        print("left the running lab alone")
+        return ExitCode.OK
     netns.enter(info.server_ns)
     svc = Service(netns=info.server_ns, state_dir=args.state_dir)
     svc.apply([profile])
@@ -352,5 +356,19 @@ def cmd_demo(args) -> int:
         return app.run(lambda: Service(netns=info.server_ns, state_dir=args.state_dir),
                        [profile], interval=1.0, readonly=False)
     finally:
-        if not args.keep_lab:
+        if started and not args.keep_lab:  # a lab it reused is not its own to remove
             lab.lab_down("nwlab")
+
+
+def _running_lab_answer(new_lab: bool, running) -> str:
+    """A lab is already running: --new-lab replaces it; a terminal is asked; without
+    one the running lab is reused."""
+    if new_lab:
+        return "new"
+    if not sys.stdin.isatty():
+        print(f"reusing the running lab ({running.server_ns}); --new-lab replaces it",
+              file=sys.stderr)
+        return "reuse"
+    reply = input(f"a lab is already running ({running.server_ns}, "
+                  f"{running.client_ns}): [r]euse it, [n]ew (replaces it), [q]uit? ")
+    return {"r": "reuse", "n": "new"}.get(reply.strip().lower()[:1], "quit")

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="start the lab and open the TUI on it")
     sp.add_argument("--keep-lab", action="store_true", help="leave the lab running on exit")
+    sp.add_argument("--new-lab", action="store_true",
+                    help="replace a lab that is already running (default: ask on a "
+                         "terminal, else reuse it)")
 
     sp = sub.add_parser("lab", help="throwaway namespaces with Redis and traffic")
     sp.add_argument("action", choices=["up", "down", "status"])

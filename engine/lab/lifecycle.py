@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,21 @@ def lab_up(prefix: str = "nwlab", duration: int = 1800, *, traffic: bool = True,
     info = lab_status(prefix)
     assert info is not None
     return info
+
+
+def lab_for_demo(prefix: str, choose: Callable[[LabInfo], str]
+                 ) -> tuple[LabInfo | None, bool]:
+    """(the lab, whether this call started it) for `nodewall demo`: a lab already
+    running is never replaced silently; choose(running) answers "reuse", "new"
+    (replace it) or "quit" (lab None)."""
+    running = lab_status(prefix)
+    if running is not None:
+        answer = choose(running)
+        if answer == "reuse":
+            return running, False
+        if answer != "new":
+            return None, False
+    return lab_up(prefix), True
 
 
 def lab_status(prefix: str = "nwlab") -> LabInfo | None:

@@ -47,13 +47,17 @@ def make_rules(profile: str = "redis-host.toml") -> list[tuple[RuleStats, int]]:
         ("b2", "redis-untracked", "ingress", 0, "allow", "raw", 1, 1),  # XDP's raw backstop
     ]
     lines = {"a1": 28, "b2": 39, "c3": 45, "d4": 55, "e5": 60}  # data/redis-host.toml
+    summaries = {"a1": "deny from selector list == 'drop'",
+                 "b2": "allow tcp from 10.0.0.0/8 to port 6379",
+                 "c3": "allow tcp from port 6379",
+                 "d4": "allow tcp to ports 22,8000:8080", "e5": "allow icmp"}
     out = []
     for rid, pol, direc, idx, act, backend, step, start in base:
         out.append((RuleStats(
             id=rid, profile=profile, policy=pol, direction=direc, index=idx, action=act,
             backend=backend, packets=start * 10, bytes=start * 1000,
             tier="untracked" if backend in ("xdp", "raw") else "normal",
-            summary=f"{act} {pol}", loc=f"PROFILE:{lines[rid]}:3"), step))
+            summary=summaries[rid], loc=f"PROFILE:{lines[rid]}:3"), step))
     out.append((RuleStats(id="zz", profile="", policy="(default-deny)", direction="ingress",
                           index=-1, action="deny", backend="filter", packets=0, bytes=0,
                           tier="default", summary="default deny ingress"), 0))
@@ -77,6 +81,8 @@ class FakeService:
     recommendation: str | None = None  # StatusReport.recommendation
     rules: list = field(default_factory=list)
     ticks: int = 0
+    panic: bool = False
+    drift: tuple = ()
 
     def __post_init__(self):
         if not self.rules:
@@ -120,8 +126,9 @@ class FakeService:
                 ConntrackCpu(0, insert=100, insert_failed=0, drop=0, early_drop=0),
                 ConntrackCpu(1, insert=90, insert_failed=3, drop=1, early_drop=2))),
             rules=tuple(r for r, _ in self.rules),
-            generation=self.generation, pending_confirm=pending, drift=(),
-            timestamp=self.clock(), recommendation=self.recommendation)
+            generation=self.generation, pending_confirm=pending,
+            timestamp=self.clock(), recommendation=self.recommendation, panic=self.panic,
+            drift=self.drift)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         self._record("conntrack_sample")
@@ -181,8 +188,15 @@ class FakeService:
         self._record("confirm")
         self.pending = None
 
-    def rollback(self, pending_generation: int | None = None) -> None:
+    def rollback(self, pending_generation: int | None = None) -> int | None:
         self._record("rollback")
         if self.pending is not None:
             self.generation = self.pending.previous_generation
+        elif self.generation and self.generation > 1:
+            self.generation -= 1
         self.pending = None
+        return self.generation
+
+    def set_panic(self, on: bool) -> None:
+        self._record("panic on" if on else "panic off")
+        self.panic = on

@@ -22,7 +22,7 @@ async def applied(pilot, clock) -> None:
     assert "XDP: 1 of 2 untracked rules in XDP" in text and "c3: raw only: egress" in text
     await pilot.press("a")
     await settle(pilot)
-    assert "Unless you keep them (k) within 30s" in screen_text(pilot.app)
+    assert "Unless you keep them (K) within 30s" in screen_text(pilot.app)
     await pilot.press("y")
     await settle(pilot)
 
@@ -32,14 +32,14 @@ async def test_apply_then_keep(new_app, fake, clock):
     async with app.run_test(size=(80, 24)) as pilot:
         await applied(pilot, clock)
         assert fake.calls.count("apply") == 1 and fake.pending is not None
-        assert "KEEP generation 2? [k]eep / [r]evert  30s" in screen_text(app)
+        assert "KEEP generation 2? K keep / R revert  30s" in screen_text(app)
         clock.advance(12)
         app.second()
         await settle(pilot)
-        assert "[r]evert  18s" in screen_text(app)
+        assert "R revert  18s" in screen_text(app)
         await pilot.press("1")  # the countdown follows to every screen
-        assert "[r]evert  18s" in screen_text(app)
-        await pilot.press("k")
+        assert "R revert  18s" in screen_text(app)
+        await pilot.press("K", "y")
         await settle(pilot)
         assert "confirm" in fake.calls and fake.pending is None and fake.generation == 2
         text = screen_text(app)
@@ -50,7 +50,7 @@ async def test_apply_then_revert(new_app, fake, clock):
     app = new_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await applied(pilot, clock)
-        await pilot.press("r")
+        await pilot.press("R", "y")
         await settle(pilot)
         assert "rollback" in fake.calls and fake.generation == 1
         assert "changes reverted" in screen_text(app) and "gen 1" in screen_text(app)
@@ -68,7 +68,7 @@ async def test_countdown_runs_out_and_the_watcher_reverts(new_app, fake, clock):
         await settle(pilot)
         await pilot.press("a", "y")
         await settle(pilot)
-        assert "[r]evert  10s" in screen_text(app)
+        assert "R revert  10s" in screen_text(app)
         clock.advance(10.5)  # past the deadline: the (fake) detached watcher reverts
         app.second()
         await settle(pilot)
@@ -77,7 +77,7 @@ async def test_countdown_runs_out_and_the_watcher_reverts(new_app, fake, clock):
         assert "KEEP" not in text
         assert fake.reverted_by_watcher == 1
         assert "rollback" not in fake.calls  # the TUI never rolls back a second time
-        await pilot.press("r")  # nothing pending: revert is not available
+        await pilot.press("R", "y")  # nothing pending: revert is not available
         await settle(pilot)
         assert "rollback" not in fake.calls
 

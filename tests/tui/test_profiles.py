@@ -92,6 +92,7 @@ async def test_validation_error_is_shown_and_f8_moves_the_cursor(new_app, profil
         editor = screen.query_one("#prof-editor", TextArea)
         editor.focus()
         editor.move_cursor((28, 12))  # inside "deny" on line 29
+        await pilot.press("enter")  # start editing
         await pilot.press("delete", "delete", "delete", "delete", *"dney")
         await pilot.pause(0.7)  # the live-validation debounce
         await settle(pilot)
@@ -116,3 +117,155 @@ async def test_readonly_disables_editing_and_saving(new_app, profile, fake, cloc
         assert screen.query_one("#prof-editor", TextArea).text == original
         assert "READ-ONLY (--readonly)" in screen_text(app)
     assert profile.read_text() == original
+
+
+async def _edit_then_disk_changes(pilot, screen, profile, clock):
+    """Ports 6379 -> 6379, 6380 in the form (line 44); meanwhile someone appends a
+    comment to the file on disk."""
+    await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+    ports = field(screen, "destination.ports")
+    ports.focus()
+    ports.value = "6379, 6380"
+    await pilot.press("enter")
+    await settle(pilot)
+    disk = profile.read_text() + "# added on disk meanwhile\n"
+    profile.write_text(disk)
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+    return disk
+
+
+async def test_save_never_overwrites_a_change_made_on_disk(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        text = screen_text(app)
+        assert profile.read_text() == disk  # not written
+        assert "changed on disk since you opened it" in text
+        assert "+# added on disk meanwhile" not in text and "-# added on disk meanwhile" in text
+        assert "+  destination = { ports = [6379, 6380] }" in text
+        await pilot.press("escape")  # back to editing: still nothing written
+        await settle(pilot)
+        assert profile.read_text() == disk and "[modified]" in screen_text(app)
+        await pilot.press("ctrl+s", "m")  # merge: both changes, nothing to resolve
+        await settle(pilot)
+        merged = screen.query_one("#prof-editor", TextArea).text
+        assert "# added on disk meanwhile" in merged
+        assert "  destination = { ports = [6379, 6380] }" in merged
+        assert profile.read_text() == disk  # the merge is reviewed before it is saved
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert profile.read_text() == merged and "[saved]" in screen_text(app)
+
+
+async def test_conflict_reload_and_overwrite(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        await pilot.press("r")  # reload: the disk's version, the edit is dropped
+        await settle(pilot)
+        assert screen.query_one("#prof-editor", TextArea).text == disk
+        assert profile.read_text() == disk and "[saved]" in screen_text(app)
+        disk = await _edit_then_disk_changes(pilot, screen, profile, clock)
+        await pilot.press("o")  # overwrite the version shown
+        await settle(pilot)
+        mine = screen.query_one("#prof-editor", TextArea).text
+        assert profile.read_text() == mine and "# added on disk meanwhile\n# added" not in mine
+
+
+async def test_merge_marks_a_conflicting_change(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+        ports = field(screen, "destination.ports")
+        ports.focus()
+        ports.value = "6379, 6380"
+        await pilot.press("enter")
+        await settle(pilot)
+        disk = profile.read_text().replace("ports = [6379] }", "ports = [6379, 7000] }", 1)
+        profile.write_text(disk)
+        await pilot.press("ctrl+s", "m")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert "<<<<<<< yours\n  destination = { ports = [6379, 6380] }\n=======\n" \
+               "  destination = { ports = [6379, 7000] }\n>>>>>>> on disk\n" in text
+        assert profile.read_text() == disk
+
+
+def _diff(before: str, after: str) -> list[str]:
+    import difflib
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(),
+                                                  lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+async def test_forms_add_and_delete_sets_endpoints_and_policies(new_app, profile, clock):
+    original = profile.read_text()
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        editor = screen.query_one("#prof-editor", TextArea)
+        await pick(pilot, screen, "blocklist")
+        await pilot.press("a")  # a network set like the one selected
+        await settle(pilot)
+        assert screen.node.path == ("network_sets", 1)
+        assert _diff(original, editor.text) == ["+", "+[[network_sets]]",
+                                               '+name = "new-network-set"', "+nets = []"]
+        nets = field(screen, "nets")
+        nets.focus()
+        await pilot.press(*"198.51.100.0/24", "enter")
+        await settle(pilot)
+        assert 'nets = ["198.51.100.0/24"]' in editor.text
+        await pick(pilot, screen, "Policies")
+        await pilot.press("a")  # a (tracked) policy, then a rule in it
+        await settle(pilot)
+        assert screen.node.path == ("policies", 3)
+        await pilot.press("i")
+        await settle(pilot)
+        assert screen.node.path == ("policies", 3, "ingress", 0)
+        await pick(pilot, screen, "uplink")
+        await pilot.press("a")
+        await settle(pilot)
+        text = editor.text
+        assert 'name = "new-host-endpoint"' in text and 'name = "new-policy"' in text
+        assert "[[policies.ingress]]" in text.split('name = "new-policy"')[1]
+        # every line of the original is still there, in order, blank lines included
+        assert all(line.startswith("+") for line in _diff(original, text))
+        for label in ("new-host-endpoint", "new-network-set", "new-policy"):
+            await pick(pilot, screen, label)
+            await pilot.press("x")
+            await settle(pilot)
+        assert editor.text == original
+
+
+async def test_tracked_policies_are_forms_too(new_app, profile, clock):
+    original = profile.read_text()
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ssh-and-icmp (tracked)")
+        order = field(screen, "order")
+        assert order.value == "100"
+        order.focus()
+        await pilot.press("backspace", "backspace", "backspace", *"50", "enter")
+        await settle(pilot)
+        text = screen.query_one("#prof-editor", TextArea).text
+        assert _diff(original, text) == ["-order = 100", "+order = 50"]
+        await pick(pilot, screen, "ingress[1] allow icmp")  # a tracked policy's rule
+        assert field(screen, "protocol").value == "icmp"
+
+
+async def test_focusing_a_field_does_not_select_its_text(new_app, profile, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.0.0.0/8")
+        await pilot.press("tab")  # from the tree into the first field (action)
+        await settle(pilot)
+        box = app.focused
+        assert isinstance(box, Input) and box.name == "action"
+        await pilot.press("end", *"x")
+        assert box.value == "allowx"  # typed after the text, nothing replaced

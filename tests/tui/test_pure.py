@@ -21,6 +21,9 @@ DATA = Path(__file__).parent / "data" / "redis-host.toml"
 
 def test_sparkline_scales_to_its_maximum():
     assert fmt.sparkline([0, 1, 2, 4], width=4) == "▁▃▅█"
+    # on a fixed scale (the conntrack table's size) a tiny count is the lowest block
+    assert fmt.sparkline([7, 7, 7], width=3, top=262144) == "▁▁▁"
+    assert fmt.sparkline([131072, 262144], width=2, top=262144) == "▅█"
     assert fmt.sparkline([5, 5], width=8) == "██"
     assert fmt.sparkline([0, 0, 0]) == "▁▁▁"
     assert fmt.sparkline(range(100), width=5) == fmt.sparkline([95, 96, 97, 98, 99], 5)
@@ -155,3 +158,17 @@ def test_buffer_save_refuses_to_overwrite_an_edit_made_on_disk(tmp_path):
     with pytest.raises(ConcurrentEdit):
         buf.save()
     assert target.read_text() == "a = 1\nb = 3\n" and buf.dirty
+
+
+def test_merge3_merges_different_lines_and_marks_the_same_line():
+    from nodewall.tui.merge import merge3
+    base = "a = 1\n\n# c\nb = 2\n"
+    assert merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 1\n\n# c\nb = 3\n").text == \
+        "a = 9\n\n# c\nb = 3\n"  # blank line and comment kept
+    both = merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 8\n\n# c\nb = 2\n")
+    assert both.conflicts == 1
+    assert both.text == "<<<<<<< yours\na = 9\n=======\na = 8\n>>>>>>> on disk\n\n# c\nb = 2\n"
+    same = merge3(base, "a = 9\n\n# c\nb = 2\n", "a = 9\n\n# c\nb = 2\n")
+    assert same.conflicts == 0 and same.text == "a = 9\n\n# c\nb = 2\n"
+    ends = merge3(base, base + "x = 1", base + "y = 2\n")  # both append: a conflict
+    assert ends.conflicts == 1 and ends.text.endswith("x = 1\n=======\ny = 2\n>>>>>>> on disk\n")

@@ -132,6 +132,7 @@ def table_rows(screen, selector: str) -> list[list[str]]:
 def test_every_screen_shows_the_real_engine(lab):
     from nodewall.tui import fmt
     from nodewall.tui.live import rule_key
+    from nodewall.tui.rulerows import is_engine_rule, match_text
     from textual.widgets import DataTable
 
     async def scenario(pilot, obs: dict) -> None:
@@ -154,9 +155,12 @@ def test_every_screen_shows_the_real_engine(lab):
         table = app.screen.query_one("#rules", DataTable)
         obs["rules_rows"] = {row.key.value: [str(c) for c in table.get_row(row.key)]
                              for row in table.ordered_rows}
-        obs["rules_report"] = {rule_key(r): [r.policy, fmt.rule_position(r.direction, r.index),
-                                             r.action, r.backend, fmt.human(r.packets)]
-                               for r in report.rules}
+        obs["rules_report"] = {
+            rule_key(r): [fmt.clip(r.policy, 15), fmt.rule_position(r.direction, r.index),
+                          fmt.clip(match_text(r), 20, middle=True), r.backend,
+                          fmt.human(r.packets)]
+            for r in report.rules if not is_engine_rule(r)}
+        obs["n_engine"] = sum(is_engine_rule(r) for r in report.rules)
 
         await pilot.press("3")
         obs["sampled"] = await until(pilot, lambda: app.sample is not None)
@@ -189,11 +193,13 @@ def test_every_screen_shows_the_real_engine(lab):
 
     assert f"{obs['n_rules']} rules  sorted by rate" in obs["rules"]
     rows, report = obs["rules_rows"], obs["rules_report"]
-    assert len(rows) == len(report) == obs["n_rules"]
-    for key, (policy, pos, action, backend, packets) in report.items():
-        assert rows[key][:5] == [policy, pos, action, backend, packets]  # the real counters
-    redis_in = [row for row in rows.values() if row[:4] == ["redis-untracked", "in[0]", "allow",
-                                                             "raw"]]
+    assert obs["n_engine"] > 0  # failsafe, conntrack, default deny: folded into one row
+    assert len(rows) == len(report) + 1 and len(report) + obs["n_engine"] == obs["n_rules"]
+    assert rows["(engine)"][2] == f"{obs['n_engine']} rules (e shows)"
+    for key, cells in report.items():
+        assert rows[key][:5] == cells  # the real counters
+    redis_in = [row for row in rows.values() if row[:2] == ["redis-untracked", "in[0]"]
+                and row[3] == "raw"]
     assert len(redis_in) == 1 and redis_in[0][4] != "0"  # the generator's traffic
 
     assert obs["sampled"], obs["conntrack"]
@@ -202,7 +208,7 @@ def test_every_screen_shows_the_real_engine(lab):
         assert proto in obs["conntrack"]
 
     assert obs["validated"], obs["profiles"]
-    assert f"{lab.profile}  [saved]" in obs["profiles"]
+    assert "[saved]" in obs["profiles"] and str(lab.profile) in obs["profiles"]
     assert "[settings]" in obs["profiles"] and "valid" in obs["profiles"]
 
     assert obs["diffed"], obs["apply"]
@@ -273,7 +279,7 @@ def test_edit_in_forms_apply_and_keep(lab):
         await settle(pilot)
         obs["left_field"] = type(app.focused).__name__
         await _apply(pilot, obs)
-        await pilot.press("k")
+        await pilot.press("K", "y")
         assert await until(pilot, lambda: app.pending is None and "kept" in app.outcome)
         await tick(pilot)
         obs["after"] = screen_text(app)
@@ -282,8 +288,8 @@ def test_edit_in_forms_apply_and_keep(lab):
     assert lab.profile.read_text() == with_ports(lab.original, "6379, 7001")
     assert obs["left_field"] == "Tree"
     assert re.search(r"rules \+\d+ -\d+", obs["plan"]) and "rules +0 -0" not in obs["plan"]
-    assert "Unless you keep them (k) within 60s" in obs["dialog"]
-    assert f"KEEP generation {before + 1}? [k]eep / [r]evert" in obs["pending"]
+    assert "Unless you keep them (K) within 60s" in obs["dialog"]
+    assert f"KEEP generation {before + 1}? K keep / R revert" in obs["pending"]
     assert f"generation {before + 1} kept" in obs["after"] and f"gen {before + 1}" in obs["after"]
     report = engine_status(lab)
     assert report["generation"] == before + 1 and report["pending_confirm"] is None
@@ -305,7 +311,7 @@ def test_apply_then_revert(lab):
         await _apply(pilot, obs)
         obs["while_pending"] = await asyncio.to_thread(engine_status_in_ns, lab)  # pyroute2:
         # not on a thread with a running event loop
-        await pilot.press("r")
+        await pilot.press("R", "y")
         assert await until(pilot, lambda: app.pending is None and "reverted" in app.outcome)
         await tick(pilot)
         obs["after"] = screen_text(app)
@@ -338,7 +344,7 @@ def test_apply_and_let_the_confirm_time_out(lab):
 
     obs = in_app(lab, scenario, confirm_timeout=3)
     gen = before["generation"]
-    assert "Unless you keep them (k) within 3s" in obs["dialog"]
+    assert "Unless you keep them (K) within 3s" in obs["dialog"]
     assert obs["pending_gen"] > gen
     assert obs["reverted"], obs["after"]
     assert f"reverted to generation {gen} (confirm timeout)" in obs["after"]

@@ -43,7 +43,7 @@ async def test_sort_keys_keep_the_selection_by_rule_id(new_app, clock):
     async with app.run_test(size=(80, 24)) as pilot:
         await rules_screen(pilot, clock)
         assert order(app) == ["b2:xdp", "c3:raw", "a1:xdp", "e5:filter", "d4:filter",
-                              "b2:raw", "zz:filter"]  # by rate, busiest first
+                              "b2:raw", "(engine)"]  # by rate, busiest first; the engine's rules folded
         await select(pilot, "a1:xdp")
         await pilot.press("s")  # packets
         await settle(pilot)
@@ -52,7 +52,7 @@ async def test_sort_keys_keep_the_selection_by_rule_id(new_app, clock):
         await pilot.press("s", "s")  # bytes, then policy
         await settle(pilot)
         assert app.screen.sort_key == "policy"
-        assert order(app)[0] == "zz:filter" and order(app)[1] == "a1:xdp" and selected(app) == "a1:xdp"
+        assert order(app)[0] == "a1:xdp" and selected(app) == "a1:xdp"
         await pilot.press("S")  # reversed
         await settle(pilot)
         assert order(app)[-2] == "a1:xdp" and selected(app) == "a1:xdp"
@@ -87,7 +87,7 @@ async def test_filter(new_app, clock):
         assert sorted(order(app)) == ["d4:filter", "e5:filter"]
         await pilot.press("escape")
         await settle(pilot)
-        assert len(order(app)) == 7
+        assert len(order(app)) == 7  # six rules and the (engine) row
 
 
 async def test_enter_opens_the_toml_rule(new_app, clock):
@@ -108,7 +108,80 @@ async def test_rule_without_source_location_stays_put(new_app, clock):
     app = new_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await rules_screen(pilot, clock)
+        await pilot.press("e")  # unfold the engine's rules
+        await settle(pilot)
         await select(pilot, "zz:filter")  # the default deny has no TOML rule
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, RulesScreen)
+
+
+async def test_engine_rows_fold_into_one_row(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        text = screen_text(app)
+        assert "+ (engine)" in text and "1 rules (e shows)" in text
+        assert "(default-deny)" not in text
+        await select(pilot, "(engine)")
+        await pilot.press("enter")  # enter on the group row unfolds it too
+        await settle(pilot)
+        assert "zz:filter" in order(app) and "(default-deny)" in screen_text(app)
+        await pilot.press("e")
+        await settle(pilot)
+        assert "zz:filter" not in order(app)
+
+
+async def test_match_column_and_evaluation_order(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        text = screen_text(app)
+        assert "tcp from 1…port 6379" in text  # the detail pane (d) has it all
+        assert "from selec…== 'drop'" in text
+        await pilot.press("e")
+        while app.screen.sort_key != "order":
+            await pilot.press("s")
+        await settle(pilot)
+        # xdp, raw, filter in turn; in a stage ingress before egress; policies by their
+        # order (10 drop-blocklist, 20 redis, 100 ssh); the default deny last
+        assert order(app)[:-1] == ["a1:xdp", "b2:xdp", "b2:raw", "c3:raw", "d4:filter",
+                                   "e5:filter", "zz:filter"]
+
+
+async def test_filter_without_a_match_leaves_no_stale_rows(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        await pilot.press("slash", *"nosuchrule")
+        await settle(pilot)
+        assert order(app) == []
+        text = screen_text(app)
+        assert "0/7 rules" in text and "no rule matches" in text
+        assert "redis-untracked" not in text
+        await tick(pilot, clock)
+        assert order(app) == []
+
+
+async def test_filter_by_an_address_finds_the_rules_whose_networks_hold_it(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        await pilot.press("slash", *"10.20.30.40")
+        await settle(pilot)
+        assert sorted(order(app)) == ["b2:raw", "b2:xdp"]  # source 10.0.0.0/8
+        await pilot.press("escape", "slash", *"192.168.1.1")
+        await settle(pilot)
+        assert order(app) == []
+
+
+async def test_detail_pane_shows_counters_and_the_toml(new_app, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        await select(pilot, "c3:raw")
+        await pilot.press("d")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "redis-untracked egress[0]  id c3  raw (untracked)" in text
+        assert "[[policies.egress]]" in text and "source = { ports = [6379] }" in text

@@ -134,11 +134,12 @@ def _quote(word: str) -> str:
     return shlex.quote(word)
 
 
-def start_tui(lab: Lab, tmp_path: Path, **env: str | None) -> Tmux:
+def start_tui(lab: Lab, tmp_path: Path, profile: Path | None = None,
+              **env: str | None) -> Tmux:
     env.setdefault("NO_COLOR", None)
     env.setdefault("TEXTUAL_COLOR_SYSTEM", None)
     cmd = [*nodewall_cmd(), "--netns", lab.ns, "--state-dir", str(lab.state), "tui",
-           str(lab.profile)]
+           str(profile or lab.profile)]
     return Tmux(cmd, env, tmp_path / "rc")
 
 
@@ -187,14 +188,19 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
 
         term.keys("2")  # rule hits: the PINGs on the untracked rule
         rules = term.wait(lambda s: "sorted by rate" in s)
-        hits = re.search(r"redis-untracked\s+in\[0\]\s+allow\s+raw\s+(\S+)", rules)
+        hits = re.search(r"redis-untracked\s+in\[0\]\s+tcp from.*?\s+raw\s+(\S+)", rules)
         assert hits and hits.group(1) != "0", rules
 
         # the TOML editor: line 44 is redis-untracked's ingress destination, line 49
         # its egress (return) source; open both for NEW_PORT
         term.keys("4")
         term.wait(lambda s: "[saved]" in s and "valid" in s)
-        term.keys("Tab")  # from the tabs into the editor
+        term.keys("Tab")  # from the tabs into the editor (view mode: keys are not text)
+        term.keys("?")  # ... so ? opens the help instead of landing in the TOML
+        term.wait(lambda s: "Global keys" in s)
+        term.keys("Escape")
+        term.keys("Enter")  # start editing
+        term.wait(lambda s: "EDITING" in s)
         term.keys("C-Home")
         for down in (43, 5):
             term.keys("Down", repeat=down)
@@ -207,7 +213,7 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         assert text[43] == f"  destination = {{ ports = [6379, {NEW_PORT}] }}"
         assert text[48] == f"  source = {{ ports = [6379, {NEW_PORT}] }}"
 
-        term.keys("Escape")  # out of the editor: digits switch screens again
+        term.keys("Escape")  # stop editing: digits switch screens again
         term.keys("5")
         term.keys("d")
         plan = term.wait(lambda s: "rules +2 -2" in s)
@@ -215,8 +221,12 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         term.keys("a")
         term.wait(lambda s: "Apply these profiles?" in s)
         term.keys("y")
-        term.wait(lambda s: "KEEP generation 2? [k]eep / [r]evert" in s, limit=60)
-        term.keys("k")
+        term.wait(lambda s: "KEEP generation 2? K keep / R revert" in s, limit=60)
+        term.keys("k")  # a lone k (k9s: up) decides nothing
+        term.keys("K")
+        term.wait(lambda s: "Keep generation 2?" in s)
+        assert lab.status()["pending_confirm"] is not None
+        term.keys("y")
         term.wait(lambda s: "generation 2 kept" in s)
 
         report = lab.status()
@@ -235,7 +245,7 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         from nodewall.tui.fmt import human
         term.keys("2")
         term.wait(lambda s: re.search(
-            rf"redis-untracked\s+in\[0\]\s+allow\s+raw\s+{re.escape(human(after['packets']))}\s",
+            rf"redis-untracked\s+in\[0\]\s+tcp from.*?\s+raw\s+{re.escape(human(after['packets']))}\s",
             s) is not None)
         assert term.quit_with_q() == "0"
     finally:
@@ -258,7 +268,7 @@ def test_colour_settings_and_q(lab, tmp_path, env):
             time.sleep(1.0)
             screens.append(term.screen(escapes=True))
         plain = term.screen()
-        assert "press d for the plan" in plain and str(lab.profile.name) in plain  # apply screen
+        assert "profiles:" in plain and str(lab.profile.name) in plain  # apply screen
         codes = set().union(*map(_codes, screens))
         if key == "NO_COLOR":
             # attributes and "default colour" only: bold, dim, underline, reverse
@@ -268,6 +278,114 @@ def test_colour_settings_and_q(lab, tmp_path, env):
             basic = {*range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108)}
             assert codes & basic
             assert not codes & {38, 48}, codes  # no 256-colour or RGB codes
+        assert term.quit_with_q() == "0"
+    finally:
+        term.close()
+
+
+def test_a_file_edited_on_disk_meanwhile_is_not_overwritten(lab, tmp_path):
+    profile = tmp_path / "redis-host.toml"
+    shutil.copy(lab.profile, profile)
+    shutil.copy(lab.work / "blocklist.txt", tmp_path / "blocklist.txt")
+    term = start_tui(lab, tmp_path, profile)
+    try:
+        term.wait(lambda s: "redis-untracked" in s)
+        term.keys("4")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        term.keys("Tab")  # into the editor
+        term.keys("Enter")  # start editing
+        term.wait(lambda s: "EDITING" in s)
+        term.keys("C-Home")
+        term.keys("# typed in the TUI", literal=True)
+        term.keys("Enter")
+        theirs = profile.read_text() + "# written by someone else\n"
+        profile.write_text(theirs)
+        term.keys("C-s")
+        term.wait(lambda s: "changed on disk since you opened it" in s)
+        assert profile.read_text() == theirs  # not overwritten
+        term.keys("m")  # merge both; reviewed in the editor, then saved
+        term.wait(lambda s: "changed on disk" not in s and "[modified]" in s
+                  and "# typed in the TUI" in s)
+        assert profile.read_text() == theirs
+        term.keys("C-s")
+        term.wait(lambda s: "[saved]" in s)
+        text = profile.read_text()
+        assert text.startswith("# typed in the TUI\n") and text.endswith(
+            "# written by someone else\n")
+        assert text.splitlines()[1:] == theirs.splitlines()
+        term.keys("Escape")
+        assert term.quit_with_q() == "0"
+    finally:
+        term.close()
+
+
+FORMS_PORT = 7005
+
+
+def test_forms_add_a_policy_with_a_new_set_apply_keep_and_count(lab, tmp_path):
+    """Entirely through Forms: a network set (the lab client's address), a tracked
+    policy whose rule allows that set to FORMS_PORT; saved, applied with a countdown,
+    kept; the new rule's counter rises with the connections then made."""
+    profile = tmp_path / "redis-host.toml"
+    shutil.copy(lab.profile, profile)
+    shutil.copy(lab.work / "blocklist.txt", tmp_path / "blocklist.txt")
+    term = start_tui(lab, tmp_path, profile)
+    try:
+        term.wait(lambda s: "redis-untracked" in s)
+        term.keys("4")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        term.keys("C-t")  # to Forms (the tree)
+        term.wait(lambda s: "Network sets" in s)
+        term.keys("Down", repeat=3)  # Host endpoints, uplink, Network sets, blocklist
+        term.wait(lambda s: re.search(r"name\s+blocklist", s) is not None)
+        term.keys("a")  # a new network set, selected
+        term.wait(lambda s: re.search(r"name\s+new-network-set", s) is not None)
+        term.keys("Tab", "Tab")  # name, labels
+        term.keys("role=lab", literal=True)
+        term.keys("Tab")  # nets
+        term.keys("10.0.0.2/32", literal=True)
+        term.keys("Enter")
+        term.wait(lambda s: "[modified]" in s)
+        term.keys("Escape")  # back to the tree
+        term.wait(lambda s: re.search(r"name\s+new-network-set", s) is not None)
+        term.keys("Down")  # on to "Policies"
+        term.wait(lambda s: "a: add one" in s)
+        term.keys("a")  # a new (tracked) policy
+        term.wait(lambda s: "new-policy (tracked)" in s)
+        term.keys("i")  # an ingress rule in it
+        term.wait(lambda s: "ingress[0] allow" in s and "protocol" in s)
+        term.keys("Tab", "Tab")  # action, protocol
+        term.keys("tcp", literal=True)
+        term.keys("Tab", repeat=3)  # source.nets, source.not_nets, source.selector
+        term.keys("role == 'lab'", literal=True)
+        term.keys("Tab", repeat=5)  # ... destination.ports
+        term.keys(str(FORMS_PORT), literal=True)
+        term.keys("Enter")  # written into the TOML (keys are handled in order)
+        term.keys("C-s")
+        term.wait(lambda s: "[saved]" in s and "valid" in s)
+        text = profile.read_text()
+        assert 'nets = ["10.0.0.2/32"]' in text and "role == 'lab'" in text
+        assert f"ports = [{FORMS_PORT}]" in text
+
+        term.keys("Escape")  # out of the field (alone: ESC then 5 would read as alt+5)
+        term.keys("5")  # the plan shows at once
+        term.wait(lambda s: re.search(r"rules \+[1-9]", s) is not None, limit=60)
+        term.keys("a")
+        term.wait(lambda s: "Apply these profiles?" in s)
+        term.keys("y")
+        term.wait(lambda s: "K keep / R revert" in s, limit=60)
+        term.keys("K")
+        term.wait(lambda s: "Keep generation" in s)
+        term.keys("y")
+        term.wait(lambda s: "kept" in s)
+        report = lab.status()
+        assert report["pending_confirm"] is None
+        mine = [r for r in report["rules"] if r["policy"] == "new-policy"]
+        assert mine and all(str(FORMS_PORT) in r["summary"] for r in mine), mine
+        before = sum(r["packets"] for r in mine)
+        assert connect_many(lab, FORMS_PORT, 10) == 10
+        after = sum(r["packets"] for r in lab.status()["rules"] if r["policy"] == "new-policy")
+        assert after - before >= 10  # at least every connection's first packet
         assert term.quit_with_q() == "0"
     finally:
         term.close()

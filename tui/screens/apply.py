@@ -1,5 +1,6 @@
 """Apply: the diff preview (PlanPreview), then apply with a confirm timeout; the
-countdown itself lives in the header bar of every screen (keep: k, revert: r)."""
+countdown itself lives in the header bar of every screen (keep: K, revert: R, each
+confirmed with y)."""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -20,11 +21,10 @@ TIMEOUTS = (10.0, 30.0, 60.0, 120.0, 300.0)
 
 class ApplyScreen(NwScreen):
     MODE = "apply"
-    HELP = ("d shows what an apply would change (the plan against the kernel).\n"
-            "a applies it with a confirm timeout (t changes it): unless you keep the\n"
-            "changes (k) before the countdown in the header runs out, the engine's\n"
-            "watcher reverts them, also if this TUI or the SSH session dies.\n"
-            "r reverts at once.  Apply uses the files on disk: save edits first.")
+    HELP = ("The plan shows as the screen opens (d: again).  a applies it with a\n"
+            "confirm timeout (t changes it): unless kept (K, y) in time, the engine's\n"
+            "watcher reverts, also if the TUI or SSH dies.  R, y reverts now.  Apply\n"
+            "uses the files on disk: save edits first.")
     BINDINGS: ClassVar[list] = [
         Binding("d", "diff", "Diff"),
         Binding("a", "apply", "Apply"),
@@ -35,6 +35,7 @@ class ApplyScreen(NwScreen):
         super().__init__(**kwargs)
         self.preview = None
         self._busy = False
+        self._away = True  # not shown since the last visit (a dialog on top does not count)
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="apply-files", markup=False)
@@ -48,6 +49,24 @@ class ApplyScreen(NwScreen):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self._files()
+        if self._away:
+            self._fresh_start()
+        self._away = False
+
+    def on_screen_suspend(self) -> None:
+        # switch_mode sets the new mode before this message is handled; a dialog
+        # pushed on top leaves the mode as it is
+        self._away = self.app.current_mode != self.MODE
+
+    def _fresh_start(self) -> None:
+        """Coming back to the screen: last time's messages go, the plan is computed
+        again at once (the files or the kernel may have changed meanwhile)."""
+        pending = self.app.pending
+        self.query_one("#apply-result", Static).update(
+            f"generation {pending.generation} waits: K keep / R revert" if pending else "")
+        if self.app.profiles and self.app.client_ready:
+            self.preview = None
+            self.action_diff()
 
     def _files(self) -> None:
         names = " ".join(str(p) for p in self.app.profiles) or "(no profiles given)"

@@ -20,7 +20,7 @@ def conntrack_lines(state, width: int = 20) -> tuple[str, str | None]:
     """('count/max gauge' + newline + 'history' text, warning line or None)."""
     ct = state.report.conntrack
     line = (f"{ct.count}/{ct.max or '?'} {fmt.gauge(ct.fill, width)} {ct.fill:.1%}\n"
-            f"history {fmt.sparkline(state.ct_history, 30)}")
+            f"history {fmt.sparkline(state.ct_history, 30, top=ct.max)}")
     warn = None
     if ct.max and ct.fill > CT_WARN:
         warn = (f"! conntrack {ct.fill:.0%} full: new flows drop when it fills; "

@@ -17,30 +17,38 @@ from tomlkit.exceptions import ParseError
 
 from ..files import Buffer, validate_text
 from ..guard import mutating
+from ..merge import diff_lines
 from ..messages import Validated
-from ..tomldoc import FIELDS, FormError, Node, ProfileDoc
+from ..tomldoc import FIELDS, NEW_ITEMS, FormError, Node, ProfileDoc
+from ..widgets.editor import TomlEditor
 from .base import NwScreen
+from .dialogs import ConflictDialog
 
 VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
 
 
 class ProfilesScreen(NwScreen):
     MODE = "profiles"
-    HELP = ("Forms: pick a host endpoint, network set or untracked rule in the tree;\n"
-            "edit fields and press enter to write them into the TOML (comments kept).\n"
-            "i / e add an ingress / egress rule to the selected untracked policy,\n"
-            "x deletes the selected rule.  TOML: edit freely; it is validated as you\n"
-            "type with the CLI's messages.  f8 validates now and jumps to the first\n"
-            "error, ctrl+s saves (atomic), ctrl+r reloads from disk, f2 next file.\n"
-            "escape leaves the editor or a form field, so 1-5 switch screens again.")
+    HELP = ("Forms: pick a host endpoint, network set, policy or rule in the tree;\n"
+            "edit fields, enter writes them into the TOML (only those lines change).\n"
+            "a adds a host endpoint / network set / policy (as the one selected),\n"
+            "i / e add an ingress / egress rule to the selected policy, x deletes\n"
+            "the selected item or rule.  ctrl+t switches Forms <-> TOML.\n"
+            "TOML: enter starts editing, escape stops (while not editing, keys such\n"
+            "as 1-5 and ? are never typed into the file); validated as you type with\n"
+            "the CLI's messages.  f8 validates now and jumps to the first error,\n"
+            "ctrl+s saves (never over a change made on disk meanwhile: you choose),\n"
+            "ctrl+r reloads from disk, f2 next file.  escape leaves a form field.")
     BINDINGS: ClassVar[list] = [
         Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+t", "toggle_tab", "Forms/TOML", priority=True),
         Binding("f8", "goto_error", "Check"),
         Binding("f2", "next_file", "Next file"),
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("i", "add_rule('ingress')", "+ingress", show=False),
         Binding("e", "add_rule('egress')", "+egress", show=False),
-        Binding("x", "delete_rule", "Del rule", show=False),
+        Binding("x", "delete_item", "Delete", show=False),
+        Binding("a", "add_item", "Add", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -58,15 +66,16 @@ class ProfilesScreen(NwScreen):
                 yield Tree("profile", id="prof-tree")
                 yield VerticalScroll(id="prof-form")
             with TabPane("TOML", id="tab-toml"):
-                yield TextArea.code_editor("", id="prof-editor", soft_wrap=False)
+                yield TomlEditor.code_editor("", id="prof-editor", soft_wrap=False)
         yield Static("", id="prof-check", markup=False)
 
     def on_mount(self) -> None:
         editor = self.query_one("#prof-editor", TextArea)
         if "toml" in editor.available_languages:
             editor.language = "toml"
-        editor.read_only = self.app.guard.readonly
+        editor.set_may_edit(not self.app.guard.readonly)
         self.query_one("#prof-tree", Tree).show_root = False
+        self.query_one("#prof-form").can_focus = False  # tab: tree -> first field
         if self.app.buffers:
             self.select_buffer(next(iter(self.app.buffers.values())))
         else:
@@ -74,7 +83,7 @@ class ProfilesScreen(NwScreen):
                 "no profiles given: start with `nodewall tui PROFILE.toml`")
 
     def readonly_changed(self) -> None:
-        self.query_one("#prof-editor", TextArea).read_only = self.app.guard.readonly
+        self.query_one("#prof-editor", TomlEditor).set_may_edit(not self.app.guard.readonly)
         for box in self.query("#prof-form Input").results(Input):
             box.disabled = self.app.guard.readonly
 
@@ -108,7 +117,27 @@ class ProfilesScreen(NwScreen):
         n = len(self.app.buffers)
         more = f"  (f2: next of {n})" if n > 1 else ""
         state = "modified" if buf.dirty else "saved"
-        self.query_one("#prof-file", Static).update(f"{buf.path}  [{state}]{more}")
+        editor = self.query_one("#prof-editor", TomlEditor)
+        mode = "  EDITING (escape stops)" if editor.editing else ""
+        # the path last: a long one is what gets cut at 80 columns
+        self.query_one("#prof-file", Static).update(f"[{state}]{mode}{more}  {buf.path}")
+
+    def on_toml_editor_mode_changed(self, event: TomlEditor.ModeChanged) -> None:
+        self._header()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("add_rule", "add_item", "delete_item") and \
+                self.query_one("#prof-tabs", TabbedContent).active != "tab-forms":
+            return False  # TOML tab: these keys do nothing (and are not typed)
+        return super().check_action(action, parameters)
+
+    def action_toggle_tab(self) -> None:
+        tabs = self.query_one("#prof-tabs", TabbedContent)
+        to_forms = tabs.active != "tab-forms"
+        self.query_one("#prof-editor", TomlEditor).set_editing(False)
+        tabs.active = "tab-forms" if to_forms else "tab-toml"
+        self.query_one("#prof-tree" if to_forms else "#prof-editor").focus()
+        self.refresh_bindings()
 
     # -- the editor --------------------------------------------------------------------
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -202,9 +231,12 @@ class ProfilesScreen(NwScreen):
         except OSError as exc:
             self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
             return
-        except ConcurrentEdit as exc:
-            self.app.notify(exc.render(), severity="error", timeout=10)
+        except ConcurrentEdit:
+            self._resolve_conflict(buf)
             return
+        self._saved(buf)
+
+    def _saved(self, buf: Buffer) -> None:
         self._header()
         if buf.problems:
             self.app.notify(f"saved {buf.path.name} with {len(buf.problems)} error(s)",
@@ -212,6 +244,34 @@ class ProfilesScreen(NwScreen):
             self._jump_to_problem()
         else:
             self.app.notify(f"saved {buf.path.name}")
+
+    def _resolve_conflict(self, buf: Buffer) -> None:
+        disk = buf.disk_text()
+        self.app.push_screen(ConflictDialog(buf.path.name, diff_lines(disk, buf.text,
+                                                                      buf.path.name)),
+                             lambda choice: self._conflict_chosen(buf, disk, choice))
+
+    def _conflict_chosen(self, buf: Buffer, disk: str, choice: str | None) -> None:
+        if choice == "reload":
+            self.action_reload()
+            self.app.notify(f"reloaded {buf.path.name} from disk")
+        elif choice == "overwrite":
+            try:
+                buf.overwrite(disk)
+            except ConcurrentEdit:  # changed yet again while the dialog was open
+                self._resolve_conflict(buf)
+                return
+            except OSError as exc:
+                self.app.notify(f"cannot save {buf.path}: {exc.strerror}", severity="error")
+                return
+            self._saved(buf)
+        elif choice == "merge":
+            conflicts = buf.merge_disk(disk)
+            self.select_buffer(buf)
+            note = (f"{conflicts} conflict(s) marked <<<<<<< in the TOML" if conflicts
+                    else "no conflicts")
+            self.app.notify(f"merged the change on disk: {note}; review, then ctrl+s",
+                            severity="warning" if conflicts else "information", timeout=10)
 
     def action_reload(self) -> None:
         if self.current is not None:
@@ -242,6 +302,7 @@ class ProfilesScreen(NwScreen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-forms":
             self._rebuild_tree()
+        self.refresh_bindings()
 
     def _rebuild_tree(self, select: tuple | None = None) -> None:
         tree = self.query_one("#prof-tree", Tree)
@@ -253,8 +314,9 @@ class ProfilesScreen(NwScreen):
             return
         groups = {}
         for title, kind in (("Host endpoints", "host_endpoint"), ("Network sets", "network_set"),
-                            ("Untracked policies", "policy")):
-            groups[kind] = tree.root.add(title, expand=True)
+                            ("Policies", "policy")):
+            groups[kind] = tree.root.add(title, expand=True,
+                                         data=Node("group", (kind,), title))
         policy_nodes = {}
         target = None
         for node in nodes:
@@ -268,8 +330,14 @@ class ProfilesScreen(NwScreen):
                 item = groups[node.kind].add_leaf(Text(node.label), data=node)
             if select is not None and node.path == select:
                 target = item
-        if target is not None:  # the tree lays out its lines on the next refresh
-            self.call_after_refresh(tree.move_cursor, target)
+        if target is not None:  # the tree lays out its lines on a later refresh
+            self.call_after_refresh(self._move_to, tree, target, 20)
+
+    def _move_to(self, tree: Tree, target, tries: int) -> None:
+        if target.line < 0 and tries > 0:  # not laid out yet (a busy terminal)
+            self.set_timer(0.05, lambda: self._move_to(tree, target, tries - 1))
+            return
+        tree.move_cursor(target)
 
     async def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         node = event.node.data
@@ -280,9 +348,8 @@ class ProfilesScreen(NwScreen):
         await form.remove_children()
         if node is None:
             return
-        if node.kind == "policy":
-            await form.mount(Label(f"policy {node.label}\ni: add ingress rule, "
-                                   "e: add egress rule", markup=False))
+        if node.kind == "group":
+            await form.mount(Label(f"{node.label}\na: add one", markup=False))
             return
         doc = self._doc()
         if doc is None:
@@ -290,10 +357,12 @@ class ProfilesScreen(NwScreen):
         values = doc.form_values(node.kind, node.path)
         rows = [Horizontal(Label(key, classes="field-label", markup=False),
                            Input(values[key], id=f"field-{i}", name=key, compact=True,
+                                 select_on_focus=False,
                                  disabled=self.app.guard.readonly),
                            classes="field-row")
                 for i, (key, _) in enumerate(FIELDS[node.kind])]
-        hint = "enter: write to TOML" + ("  x: delete rule" if node.kind == "rule" else "")
+        hint = "enter: write to TOML  x: delete" + (
+            "\ni / e: add an ingress / egress rule" if node.kind == "policy" else "")
         await form.mount(*rows, Label(hint, classes="field-hint", markup=False))
 
     def form_values(self) -> dict[str, str]:
@@ -321,7 +390,7 @@ class ProfilesScreen(NwScreen):
     def action_add_rule(self, direction: str) -> None:
         node, doc = self.node, self._doc()
         if node is None or doc is None or node.kind not in ("policy", "rule"):
-            self.app.notify("select an untracked policy or one of its rules first")
+            self.app.notify("select a policy or one of its rules first")
             return
         path = doc.add_rule(node.path[1], direction)
         self.set_editor_text(doc.text())
@@ -329,15 +398,34 @@ class ProfilesScreen(NwScreen):
         self._rebuild_tree(select=path)
 
     @mutating
-    def action_delete_rule(self) -> None:
+    def action_add_item(self) -> None:
         node, doc = self.node, self._doc()
-        if node is None or doc is None or node.kind != "rule":
-            self.app.notify("select a rule first")
+        if node is None or doc is None:
             return
-        doc.delete_rule(node.path)
+        kind = node.path[0] if node.kind == "group" else node.kind
+        kind = "policy" if kind == "rule" else kind
+        if kind not in NEW_ITEMS:
+            return
+        path = doc.add_item(kind)
         self.set_editor_text(doc.text())
         self.node = None
-        self._rebuild_tree(select=node.path[:2])
+        self._rebuild_tree(select=path)
+
+    @mutating
+    def action_delete_item(self) -> None:
+        node, doc = self.node, self._doc()
+        if node is None or doc is None or node.kind not in ("rule", *NEW_ITEMS):
+            self.app.notify("select a rule, host endpoint, network set or policy first")
+            return
+        if node.kind == "rule":
+            doc.delete_rule(node.path)
+            select = node.path[:2]
+        else:
+            doc.delete_item(node.path)
+            select = (node.path[0], max(0, node.path[1] - 1))
+        self.set_editor_text(doc.text())
+        self.node = None
+        self._rebuild_tree(select=select)
 
 
 def _plain_problem(exc: Exception):

@@ -10,20 +10,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from .. import fmt
+from .. import fmt, rulerows
 from ..live import rule_key
+from ..widgets.table import NwTable
 from .base import NwScreen
 
 # no profile column (80 columns are tight): with several profiles the policy cell
-# reads "profile:policy"
-COLUMNS = ("policy", "rule", "action", "backend", "packets", "bytes", "rate", "history")
-# sort key name -> (key function(rule, state), descending by default)
+# reads "profile:policy".  The action leads the match summary; bytes are in the
+# detail pane (d).
+COLUMNS = ("policy", "rule", "match", "backend", "packets", "rate", "history")
+MATCH_WIDTH = 20
+POLICY_WIDTH = 15
+ENGINE_ROW = "(engine)"  # the one row the engine's rules fold into
+# sort key name -> (key function(rule, state, ranks), descending by default)
 SORTS = {
-    "rate": (lambda r, s: (s.pps(r), r.packets), True),
-    "packets": (lambda r, s: r.packets, True),
-    "bytes": (lambda r, s: r.bytes, True),
-    "policy": (lambda r, s: (r.profile, r.policy, r.direction, r.index), False),
-    "backend": (lambda r, s: (r.backend, r.policy, r.direction, r.index), False),
+    "rate": (lambda r, s, k: (s.pps(r), r.packets), True),
+    "packets": (lambda r, s, k: r.packets, True),
+    "bytes": (lambda r, s, k: r.bytes, True),
+    "policy": (lambda r, s, k: (r.profile, r.policy, r.direction, r.index), False),
+    "backend": (lambda r, s, k: (r.backend, r.policy, r.direction, r.index), False),
+    "order": (lambda r, s, k: rulerows.evaluation_key(r, k), False),
 }
 SORT_ORDER = tuple(SORTS)
 
@@ -37,14 +43,20 @@ def rule_text(rule) -> str:
 
 class RulesScreen(NwScreen):
     MODE = "rules"
-    HELP = ("s cycles the sort column (rate, packets, bytes, policy, backend), S reverses.\n"
-            "/ filters by any text (policy, action, backend, id, summary); escape clears.\n"
-            "enter opens the profile editor at the TOML rule the row came from.")
+    HELP = ("s cycles the sort (rate, packets, bytes, policy, backend, order = the\n"
+            "kernel's evaluation order), S reverses.  / filters by words (policy,\n"
+            "action, backend, id, match) or by an address: the rules whose networks\n"
+            "hold it; escape clears.\n"
+            "e shows / folds the engine's rules (failsafe, conntrack, marks, endpoint\n"
+            "jumps, default deny).  d: detail pane (counters, the TOML).  enter opens\n"
+            "the editor at the TOML rule (on the (engine) row: unfolds it).")
     BINDINGS: ClassVar[list] = [
         Binding("s", "cycle_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("e", "toggle_engine", "Engine rows"),
+        Binding("d", "toggle_detail", "Detail"),
     ]
 
     def __init__(self, **kwargs):
@@ -53,13 +65,15 @@ class RulesScreen(NwScreen):
         self.descending = True
         self.filter_text = ""
         self.selected_id: str | None = None
-        self._order: list[str] = []
+        self.show_engine = False
+        self._order: list[str] | None = None  # None: rebuild on the next show
         self._state = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="rules-info", markup=False)
-        yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
-        yield Input(placeholder="filter rules (escape clears)", id="rules-filter",
+        yield NwTable(id="rules", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="rules-detail", markup=False, classes="hidden")
+        yield Input(placeholder="filter: words or an address (escape clears)", id="rules-filter",
                     classes="hidden", compact=True)
 
     def on_mount(self) -> None:
@@ -68,41 +82,77 @@ class RulesScreen(NwScreen):
             table.add_column(col, key=col)
 
     # -- data -------------------------------------------------------------------------
-    def visible_rules(self, state) -> list:
+    def _matches(self, rule) -> bool:
+        addr = rulerows.as_address(self.filter_text)
+        if addr is not None:
+            return rulerows.contains(rule, addr, self._toml(rule))
+        return all(w in rule_text(rule) for w in self.filter_text.lower().split())
+
+    def _toml(self, rule) -> str:
+        return rulerows.rule_toml(rule, lambda path: self.app.buffer_for(Path(path)).text)
+
+    def _ranks(self) -> dict[str, int]:
+        return rulerows.policy_ranks(b.text for b in self.app.buffers.values())
+
+    def sorted_rules(self, state) -> list:
+        """Every rule the filter keeps, in the chosen order (engine rows included)."""
         if state is None or state.report is None:
             return []
         rules = list(state.report.rules)
         if self.filter_text:
-            words = self.filter_text.lower().split()
-            rules = [r for r in rules if all(w in rule_text(r) for w in words)]
+            rules = [r for r in rules if self._matches(r)]
         keyfn, _ = SORTS[self.sort_key]
+        ranks = self._ranks() if self.sort_key == "order" else {}
         tie = sorted(rules, key=lambda r: (r.profile, r.policy, r.direction, r.index,
                                            rule_key(r)))
-        return sorted(tie, key=lambda r: keyfn(r, state), reverse=self.descending)
+        return sorted(tie, key=lambda r: keyfn(r, state, ranks), reverse=self.descending)
+
+    def visible_rules(self, state) -> list:
+        rules = self.sorted_rules(state)
+        return rules if self.show_engine else [r for r in rules
+                                               if not rulerows.is_engine_rule(r)]
 
     def show(self, state) -> None:
         self._state = state
         table = self.query_one("#rules", DataTable)
-        rules = self.visible_rules(state)
-        order = [rule_key(r) for r in rules]
-        profiles = {r.profile for r in state.report.rules if r.profile} if rules else set()
+        every = self.sorted_rules(state)
+        engine = [r for r in every if rulerows.is_engine_rule(r)]
+        rules = every if self.show_engine else [r for r in every if r not in engine]
+        profiles = {r.profile for r in state.report.rules if r.profile} if every else set()
         rows = {rule_key(r): self._row(r, state, len(profiles) > 1) for r in rules}
+        if engine:
+            rows[ENGINE_ROW] = self._engine_row(engine)
+        order = [rule_key(r) for r in rules] + ([ENGINE_ROW] if engine else [])
         if order == self._order:
             for rid in order:
                 for col, value in zip(COLUMNS, rows[rid]):
                     table.update_cell(rid, col, value)
         else:
-            table.clear()
+            table.clear()  # also when nothing matches: no stale rows
             for rid in order:
                 table.add_row(*rows[rid], key=rid)
             self._order = order
             self._restore_selection(table)
+        self._info(state, len(every))
+        self._detail()
+
+    def _info(self, state, shown: int) -> None:
         total = len(state.report.rules) if state and state.report else 0
         arrow = "v" if self.descending else "^"
-        shown = f"{len(order)}/{total} rules" if self.filter_text else f"{total} rules"
+        count = f"{shown}/{total} rules" if self.filter_text else f"{total} rules"
         filt = f"  filter: {self.filter_text!r}" if self.filter_text else ""
+        if self.filter_text and not shown:
+            filt += ": no rule matches"
         self.query_one("#rules-info", Static).update(
-            f"{shown}  sorted by {self.sort_key} {arrow}{filt}")
+            f"{count}  sorted by {self.sort_key} {arrow}{filt}")
+
+    def _engine_row(self, engine: list) -> tuple[Text, ...]:
+        sign = "-" if self.show_engine else "+"
+        packets = sum(r.packets for r in engine)
+        hint = "e folds" if self.show_engine else "e shows"
+        cells = (f"{sign} {ENGINE_ROW}", "", f"{len(engine)} rules ({hint})", "",
+                 fmt.human(packets), "", "")
+        return tuple(Text(c) for c in cells)
 
     @staticmethod
     def _row(rule, state, many_profiles: bool) -> tuple[Text, ...]:
@@ -110,10 +160,12 @@ class RulesScreen(NwScreen):
         policy = rule.policy
         if many_profiles and rule.profile:
             policy = f"{Path(rule.profile).stem}:{rule.policy}"
-        cells = (policy, fmt.rule_position(rule.direction, rule.index), rule.action,
-                 rule.backend, fmt.human(rule.packets), fmt.human_bytes(rule.bytes),
+        cells = (fmt.clip(policy, POLICY_WIDTH), fmt.rule_position(rule.direction, rule.index),
+                 fmt.clip(rulerows.match_text(rule) if rule.summary else rule.action,
+                          MATCH_WIDTH, middle=True),
+                 rule.backend, fmt.human(rule.packets),
                  fmt.rate(rr.pps if rr else None, ""),
-                 fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 8))
+                 fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 6))
         return tuple(Text(c) for c in cells)  # names are data, never markup
 
     def _restore_selection(self, table: DataTable) -> None:
@@ -124,12 +176,36 @@ class RulesScreen(NwScreen):
         else:
             table.move_cursor(row=min(table.cursor_row, len(self._order) - 1))
 
+    def selected_rule(self):
+        if self._state is None or self._state.report is None:
+            return None
+        return next((r for r in self._state.report.rules
+                     if rule_key(r) == self.selected_id), None)
+
+    def _detail(self) -> None:
+        box = self.query_one("#rules-detail", Static)
+        if box.has_class("hidden"):
+            return
+        rule = self.selected_rule()
+        if rule is None:
+            box.update("(no rule selected)")
+            return
+        head = (f"{rule.policy} {rule.direction}[{rule.index}]  id {rule.id}  "
+                f"{rule.backend} ({rule.tier})  {fmt.human(rule.packets)} pkts "
+                f"{fmt.human_bytes(rule.bytes)}")
+        toml = self._toml(rule) or "(made by the engine: no TOML)"
+        box.update(f"{head}\n{rule.summary}\n{rule.loc or ''}\n{toml}")
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "rules" and event.row_key.value in self._order:
+        if event.data_table.id == "rules" and event.row_key.value in (self._order or ()):
             self.selected_id = event.row_key.value
+            self._detail()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "rules" or self._state is None:
+            return
+        if event.row_key.value == ENGINE_ROW:
+            self.action_toggle_engine()
             return
         rule = next((r for r in self._state.report.rules
                      if rule_key(r) == event.row_key.value), None)
@@ -144,8 +220,18 @@ class RulesScreen(NwScreen):
     # -- actions -------------------------------------------------------------------------
     def _set_sort(self, key: str, descending: bool) -> None:
         self.sort_key, self.descending = key, descending
-        self._order = []  # force a rebuild in the new order
+        self._order = None  # force a rebuild in the new order
         self.show(self._state)
+
+    def action_toggle_engine(self) -> None:
+        self.show_engine = not self.show_engine
+        self._order = None
+        self.show(self._state)
+
+    def action_toggle_detail(self) -> None:
+        box = self.query_one("#rules-detail", Static)
+        box.toggle_class("hidden")
+        self._detail()
 
     def action_cycle_sort(self) -> None:
         nxt = SORT_ORDER[(SORT_ORDER.index(self.sort_key) + 1) % len(SORT_ORDER)]
@@ -178,5 +264,5 @@ class RulesScreen(NwScreen):
 
     def _apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()
-        self._order = []
+        self._order = None
         self.show(self._state)

@@ -227,3 +227,36 @@ def test_lab_down_forgets_nodewall_state_of_its_namespaces(tmp_path):
     finally:
         lab.lab_down(prefix)
     assert [p for p in made if p.exists()] == []
+
+
+def test_demo_never_replaces_a_running_lab_silently(lab_info):
+    """`nodewall demo` with a lab already up: reuse keeps the very same lab (its
+    Redis keeps its pid), quit leaves it alone, only "new" replaces it."""
+    asked = []
+
+    def answer(word):
+        def choose(running):
+            asked.append(running.server_ns)
+            return word
+        return choose
+
+    info, started = lab.lab_for_demo(lab_info.prefix, answer("reuse"))
+    assert asked == [lab_info.server_ns] and not started
+    assert info.redis_pid == lab_info.redis_pid and lab.lab_status(lab_info.prefix) is not None
+    info, started = lab.lab_for_demo(lab_info.prefix, answer("quit"))
+    assert info is None and not started
+    after = lab.lab_status(lab_info.prefix)
+    assert after is not None and after.redis_pid == lab_info.redis_pid
+    info, started = lab.lab_for_demo(lab_info.prefix, answer("new"))
+    assert started and info.redis_pid != lab_info.redis_pid
+
+
+def test_demo_starts_a_lab_without_asking_when_none_runs():
+    if not IS_ROOT:
+        pytest.skip("kernel test: needs root to create network namespaces")
+    prefix = _prefix()
+    try:
+        info, started = lab.lab_for_demo(prefix, lambda running: pytest.fail("asked"))
+        assert started and info is not None and lab.lab_status(prefix) is not None
+    finally:
+        lab.lab_down(prefix)

@@ -1,0 +1,113 @@
+"""Small operator items: the conntrack history on the table's scale, the drift
+view, the Apply screen's fresh start, panic and rollback from the palette."""
+from __future__ import annotations
+
+import pytest
+from nodewall.tui.screens.apply import ApplyScreen
+
+from .conftest import screen_text, settle, tick
+from .test_apply import applied
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_conntrack_history_is_on_the_tables_scale(new_app, fake, clock):
+    fake.ct_count, fake.ct_max = 7, 262_144
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(3):
+            await tick(pilot, clock)
+        line = next(ln for ln in screen_text(app).splitlines() if "history " in ln)
+        assert "▁▁▁" in line and "█" not in line
+
+
+async def test_drift_view_names_each_object(new_app, fake, clock):
+    fake.drift = ("chain nw-fil-in: rule 3 changed", "ipset nw-blocklist-v4: missing")
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        assert "drift: 2" in screen_text(app)
+        await pilot.press("D")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Drift: 2 object(s) differ from generation 1" in text
+        assert "- chain nw-fil-in: rule 3 changed" in text
+        assert "- ipset nw-blocklist-v4: missing" in text
+
+
+async def test_apply_screen_shows_the_plan_and_drops_old_messages(new_app, fake, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        await pilot.press("5")
+        await settle(pilot)
+        assert isinstance(app.screen, ApplyScreen)
+        text = screen_text(app)
+        assert "rules +1 -1" in text and "-j NOTRACK (b2)" in text  # no d pressed
+        assert fake.calls.count("diff") == 1
+        await pilot.press("a", "y")
+        await settle(pilot)
+        await pilot.press("K", "y")
+        await settle(pilot)
+        assert "applied generation 2" in screen_text(app)
+        await pilot.press("1", "5")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "applied generation 2" not in text  # last visit's message
+        assert fake.calls.count("diff") == 3  # a plan for the apply, then one per visit
+
+
+async def test_palette_panic_on_and_off_and_rollback(new_app, fake, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Panic on" in titles and "Rollback" in titles and "Show drift" in titles
+        app.action_ask_panic(True)
+        await settle(pilot)
+        assert "Panic ON?" in screen_text(app)
+        await pilot.press("n")
+        await settle(pilot)
+        assert "panic on" not in fake.calls
+        app.action_ask_panic(True)
+        await settle(pilot)
+        await pilot.press("y")
+        await tick(pilot, clock)
+        assert fake.panic and "PANIC MODE" in screen_text(app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Panic off" in titles and "Panic on" not in titles
+        app.action_ask_panic(False)
+        await settle(pilot)
+        await pilot.press("y")
+        await tick(pilot, clock)
+        assert not fake.panic and "PANIC MODE" not in screen_text(app)
+        fake.generation = 3
+        await tick(pilot, clock)
+        app.action_ask_rollback()
+        await settle(pilot)
+        assert "Roll back generation 3?" in screen_text(app)
+        await pilot.press("y")
+        await tick(pilot, clock)
+        assert fake.generation == 2 and "gen 2" in screen_text(app)
+
+
+async def test_palette_rollback_while_pending_asks_to_revert(new_app, fake, clock):
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await applied(pilot, clock)
+        app.action_ask_rollback()
+        await settle(pilot)
+        assert "Revert generation 2 now?" in screen_text(app)
+
+
+async def test_readonly_palette_offers_no_panic_or_rollback(new_app, fake, clock):
+    app = new_app(readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Panic on" not in titles and "Rollback" not in titles
+        app.action_ask_panic(True)
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert "panic on" not in fake.calls
