@@ -75,3 +75,61 @@ def test_drift_on_nftables_is_reported_and_repaired(netns_pair, tmp_path):
     assert status(ns, state)["drift"] == []
     assert _has(ns, big, swapped) and not _has(ns, big, "198.51.100.1")
     nw(ns, state, "flush")
+
+
+def _rules(ns: str, chain: str) -> list[dict]:
+    return [i["rule"] for i in _table(ns) if "rule" in i and i["rule"]["chain"] == chain]
+
+
+def _content(rule: dict) -> list:
+    """A rule's expressions without counter values (what an edit changes)."""
+    return [{"counter": None} if "counter" in e else e for e in rule["expr"]]
+
+
+def _edit_in_place(ns: str) -> dict[str, list]:
+    """`nft replace rule … handle N` of a port allow into another port, keeping its
+    comment "nw:<id>" (issue 15: drift by content).  Returns {comment: expressions}
+    of the chain before the edit."""
+    chain = "filter4-nw-fi-srv0"
+    before = {r["comment"]: _content(r) for r in _rules(ns, chain) if "comment" in r}
+    victim = next(r for r in _rules(ns, chain) if "1000" in json.dumps(r["expr"]))
+    in_ns(ns, "nft", "replace", "rule", "inet", "nodewall", chain, "handle",
+          str(victim["handle"]), "meta", "l4proto", "tcp", "tcp", "dport", "9999", "counter",
+          "accept", "comment", json.dumps(victim["comment"]))
+    after = {r["comment"]: _content(r) for r in _rules(ns, chain) if "comment" in r}
+    assert after.keys() == before.keys() and after != before
+    return before
+
+
+def test_a_rule_edited_in_place_on_nftables_is_drift_and_repaired(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    profile = write_profile(tmp_path / "profiles", "p", iface="srv0", members=20, rules=5,
+                            backend="nftables")
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+
+    before = _edit_in_place(ns)
+    drift = status(ns, state)["drift"]
+    assert any(d.startswith("chain 4/filter/nw-fi-srv0 was changed")
+               and "edited in place" in d for d in drift), drift
+    assert "edited in place" in nw(ns, state, "diff", str(profile)).stdout
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
+    nw(ns, state, "apply", str(profile))
+    repaired = {r["comment"]: _content(r) for r in _rules(ns, "filter4-nw-fi-srv0")}
+    assert repaired == before and status(ns, state)["drift"] == []
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+
+    _edit_in_place(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
+    assert "edited in place" in once.stderr and "drift item(s))" in once.stderr
+    repaired = {r["comment"]: _content(r) for r in _rules(ns, "filter4-nw-fi-srv0")}
+    assert repaired == before and status(ns, state)["drift"] == []
+
+    # a nets_file reload and another rule changing leave the other digests valid
+    (profile.parent / "p-nets.txt").write_text("".join(f"31.0.{i}.0/30\n" for i in range(20)))
+    profile.write_text(profile.read_text().replace('"10.0.4.0/24"', '"10.0.44.0/24"'))
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    nw(ns, state, "rollback")
+    assert status(ns, state)["drift"] == []
+    nw(ns, state, "flush")
