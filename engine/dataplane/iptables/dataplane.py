@@ -14,7 +14,7 @@ from nodewall.engine.dataplane.iptables import observe as iptables_observe
 from nodewall.engine.dataplane.iptables import plan as iptables_plan
 from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
-from nodewall.engine.dataplane.iptables.observe import IptablesObserved
+from nodewall.engine.dataplane.iptables.observe import IptablesObserved, ObservedHook
 from nodewall.engine.dataplane.protocol import Counters, TxContext
 from nodewall.engine.dataplane.shape import (
     ChainKey,
@@ -78,11 +78,15 @@ class IptablesDataplane:
         for key in sorted(have_chains.keys() - expected.chains.keys()):
             out.append(Drift("chain", str(key), "is not in the recorded generation"))
         for hook in sorted(expected.hooks):
-            position = have_hooks.get(hook)
-            if position is None:
+            seen = have_hooks.get(hook)
+            if seen is None:
                 out.append(Drift("hook", str(hook), "is missing"))
-            elif position != 1:
-                out.append(Drift("hook", str(hook), f"is at position {position}, not first"))
+            elif not seen.plain:
+                out.append(Drift("hook", str(hook), "was edited in place (it no longer "
+                                                    "matches every packet)"))
+            elif seen.position != 1:
+                out.append(Drift("hook", str(hook),
+                                 f"is at position {seen.position}, not first"))
         return out
 
     def foreign(self, observed: IptablesObserved) -> list[str]:
@@ -112,15 +116,17 @@ class IptablesDataplane:
 
 
 def _shape_of(observed: IptablesObserved
-              ) -> tuple[dict[ChainKey, tuple[tuple[str, str], ...]], dict[HookKey, int]]:
-    """(chain: (rule id, content digest) per block, hook: position)."""
+              ) -> tuple[dict[ChainKey, tuple[tuple[str, str], ...]], dict[HookKey, ObservedHook]]:
+    """(chain: (rule id, content digest) per block, hook: the jump, a plain one first)."""
     chains: dict[ChainKey, tuple[tuple[str, str], ...]] = {}
-    hooks: dict[HookKey, int] = {}
+    hooks: dict[HookKey, ObservedHook] = {}
     for t in observed.tables:
         for c in t.chains:
             chains[ChainKey(t.family, t.table, c.name)] = c.block_digests()
         for h in t.hooks:
-            hooks[HookKey(t.family, t.table, h.kernel_chain, h.chain)] = h.position
+            key = HookKey(t.family, t.table, h.kernel_chain, h.chain)
+            if key not in hooks or h.plain and not hooks[key].plain:
+                hooks[key] = h
     return chains, hooks
 
 

@@ -110,6 +110,8 @@ class RawRule:
     packets: int
     bytes: int
     digest: str = ""  # of the content (engine.dataplane.shape.content_digest)
+    plain: bool = False  # matches every packet: no address, interface, protocol or
+    #                      match but its comment (what a hook jump of nodewall's is)
 
     @property
     def nw_id(self) -> str | None:
@@ -166,12 +168,14 @@ class Handle:
         comment = None
         ip = entry.ipv6 if self.family == 6 else entry.ip
         content = [raw[:ct.sizeof(ip)]]
+        names: list[bytes] = []
         off = self._entry_size
         while off + _MATCH_HEADER <= entry.target_offset:
             size = int.from_bytes(raw[off:off + 2], "little")
             if size < _MATCH_HEADER:
                 break
             name = raw[off + 2:off + 31].split(b"\0", 1)[0]
+            names.append(name)
             data = raw[off + _MATCH_HEADER:off + size]
             if name == b"comment" and comment is None:
                 comment = data[:_COMMENT_LEN].split(b"\0", 1)[0].decode(errors="replace")
@@ -183,7 +187,8 @@ class Handle:
         return RawRule(comment=comment, target=target.decode(errors="replace"),
                        goto=bool(ip.flags & self._goto_flag),
                        packets=int(entry.counters.pcnt), bytes=int(entry.counters.bcnt),
-                       digest=content_digest(b"\0".join(content)))
+                       digest=content_digest(b"\0".join(content)),
+                       plain=not any(content[0]) and names == [b"comment"])
 
     @staticmethod
     def _target_content(tbytes: bytes, target: bytes) -> bytes:

@@ -71,6 +71,7 @@ class ObservedHook:
     position: int  # 1-based
     packets: int
     bytes: int
+    plain: bool = True  # False: edited in place, it no longer matches every packet
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def observe_handle(h: Handle) -> ObservedTable:
             if r.target not in owned:
                 continue
             if name in builtin and r.nw_id == HOOK_RULE_ID:
-                hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes))
+                hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes, r.plain))
             else:
                 refs.append(ForeignRef(name, pos, r.target))
     return ObservedTable(h.family, h.name, True, tuple(chains), tuple(hooks),  # type: ignore[arg-type]

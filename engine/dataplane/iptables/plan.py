@@ -66,7 +66,7 @@ class Op:
     rule_id: str | None = None  # insert/delete: the block's id
     kernel_chain: str = ""  # hooks
     packets: int = 0  # delete/remove: counters lost with it (for humans)
-    edited: bool = False  # delete: the block was edited in place (content digest)
+    edited: bool = False  # delete / remove_hook: it was edited in place
 
     def describe(self) -> str:
         where = f"{self.table} {family_label(self.family)}"
@@ -90,7 +90,9 @@ class Op:
         if k == "add_hook":
             return f"+ {where} {self.kernel_chain} [1] -j {self.chain}  (nw:hook)"
         if k == "remove_hook":
-            return f"- {where} {self.kernel_chain} [{self.position}] -j {self.chain}  (nw:hook)"
+            why = ", edited in place: it no longer matches every packet" if self.edited else ""
+            return (f"- {where} {self.kernel_chain} [{self.position}] -j {self.chain}"
+                    f"  (nw:hook{why})")
         return (f"~ {where} {self.kernel_chain} [{self.position}->1] -j {self.chain}"
                 f"  (nw:hook moved back to the top)")
 
@@ -199,13 +201,13 @@ def _hook_ops(family: Family, table: TableName, want: dict[str, str],
     for kc in sorted(set(want) | set(by_kc)):
         hooks = sorted(by_kc.get(kc, []), key=lambda h: h.position)
         target = want.get(kc)
-        keep = next((h for h in hooks if h.chain == target), None)
+        keep = next((h for h in hooks if h.chain == target and h.plain), None)
         removed_above = 0
         for h in reversed(hooks):
             if h is keep:
                 continue
             ops.append(Op("remove_hook", family, table, h.chain, position=h.position,
-                          kernel_chain=kc, packets=h.packets))
+                          kernel_chain=kc, packets=h.packets, edited=not h.plain))
             if keep is not None and h.position < keep.position:
                 removed_above += 1
         if target is None:

@@ -90,12 +90,16 @@ def _wanted(desired: DesiredState) -> dict[str, tuple[str, ...]]:
 
 def _edited(observed: NftObserved, recorded: BlockDigests) -> dict[str, tuple[str, ...]]:
     """nft chain -> the ids of its blocks edited in place (content digest not the
-    recorded one)."""
+    recorded one; in a base chain, a hook jump that is no longer plain)."""
     out = {}
     for c in observed.chains:
         key = render.chain_key(c.name)
-        found = edited_blocks(recorded.get(key, {}), digest_blocks(
-            (r.rule_id, r.digest) for r in c.rules)) if key is not None else ()
+        if key is not None:
+            found = edited_blocks(recorded.get(key, {}), digest_blocks(
+                (r.rule_id, r.digest) for r in c.rules))
+        else:
+            found = (HOOK_RULE_ID,) if any(r.rule_id == HOOK_RULE_ID and not r.plain
+                                           for r in c.rules) else ()
         if found:
             out[c.name] = found
     return out
@@ -149,14 +153,33 @@ def _carry(observed: NftObserved, edited: frozenset[tuple[str, str]] = frozenset
     out: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for c in observed.chains:
         for r in c.rules:
+            if (c.name, r.rule_id) in edited:
+                continue
             if r.rule_id == HOOK_RULE_ID and r.nfproto in FAMILY_OF:
                 key = (c.name, f"hook{FAMILY_OF[r.nfproto]}")
-            elif r.rule_id is not None and (c.name, r.rule_id) not in edited:
+            elif r.rule_id is not None:
                 key = (c.name, r.rule_id)
             else:
                 continue
             out.setdefault(key, []).append((r.packets, r.bytes))
     return out
+
+
+def _hooks(observed: NftObserved) -> tuple[set[HookKey], set[HookKey]]:
+    """The hook jumps in nodewall's base chains: (plain ones, ones edited in place)."""
+    plain: set[HookKey] = set()
+    edited: set[HookKey] = set()
+    for c in observed.chains:
+        if c.hook is None or render.chain_key(c.name) is not None:
+            continue
+        table = c.name.partition("-")[0]
+        for r in c.rules:
+            target = render.chain_key(r.jump) if r.jump else None
+            if r.rule_id == HOOK_RULE_ID and target and r.nfproto in FAMILY_OF:
+                key = HookKey(FAMILY_OF[r.nfproto], table, HOOK_OF.get(c.hook, c.hook),
+                              target.chain)
+                (plain if r.plain else edited).add(key)
+    return plain, edited
 
 
 class NftablesDataplane:
@@ -251,23 +274,19 @@ class NftablesDataplane:
                 for key in [render.chain_key(c.name)] if key is not None}
 
     def drift(self, expected: ExpectedShape, observed: NftObserved) -> list[Drift]:
-        have: dict[ChainKey, tuple[tuple[str, str], ...]] = {}
-        hooks: set[HookKey] = set()
-        for c in observed.chains:
-            key = render.chain_key(c.name)
-            if key is not None:
-                have[key] = digest_blocks((r.rule_id, r.digest) for r in c.rules)
-            elif c.hook is not None:
-                table = c.name.partition("-")[0]
-                hooks |= {HookKey(FAMILY_OF[r.nfproto], table, HOOK_OF.get(c.hook, c.hook),
-                                  render.chain_key(r.jump).chain)  # type: ignore[union-attr]
-                          for r in c.rules if r.rule_id == HOOK_RULE_ID and r.jump
-                          and r.nfproto in FAMILY_OF and render.chain_key(r.jump)}
+        have = {key: digest_blocks((r.rule_id, r.digest) for r in c.rules)
+                for c in observed.chains for key in [render.chain_key(c.name)]
+                if key is not None}
+        hooks, edited = _hooks(observed)
         out = [d for key, ids in sorted(expected.chains.items())
                for d in chain_drift(key, ids, have.get(key), expected.digests.get(key))]
         out += [Drift("chain", str(k), "is not in the recorded generation")
                 for k in sorted(have.keys() - expected.chains.keys())]
-        out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
+        out += [Drift("hook", str(h), "was edited in place (it no longer matches every "
+                                      "packet of its family)")
+                for h in sorted(expected.hooks & (edited - hooks))]
+        out += [Drift("hook", str(h), "is missing")
+                for h in sorted(expected.hooks - hooks - edited)]
         out += [Drift("ipset", n, "is missing") for n in expected.ipsets
                 if n not in observed.sets]
         out += [Drift("ipset", n, why) for n in expected.ipsets if n in observed.sets

@@ -26,6 +26,7 @@ class NftRule:
     jump: str | None = None  # jump / goto target
     nfproto: str | None = None  # "ipv4" / "ipv6" when the rule matches it
     digest: str = ""  # of its expressions as the kernel returns them, counters blanked
+    plain: bool = False  # a jump on the family alone (what a hook jump of nodewall's is)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,11 @@ def _rule(d: dict[str, Any]) -> NftRule:
         m = e.get("match")
         if m and m.get("left") == {"meta": {"key": "nfproto"}} and m.get("op") == "==":
             nfproto = m.get("right")
-    return NftRule(rid, packets, nbytes, jump, nfproto, rule_digest(d.get("expr", [])))
+    exprs = d.get("expr", [])
+    rest = [e for e in exprs if "counter" not in e]
+    plain = len(rest) == 2 and nfproto is not None and "jump" in rest[1] and \
+        rest[0].get("match", {}).get("left") == {"meta": {"key": "nfproto"}}
+    return NftRule(rid, packets, nbytes, jump, nfproto, rule_digest(exprs), plain)
 
 
 def rule_digest(exprs: list[dict[str, Any]]) -> str:

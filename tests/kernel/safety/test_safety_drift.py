@@ -152,30 +152,36 @@ def _chain_rules(ns: str, chain: str) -> list[str]:
             if ln.startswith(f"-A {chain} ")]
 
 
-def _replace(ns: str, line: str, *spec: str) -> None:
-    """`iptables -R` the rule `line` of nw-fi-srv0 by `spec`, keeping its comment."""
-    rules = _chain_rules(ns, "nw-fi-srv0")
+def _replace(ns: str, chain: str, line: str, *spec: str) -> None:
+    """`iptables -R` the rule `line` of `chain` by `spec`, keeping its comment."""
+    rules = _chain_rules(ns, chain)
     rid = line.split("--comment ", 1)[1].split()[0].strip('"')
-    in_ns(ns, "iptables-legacy", "-t", "filter", "-R", "nw-fi-srv0",
-          str(rules.index(line) + 1), *spec, "-m", "comment", "--comment", rid)
-    edited = _chain_rules(ns, "nw-fi-srv0")
+    in_ns(ns, "iptables-legacy", "-t", "filter", "-R", chain, str(rules.index(line) + 1),
+          *spec, "-m", "comment", "--comment", rid)
+    edited = _chain_rules(ns, chain)
     assert len(edited) == len(rules) and line not in edited
     assert sum(rid in ln for ln in edited) == 1
 
 
 def _edit_in_place(ns: str) -> list[str]:
-    """Two of nodewall's rules edited in place with `iptables -R`, keeping their
+    """Three of nodewall's rules edited in place with `iptables -R`, keeping their
     `nw:<id>` comments (issue 15: drift by content): a port allow now allows another
-    port, the nets_file deny now matches the (small) inline set.  Returns the
-    original lines."""
+    port, the nets_file deny now matches the (small) inline set, and the INPUT hook
+    jumps for UDP only.  Returns the original lines."""
     rules = _chain_rules(ns, "nw-fi-srv0")
     port = next(ln for ln in rules if "--dports 1000 " in ln)
     deny = next(ln for ln in rules if "--match-set nw-n4-" in ln)
     inline = next(ln for ln in rules if "--match-set nw-sn4-" in ln)
     small = inline.split("--match-set ", 1)[1].split()[0]
-    _replace(ns, port, "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
-    _replace(ns, deny, "-m", "set", "--match-set", small, "src", "-j", "DROP")
-    return [port, deny]
+    hook = next(ln for ln in _chain_rules(ns, "INPUT") if "nw:hook" in ln)
+    _replace(ns, "nw-fi-srv0", port, "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+    _replace(ns, "nw-fi-srv0", deny, "-m", "set", "--match-set", small, "src", "-j", "DROP")
+    _replace(ns, "INPUT", hook, "-p", "udp", "-j", "nw-INPUT")
+    return [port, deny, hook]
+
+
+def _filter_rules(ns: str) -> set[str]:
+    return set(_chain_rules(ns, "nw-fi-srv0") + _chain_rules(ns, "INPUT"))
 
 
 def test_a_rule_edited_in_place_is_drift_and_repaired(applied):
@@ -184,13 +190,16 @@ def test_a_rule_edited_in_place_is_drift_and_repaired(applied):
     ns, state, profile, clean = applied
     originals = _edit_in_place(ns)
     drift = status(ns, state)["drift"]
-    assert any(d.startswith("chain 4/filter/nw-fi-srv0 was changed")
-               and "edited in place" in d for d in drift), drift
+    assert any(d.startswith("chain 4/filter/nw-fi-srv0 was changed (2 rule block(s) "
+                            "edited in place") for d in drift), drift
+    assert "hook 4/filter/INPUT->nw-INPUT was edited in place (it no longer matches every " \
+        "packet)" in drift
     diff = nw(ns, state, "diff", str(profile)).stdout
-    assert "edited in place" in diff and "counters are lost" in diff, diff
+    assert "edited in place, replaced: its counters are lost" in diff, diff
+    assert "(nw:hook, edited in place" in diff
     assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
     nw(ns, state, "apply", str(profile))
-    assert set(originals) <= set(_chain_rules(ns, "nw-fi-srv0"))
+    assert set(originals) <= _filter_rules(ns)
     assert fingerprint(ns) == clean and status(ns, state)["drift"] == []
     assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
 
@@ -198,7 +207,7 @@ def test_a_rule_edited_in_place_is_drift_and_repaired(applied):
     once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
     assert "drift: chain 4/filter/nw-fi-srv0 was changed" in once.stderr, once.stderr
     assert "edited in place" in once.stderr
-    assert set(originals) <= set(_chain_rules(ns, "nw-fi-srv0"))
+    assert set(originals) <= _filter_rules(ns)
     assert fingerprint(ns) == clean and status(ns, state)["drift"] == []
 
 

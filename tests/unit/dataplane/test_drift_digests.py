@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import copy
 
-from nodewall.engine.dataplane.iptables.observe import ObservedChain, ObservedRule, ObservedTable
+from nodewall.engine.dataplane.iptables.dataplane import IptablesDataplane
+from nodewall.engine.dataplane.iptables.observe import (
+    IptablesObserved,
+    ObservedChain,
+    ObservedHook,
+    ObservedRule,
+    ObservedTable,
+)
 from nodewall.engine.dataplane.iptables.plan import plan_table
 from nodewall.engine.dataplane.nftables.dataplane import NftablesDataplane
 from nodewall.engine.dataplane.nftables.observe import NftObserved, parse, rule_digest
@@ -13,6 +20,7 @@ from nodewall.engine.dataplane.protocol import TxContext
 from nodewall.engine.dataplane.shape import (
     ChainKey,
     ExpectedShape,
+    HookKey,
     chain_drift,
     digest_blocks,
     edited_blocks,
@@ -21,6 +29,7 @@ from nodewall.engine.plan.desired import (
     Chain,
     ChainRule,
     DesiredState,
+    Hook,
     Match,
     TableState,
     Target,
@@ -84,6 +93,26 @@ def test_iptables_plan_replaces_a_block_edited_in_place_where_it_was():
                                                               ("insert", "b", 2)]
     assert ops[0].describe() == ("- filter v4 nw-fi [2] nw:b  (edited in place, replaced: "
                                  "its counters are lost, 42 packets)")
+
+
+def test_an_iptables_hook_edited_in_place_is_drift_and_replaced():
+    chain = ObservedChain("nw-fi", (_rule("a", "d1"),))
+    edited = ObservedHook("INPUT", "nw-fi", 1, 7, 700, plain=False)
+    have = ObservedTable(4, "filter", True, (chain,), (edited,))
+    want = TableState(4, "filter", (Chain("nw-fi", (
+        ChainRule("a", Match(protocol="tcp"), Target("ACCEPT")),)),), (Hook("INPUT", "nw-fi"),))
+    ops = plan_table(4, "filter", want, have).ops
+    assert [(o.kind, o.position) for o in ops] == [("remove_hook", 1), ("add_hook", 1)]
+    assert ops[0].describe() == ("- filter v4 INPUT [1] -j nw-fi  (nw:hook, edited in place: "
+                                 "it no longer matches every packet)")
+    shape = ExpectedShape(chains={KEY: ("a",)}, hooks=frozenset(
+        {HookKey(4, "filter", "INPUT", "nw-fi")}))
+    drift = IptablesDataplane().drift(shape, IptablesObserved((have,)))
+    assert [str(d) for d in drift] == [
+        "hook 4/filter/INPUT->nw-fi was edited in place (it no longer matches every packet)"]
+    plain = ObservedTable(4, "filter", True, (chain,), (ObservedHook("INPUT", "nw-fi", 1, 7, 700),))
+    assert plan_table(4, "filter", want, plain).ops == ()
+    assert IptablesDataplane().drift(shape, IptablesObserved((plain,))) == []
 
 
 NFT = [
