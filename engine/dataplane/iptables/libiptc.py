@@ -179,7 +179,8 @@ class Handle:
             data = raw[off + _MATCH_HEADER:off + size]
             if name == b"comment" and comment is None:
                 comment = data[:_COMMENT_LEN].split(b"\0", 1)[0].decode(errors="replace")
-            content.append(name + b"\0" + raw[off + 31:off + 32] + self._match_content(name, data))
+            content.append(name + b"\0" + raw[off + 31:off + 32]
+                           + self._match_content(name, data))
             off += size
         target = self._t.get_target(entry) or b""
         content.append(self._target_content(raw[entry.target_offset:entry.next_offset],
@@ -202,8 +203,9 @@ class Handle:
         return name + b"\0" + tbytes[31:32] + tbytes[_MATCH_HEADER:]
 
     def _match_content(self, name: bytes, data: bytes) -> bytes:
-        """A match's data as content (its header is taken as for a target): an ipset match names its set (every revision of
-        struct xt_set_info* starts with the u16 set index)."""
+        """A match's data as content (its header is taken as for a target): an ipset
+        match names its set (every revision of struct xt_set_info* starts with the
+        u16 set index)."""
         if name != b"set" or len(data) < 2:
             return data
         index = int.from_bytes(data[:2], sys.byteorder)
