@@ -29,8 +29,8 @@ from nodewall.engine.dataplane.iptables.dataplane import IptablesDataplane
 from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.nftables.dataplane import NftablesDataplane
 from nodewall.engine.dataplane.preview import PlanPreview
-from nodewall.engine.dataplane.protocol import Counters, Dataplane, TxContext
-from nodewall.engine.dataplane.shape import Drift, ExpectedShape
+from nodewall.engine.dataplane.protocol import Counters, Dataplane, DigestsBlocks, TxContext
+from nodewall.engine.dataplane.shape import BlockDigests, ChainKey, Drift, ExpectedShape
 from nodewall.engine.dataplane.xdp.dataplane import XdpDataplane
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.nets.baseline import BaselineStore
@@ -70,9 +70,11 @@ class Orchestrator:
         return tuple(dp for dp in self.dataplanes
                      if packet_filter_of(dp) not in (None, packet_filter) and _owns(dp, ctx))
 
-    def context(self, baselines: BaselineStore | None = None) -> TxContext:
-        """A fresh per-transaction context (observations and plans made once)."""
-        return TxContext(baselines=baselines)
+    def context(self, baselines: BaselineStore | None = None,
+                recorded: BlockDigests | None = None) -> TxContext:
+        """A fresh per-transaction context (observations and plans made once);
+        `recorded`: the block digests of the generation in place."""
+        return TxContext(baselines=baselines, recorded=dict(recorded or {}))
 
     def warm_up(self) -> None:
         for dp in self.dataplanes:
@@ -114,6 +116,13 @@ class Orchestrator:
                 for d in dp.drift(expected if packet_filter_of(dp) in (
                     None, expected.packet_filter) else ExpectedShape(),
                     snapshot.observed[dp.name])]
+
+    def block_digests(self, packet_filter: str) -> dict[ChainKey, dict[str, str]]:
+        """The content digests of nodewall's rule blocks in the kernel now (read right
+        after an apply, recorded with its generation)."""
+        return {key: digests for dp in self.selected(packet_filter)
+                if isinstance(dp, DigestsBlocks)
+                for key, digests in dp.block_digests(dp.observe()).items()}
 
     def foreign(self, snapshot: Snapshot | None = None) -> list[str]:
         """What other tools have that touches nodewall's objects, or sits where it

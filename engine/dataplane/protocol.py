@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from nodewall.engine.dataplane.shape import Drift, ExpectedShape
+from nodewall.engine.dataplane.shape import BlockDigests, ChainKey, Drift, ExpectedShape
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import DesiredState
@@ -37,6 +37,9 @@ class TxContext:
 
     baselines: BaselineStore | None = None
     digests: FileDigests = field(default_factory=FileDigests)  # nets_file contents
+    # content digests of the rule blocks of the generation in place (its meta): a
+    # block whose digest differs was edited in place and is rewritten; empty: ids only
+    recorded: BlockDigests = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
     plans: dict[str, tuple[DesiredState, Any]] = field(default_factory=dict)
 
@@ -54,6 +57,14 @@ class TxContext:
         """The kernel changes from here on: observations and plans are stale."""
         self.observed.pop(dataplane.name, None)
         self.plans.pop(dataplane.name, None)
+
+
+@runtime_checkable
+class DigestsBlocks(Protocol):
+    """A dataplane whose rule blocks have content digests (iptables, nftables)."""
+
+    def block_digests(self, observed: Any) -> dict[ChainKey, dict[str, str]]:
+        """{chain: {rule id: content digest}} of nodewall's blocks in `observed`."""
 
 
 class Dataplane(Protocol):

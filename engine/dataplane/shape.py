@@ -4,10 +4,20 @@ A generation records its ExpectedShape (meta.json, "expected"): per nodewall cha
 sequence of rule-id blocks, the hook jumps, the ipsets, the XDP interfaces and which
 host endpoint covers which interface.  Status, the agent and panic compare the kernel
 against it; each dataplane reports its own part as typed Drift items.
+
+Rule ids say which rule a kernel rule claims to be, not what it holds: anyone can edit
+a rule in place and keep its `nw:<id>` comment.  So the shape also records a content
+digest per rule block ("digests"), taken from the kernel's own encoding of the block
+right after nodewall wrote it (engine.dataplane.iptables.libiptc,
+engine.dataplane.nftables.observe: counters, handles and blob offsets left out, set
+and chain references by name).  A block whose digest differs from the recorded one
+was edited in place: drift, and the next plan rewrites it.  A shape without digests
+(an older meta.json, or a state dir that could not take them) checks ids only.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -58,6 +68,43 @@ def id_blocks(rule_ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+# per chain: rule id -> content digest of its block (a rule id renders one content)
+BlockDigests = Mapping[ChainKey, Mapping[str, str]]
+FOREIGN = "(foreign)"  # a kernel rule without nodewall's comment
+
+
+def content_digest(data: bytes) -> str:
+    """A short digest of one rule's (or block's) content."""
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def block_digest(rule_digests: Iterable[str]) -> str:
+    """The digest of a block from its rules' digests, in order."""
+    return content_digest(" ".join(rule_digests).encode())
+
+
+def digest_blocks(rules: Iterable[tuple[str | None, str]]) -> tuple[tuple[str, str], ...]:
+    """(rule id, block digest) per run of consecutive rules sharing an id (as
+    id_blocks: consecutive rules without one make one FOREIGN block), from each
+    rule's (id, content digest)."""
+    out: list[tuple[str, list[str]]] = []
+    for rid, digest in rules:
+        key = rid if rid is not None else FOREIGN
+        if out and out[-1][0] == key:
+            out[-1][1].append(digest)
+        else:
+            out.append((key, [digest]))
+    return tuple((rid, block_digest(ds)) for rid, ds in out)
+
+
+def edited_blocks(recorded: Mapping[str, str],
+                  have: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The ids of the kernel's blocks (`have`: (id, digest)) whose content differs from
+    the recorded digest; an id without a recorded digest is not checked."""
+    return tuple(sorted({rid for rid, digest in have
+                         if rid in recorded and digest != recorded[rid]}))
+
+
 @dataclass(frozen=True)
 class ExpectedShape:
     chains: Mapping[ChainKey, tuple[str, ...]] = field(default_factory=dict)
@@ -66,6 +113,7 @@ class ExpectedShape:
     xdp: tuple[str, ...] = ()
     host_endpoints: Mapping[str, str] = field(default_factory=dict)  # interface -> name
     packet_filter: str = "iptables"  # the dataplane that holds chains and sets
+    digests: BlockDigests = field(default_factory=dict)  # empty: ids only
 
     @classmethod
     def of(cls, desired: DesiredState, host_endpoints: Mapping[str, str]) -> ExpectedShape:
@@ -77,6 +125,14 @@ class ExpectedShape:
                    ipsets=tuple(sorted(s.name for s in desired.ipsets)),
                    xdp=tuple(sorted(i.iface for i in desired.xdp.interfaces)),
                    host_endpoints=dict(host_endpoints), packet_filter=desired.packet_filter)
+
+    def with_digests(self, found: BlockDigests) -> ExpectedShape:
+        """This shape with the content digests of its own blocks as read from the
+        kernel (`found`; blocks of other chains or ids, e.g. panic's, are left out)."""
+        digests = {key: {rid: found[key][rid] for rid in sorted(set(ids))
+                         if rid in found.get(key, {})}
+                   for key, ids in self.chains.items()}
+        return replace(self, digests={k: v for k, v in digests.items() if v})
 
     def with_first(self, overlay: ExpectedShape) -> ExpectedShape:
         """This shape with `overlay`'s chains and hooks put first (panic mode): the
@@ -94,6 +150,9 @@ class ExpectedShape:
                "host_endpoints": dict(self.host_endpoints)}
         if self.packet_filter != "iptables":  # older meta.json files have no such key
             out["packet_filter"] = self.packet_filter
+        if self.digests:  # nor this one (then drift and plans check ids only)
+            out["digests"] = {str(k): dict(sorted(v.items()))
+                              for k, v in sorted(self.digests.items())}
         return out
 
     @classmethod
@@ -104,7 +163,9 @@ class ExpectedShape:
             hooks=frozenset(HookKey.parse(h) for h in data.get("hooks", [])),
             ipsets=tuple(data.get("ipsets", ())), xdp=tuple(data.get("xdp", ())),
             host_endpoints=dict(data.get("host_endpoints", {})),
-            packet_filter=str(data.get("packet_filter", "iptables")))
+            packet_filter=str(data.get("packet_filter", "iptables")),
+            digests={ChainKey.parse(k): {str(i): str(d) for i, d in v.items()}
+                     for k, v in data.get("digests", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -122,18 +183,24 @@ class Drift:
 
 
 def chain_drift(key: ChainKey, want: tuple[str, ...],
-                have: tuple[str, ...] | None) -> list[Drift]:
-    """How a chain's rule-id blocks in the kernel (`have`; None: no such chain) differ
-    from the recorded ones (`want`): missing, blocks gone, foreign or unrecorded blocks
-    inside, or reordered."""
+                have: Sequence[tuple[str, str]] | None,
+                recorded: Mapping[str, str] | None = None) -> list[Drift]:
+    """How a chain's rule blocks in the kernel (`have`: (id, content digest) per block;
+    None: no such chain) differ from the recorded ones (`want`, and their digests
+    `recorded`): missing, blocks gone, foreign or unrecorded blocks inside, blocks
+    edited in place (same id, other content), or reordered."""
     if have is None:
         return [Drift("chain", str(key), "is missing")]
-    if have == want:
+    ids = tuple(rid for rid, _ in have)
+    edited = edited_blocks(recorded or {}, have)
+    if ids == want and not edited:
         return []
-    gone = [i for i in want if i not in have]
-    extra = [i for i in have if i not in want]
+    gone = [i for i in want if i not in ids]
+    extra = [i for i in ids if i not in want]
     parts = ([f"{len(gone)} rule block(s) missing"] if gone else []) + \
-        ([f"{len(extra)} not nodewall's or not recorded"] if extra else [])
+        ([f"{len(extra)} not nodewall's or not recorded"] if extra else []) + \
+        ([f"{len(edited)} rule block(s) edited in place: "
+          + ", ".join(f"nw:{i}" for i in edited)] if edited else [])
     what = "; ".join(parts) or "rules reordered"
-    return [Drift("chain", str(key), f"was changed ({what}: {len(have)} rule blocks, "
+    return [Drift("chain", str(key), f"was changed ({what}: {len(ids)} rule blocks, "
                                      f"expected {len(want)})")]

@@ -23,6 +23,7 @@ import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
+from nodewall.engine.dataplane.shape import BlockDigests
 from nodewall.engine.errors import (
     InputError,
     InputErrors,
@@ -281,10 +282,32 @@ class Transactions:
                          "record the failsafe entries")
         self.kernel.apply(desired, ctx)
 
+    def _recorded(self, generation: int | None) -> BlockDigests:
+        """The rule blocks' content digests recorded with `generation` ({}: none, or
+        its record is unreadable: then plans compare rule ids only)."""
+        if generation is None:
+            return {}
+        try:
+            return self.store.meta(generation).expected.digests
+        except (OSError, NodewallError):
+            return {}
+
+    def _record_digests(self, n: int, packet_filter: str) -> None:
+        """Record in N's meta the content digests of its rule blocks as the kernel
+        holds them right after nodewall wrote them (drift by content).  Best effort:
+        a state dir that cannot take them leaves N checked by rule ids only."""
+        def record() -> None:
+            meta = self.store.meta(n)
+            found = self.kernel.block_digests(packet_filter)
+            self.store.write_meta(dataclasses.replace(
+                meta, expected=meta.expected.with_digests(found)))
+        _best_effort(record, [], "record the rule digests")
+
     def _restore(self, previous: int | None, *, record: bool = True) -> None:
         """Put the kernel back at generation `previous` (full reload), or flush
         (panic chains alone when panic is on); `record`: and say so in `current`
-        (not when it says so already)."""
+        (not when it says so already).  Blocks edited in place are rewritten (by
+        the digests `previous` recorded; it records them now if it has none)."""
         if previous is None:
             if self._panic() is None:
                 self.kernel.flush()
@@ -293,8 +316,11 @@ class Transactions:
                                    self.kernel.context())
         else:
             profile, desired = self._generation_profile(previous)
+            recorded = self._recorded(previous)
             self._kernel_write(self._with_panic(desired, profile), profile,
-                               self.kernel.context())
+                               self.kernel.context(recorded=recorded))
+            if not recorded:
+                self._record_digests(previous, desired.packet_filter)
         if record:
             self.store.set_current(previous)
 
@@ -364,7 +390,8 @@ class Transactions:
         profile, desired = load_and_plan(paths, backend=backend,
                                          baselines=self.baselines(current))
         return self._structured(self.kernel.preview(
-            self._with_panic(desired, profile), self.kernel.context(self.baselines(current))),
+            self._with_panic(desired, profile),
+            self.kernel.context(self.baselines(current), self._recorded(current))),
             desired, current)
 
     def _structured(self, preview: PlanPreview, desired: DesiredState,
@@ -396,7 +423,7 @@ class Transactions:
             self.recover()
             superseded = None if check else self.gate.check_apply(confirm_timeout)
             previous = self.store.current()
-            ctx = self.kernel.context(self.baselines(previous))
+            ctx = self.kernel.context(self.baselines(previous), self._recorded(previous))
             profile, desired = load_and_plan(paths, backend=backend, baselines=ctx.baselines)
             content = content_digest(profile)
             if not check:
@@ -443,7 +470,8 @@ class Transactions:
     def _commit(self, profile: Profile, written: DesiredState, ctx: TxContext,
                 previous: int | None, meta_of: Callable[[int], GenerationMeta]) -> int:
         """Journal, record generation N (files and meta) — all before the kernel is
-        touched — then write the kernel, verify it and make N current.  A state dir
+        touched — then write the kernel, verify it, add the digests of its rule blocks to
+        the record (best effort) and make N current.  A state dir
         that cannot take the record stops the apply with the kernel untouched; on any
         later failure the previous generation is restored and N forgotten.  Returns N."""
         n = self.store.next_generation()
@@ -466,6 +494,7 @@ class Transactions:
                 raise
             raise KernelError(f"apply failed and was rolled back: {exc}",
                               hint="the previous generation is in place") from exc
+        self._record_digests(n, written.packet_filter)
         try:
             self.store.set_current(n)  # until here `current` says previous
         except OSError as exc:

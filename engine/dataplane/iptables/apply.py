@@ -21,6 +21,7 @@ from nodewall.engine.dataplane.iptables.observe import ObservedTable, observe_ha
 from nodewall.engine.dataplane.iptables.plan import IptablesPlan, Op, TablePlan, plan_table
 from nodewall.engine.dataplane.iptables.render import hook_spec, rule_spec, to_iptc
 from nodewall.engine.dataplane.iptables.xtables_lock import DEFAULT_TIMEOUT_S, xtables_lock
+from nodewall.engine.dataplane.shape import BlockDigests
 from nodewall.engine.errors import KernelError, OwnershipError
 from nodewall.engine.plan.desired import DesiredState, Family, TableName, TableState
 
@@ -80,14 +81,16 @@ def verify_table(want: TableState | None, have: ObservedTable) -> list[str]:
 
 
 def apply_table(family: Family, table: TableName, want: TableState | None,
-                lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> TablePlan:
-    """Bring one table to `want` (None = nothing of nodewall's) in one commit."""
+                lock_timeout_s: float = DEFAULT_TIMEOUT_S,
+                recorded: BlockDigests | None = None) -> TablePlan:
+    """Bring one table to `want` (None = nothing of nodewall's) in one commit;
+    `recorded`: content digests of the generation in place (engine.dataplane.shape)."""
     with xtables_lock(lock_timeout_s):
         present = table in loaded_tables(family)
         if not present and not (want and (want.chains or want.hooks)):
             return TablePlan(family, table, ())
         with Handle(family, table) as h:
-            tp = plan_table(family, table, want, observe_handle(h))
+            tp = plan_table(family, table, want, observe_handle(h), recorded)
             if not tp.ops:
                 return tp
             for op in tp.ops:
@@ -104,7 +107,8 @@ def apply_table(family: Family, table: TableName, want: TableState | None,
     return tp
 
 
-def apply(desired: DesiredState, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> IptablesPlan:
+def apply(desired: DesiredState, lock_timeout_s: float = DEFAULT_TIMEOUT_S,
+          recorded: BlockDigests | None = None) -> IptablesPlan:
     """Bring raw/mangle/filter, v4 and v6, to `desired.tables` (a table not listed is
     wanted without anything of nodewall's).  One atomic commit per table that changes;
     tables are done in the order raw, mangle, filter for v4 then v6.  Returns what was
@@ -113,7 +117,8 @@ def apply(desired: DesiredState, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> I
     done = []
     for family in FAMILIES:
         for table in TABLES:
-            tp = apply_table(family, table, desired.table(family, table), lock_timeout_s)
+            tp = apply_table(family, table, desired.table(family, table), lock_timeout_s,
+                             recorded)
             if tp.ops:
                 done.append(tp)
     return IptablesPlan(tuple(done))

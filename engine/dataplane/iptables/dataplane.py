@@ -14,7 +14,7 @@ from nodewall.engine.dataplane.iptables import observe as iptables_observe
 from nodewall.engine.dataplane.iptables import plan as iptables_plan
 from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
-from nodewall.engine.dataplane.iptables.observe import IptablesObserved
+from nodewall.engine.dataplane.iptables.observe import IptablesObserved, ObservedHook
 from nodewall.engine.dataplane.protocol import Counters, TxContext
 from nodewall.engine.dataplane.shape import (
     ChainKey,
@@ -22,7 +22,6 @@ from nodewall.engine.dataplane.shape import (
     ExpectedShape,
     HookKey,
     chain_drift,
-    id_blocks,
 )
 from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.plan.naming import owned_chain_name, owned_set_name
@@ -48,11 +47,16 @@ class IptablesDataplane:
         return None
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> iptables_plan.IptablesPlan:
-        return iptables_plan.plan(desired, ctx.observation(self))
+        return iptables_plan.plan(desired, ctx.observation(self), ctx.recorded)
 
     def apply(self, desired: DesiredState, ctx: TxContext) -> None:
         ctx.forget(self)
-        iptables_apply.apply(desired)  # verified per commit by read-back
+        iptables_apply.apply(desired, recorded=ctx.recorded)  # verified per commit
+
+    def block_digests(self, observed: IptablesObserved) -> dict[ChainKey, dict[str, str]]:
+        """{chain: {rule id: content digest}} of nodewall's blocks in the kernel."""
+        return {ChainKey(t.family, t.table, c.name): dict(c.block_digests())
+                for t in observed.tables for c in t.chains}
 
     def retire(self, desired: DesiredState, ctx: TxContext) -> None:
         return None  # apply already removed the chains desired no longer has
@@ -65,18 +69,24 @@ class IptablesDataplane:
 
     def drift(self, expected: ExpectedShape, observed: IptablesObserved) -> list[Drift]:
         """nw- chains missing, changed (rule blocks by id: deleted, added, reordered,
-        foreign rules inside) or unexpected; hooks missing or no longer first."""
+        foreign rules inside, edited in place) or unexpected; hooks missing or no
+        longer first."""
         have_chains, have_hooks = _shape_of(observed)
         out = [d for key, ids in sorted(expected.chains.items())
-               for d in chain_drift(key, ids, have_chains.get(key))]
+               for d in chain_drift(key, ids, have_chains.get(key),
+                                    expected.digests.get(key))]
         for key in sorted(have_chains.keys() - expected.chains.keys()):
             out.append(Drift("chain", str(key), "is not in the recorded generation"))
         for hook in sorted(expected.hooks):
-            position = have_hooks.get(hook)
-            if position is None:
+            seen = have_hooks.get(hook)
+            if seen is None:
                 out.append(Drift("hook", str(hook), "is missing"))
-            elif position != 1:
-                out.append(Drift("hook", str(hook), f"is at position {position}, not first"))
+            elif not seen.plain:
+                out.append(Drift("hook", str(hook), "was edited in place (it no longer "
+                                                    "matches every packet)"))
+            elif seen.position != 1:
+                out.append(Drift("hook", str(hook),
+                                 f"is at position {seen.position}, not first"))
         return out
 
     def foreign(self, observed: IptablesObserved) -> list[str]:
@@ -106,15 +116,17 @@ class IptablesDataplane:
 
 
 def _shape_of(observed: IptablesObserved
-              ) -> tuple[dict[ChainKey, tuple[str, ...]], dict[HookKey, int]]:
-    chains: dict[ChainKey, tuple[str, ...]] = {}
-    hooks: dict[HookKey, int] = {}
+              ) -> tuple[dict[ChainKey, tuple[tuple[str, str], ...]], dict[HookKey, ObservedHook]]:
+    """(chain: (rule id, content digest) per block, hook: the jump, a plain one first)."""
+    chains: dict[ChainKey, tuple[tuple[str, str], ...]] = {}
+    hooks: dict[HookKey, ObservedHook] = {}
     for t in observed.tables:
         for c in t.chains:
-            chains[ChainKey(t.family, t.table, c.name)] = id_blocks(
-                r.rule_id or "(foreign)" for r in c.rules)
+            chains[ChainKey(t.family, t.table, c.name)] = c.block_digests()
         for h in t.hooks:
-            hooks[HookKey(t.family, t.table, h.kernel_chain, h.chain)] = h.position
+            key = HookKey(t.family, t.table, h.kernel_chain, h.chain)
+            if key not in hooks or h.plain and not hooks[key].plain:
+                hooks[key] = h
     return chains, hooks
 
 

@@ -9,16 +9,29 @@ table of the *current* namespace, changed in memory and written with one commit(
 never half).  Rule entries are read from their raw bytes (comment, counters, target)
 instead of through python-iptables' Match objects, which round-trip through the
 process's C stdout.
+
+Each rule also gets a content digest (engine.dataplane.shape): its IP header part
+(addresses, interfaces, protocol, flags), its match bytes and its target, as the
+kernel hands them back, without what changes when nothing about the rule does: the
+counters, the blob offsets (next_offset, comefrom, a jump's verdict: the position of
+its chain in the table) and an ipset match's set index (the set is named instead: a
+set created again, e.g. by a rollback, may get another index).
 """
 from __future__ import annotations
 
 import ctypes as ct
+import ctypes.util
+import functools
 import os
+import socket
+import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from nodewall.engine.dataplane.shape import content_digest
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.plan.desired import COMMENT_PREFIX, Family, TableName
 
@@ -33,6 +46,11 @@ _NAMES_FILE = {4: Path("/proc/net/ip_tables_names"), 6: Path("/proc/net/ip6_tabl
 
 _MATCH_HEADER = 32  # struct xt_entry_match: u16 size, char name[29], u8 revision
 _COMMENT_LEN = 256  # struct xt_comment_info
+_TARGET_NAME = slice(2, 31)  # in struct xt_entry_target (as in a match's header)
+_SO_IP_SET = 83  # getsockopt(SOL_IP, SO_IP_SET): the ipset requests xt_set itself uses
+_IP_SET_OP_GET_BYINDEX = 7
+_IPSET_PROTOCOL = 6  # the oldest the kernel accepts for these requests
+_IPSET_MAXNAMELEN = 32
 
 
 def family_label(family: Family) -> str:
@@ -62,6 +80,28 @@ def load() -> Any:
     return iptc
 
 
+def ipset_name(index: int) -> bytes:
+    """The name of the ipset at `index` in the current namespace (b"#<index>" when
+    the kernel does not say): what `iptables-save` prints for a set match."""
+    req = ct.create_string_buffer(
+        struct.pack("=II", _IP_SET_OP_GET_BYINDEX, _IPSET_PROTOCOL)
+        + struct.pack("=H", index).ljust(_IPSET_MAXNAMELEN, b"\0"))
+    size = ct.c_uint(len(req.raw) - 1)  # create_string_buffer adds a NUL
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+            rv = _libc().getsockopt(sock.fileno(), socket.SOL_IP, _SO_IP_SET, req,
+                                    ct.byref(size))
+    except OSError:
+        rv = -1
+    name = req.raw[8:8 + _IPSET_MAXNAMELEN].split(b"\0", 1)[0]
+    return name if rv == 0 and name else f"#{index}".encode()
+
+
+@functools.cache
+def _libc() -> Any:
+    return ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 @dataclass(frozen=True)
 class RawRule:
     comment: str | None  # the text of the first comment match, if any
@@ -69,6 +109,9 @@ class RawRule:
     goto: bool
     packets: int
     bytes: int
+    digest: str = ""  # of the content (engine.dataplane.shape.content_digest)
+    plain: bool = False  # matches every packet: no address, interface, protocol or
+    #                      match but its comment (what a hook jump of nodewall's is)
 
     @property
     def nw_id(self) -> str | None:
@@ -89,6 +132,7 @@ class Handle:
         self._entry_size = ct.sizeof(iptc.ip4tc.ipt_entry if family == 4
                                      else iptc.ip6tc.ip6t_entry)
         self._goto_flag = 0x02 if family == 4 else 0x04
+        self._set_names: dict[int, bytes] = {}  # ipset index -> name, for this snapshot
         self._t = object.__new__(cls)  # bypass iptc's per-process Table cache
         try:
             self._t._init(table, False)
@@ -122,21 +166,52 @@ class Handle:
     def _parse(self, entry: Any) -> RawRule:
         raw = ct.string_at(ct.addressof(entry), entry.next_offset)
         comment = None
+        ip = entry.ipv6 if self.family == 6 else entry.ip
+        content = [raw[:ct.sizeof(ip)]]
+        names: list[bytes] = []
         off = self._entry_size
         while off + _MATCH_HEADER <= entry.target_offset:
             size = int.from_bytes(raw[off:off + 2], "little")
             if size < _MATCH_HEADER:
                 break
             name = raw[off + 2:off + 31].split(b"\0", 1)[0]
+            names.append(name)
+            data = raw[off + _MATCH_HEADER:off + size]
             if name == b"comment" and comment is None:
-                data = raw[off + _MATCH_HEADER:off + _MATCH_HEADER + _COMMENT_LEN]
-                comment = data.split(b"\0", 1)[0].decode(errors="replace")
+                comment = data[:_COMMENT_LEN].split(b"\0", 1)[0].decode(errors="replace")
+            content.append(name + b"\0" + raw[off + 31:off + 32]
+                           + self._match_content(name, data))
             off += size
-        target = self._t.get_target(entry)
-        flags = entry.ipv6.flags if self.family == 6 else entry.ip.flags
-        return RawRule(comment=comment, target=(target or b"").decode(errors="replace"),
-                       goto=bool(flags & self._goto_flag),
-                       packets=int(entry.counters.pcnt), bytes=int(entry.counters.bcnt))
+        target = self._t.get_target(entry) or b""
+        content.append(self._target_content(raw[entry.target_offset:entry.next_offset],
+                                            target))
+        return RawRule(comment=comment, target=target.decode(errors="replace"),
+                       goto=bool(ip.flags & self._goto_flag),
+                       packets=int(entry.counters.pcnt), bytes=int(entry.counters.bcnt),
+                       digest=content_digest(b"\0".join(content)),
+                       plain=not any(content[0]) and names == [b"comment"])
+
+    @staticmethod
+    def _target_content(tbytes: bytes, target: bytes) -> bytes:
+        """A target as content: the standard one (name "") by the verdict libiptc
+        names (ACCEPT, a chain: its raw verdict is a blob offset), any other by name,
+        revision and data.  Header bytes after a name's NUL are left out: the kernel
+        keeps a pointer there and hands back whatever the writer left."""
+        name = tbytes[_TARGET_NAME].split(b"\0", 1)[0]
+        if not name:
+            return b"-j " + target
+        return name + b"\0" + tbytes[31:32] + tbytes[_MATCH_HEADER:]
+
+    def _match_content(self, name: bytes, data: bytes) -> bytes:
+        """A match's data as content (its header is taken as for a target): an ipset
+        match names its set (every revision of struct xt_set_info* starts with the
+        u16 set index)."""
+        if name != b"set" or len(data) < 2:
+            return data
+        index = int.from_bytes(data[:2], sys.byteorder)
+        if index not in self._set_names:
+            self._set_names[index] = ipset_name(index)
+        return self._set_names[index] + data[2:]
 
     # -- changing (in memory until commit)
 

@@ -13,6 +13,7 @@ from nodewall.engine.dataplane.iptables.libiptc import (
     Handle,
     loaded_tables,
 )
+from nodewall.engine.dataplane.shape import block_digest, digest_blocks
 from nodewall.engine.plan.desired import HOOK_RULE_ID, PREFIX, Family, TableName
 from nodewall.engine.plan.naming import owned_chain_name
 
@@ -23,6 +24,7 @@ class ObservedRule:
     target: str
     packets: int
     bytes: int
+    digest: str = ""  # of its content (engine.dataplane.iptables.libiptc)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Block:
     count: int
     packets: int
     bytes: int
+    digest: str = ""  # of the block's content (engine.dataplane.shape.digest_blocks)
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,23 @@ class ObservedChain:
     rules: tuple[ObservedRule, ...]
 
     def blocks(self) -> tuple[Block, ...]:
-        out: list[Block] = []
-        for pos, r in enumerate(self.rules, start=1):
-            if out and out[-1].rule_id == r.rule_id and r.rule_id is not None:
-                b = out[-1]
-                out[-1] = Block(b.rule_id, b.position, b.count + 1,
-                                b.packets + r.packets, b.bytes + r.bytes)
+        runs: list[list[ObservedRule]] = []
+        for r in self.rules:
+            if runs and runs[-1][0].rule_id == r.rule_id and r.rule_id is not None:
+                runs[-1].append(r)
             else:
-                out.append(Block(r.rule_id, pos, 1, r.packets, r.bytes))
+                runs.append([r])
+        out: list[Block] = []
+        pos = 1
+        for run in runs:
+            out.append(Block(run[0].rule_id, pos, len(run), sum(r.packets for r in run),
+                             sum(r.bytes for r in run), block_digest(r.digest for r in run)))
+            pos += len(run)
         return tuple(out)
+
+    def block_digests(self) -> tuple[tuple[str, str], ...]:
+        """(rule id, content digest) per block (FOREIGN for rules without an id)."""
+        return digest_blocks((r.rule_id, r.digest) for r in self.rules)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class ObservedHook:
     position: int  # 1-based
     packets: int
     bytes: int
+    plain: bool = True  # False: edited in place, it no longer matches every packet
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,8 @@ def observe_handle(h: Handle) -> ObservedTable:
     """Read nodewall's part of one open table snapshot."""
     raw = {name: list(h.rules(name)) for name in h.chains()}
     owned = {name for name, rules in raw.items() if _owned_chain(name, rules)}
-    chains = [ObservedChain(name, tuple(ObservedRule(r.nw_id, r.target, r.packets, r.bytes)
+    chains = [ObservedChain(name, tuple(ObservedRule(r.nw_id, r.target, r.packets, r.bytes,
+                                                     r.digest)
                                         for r in raw[name]))
               for name in raw if name in owned]
     hooks: list[ObservedHook] = []
@@ -129,7 +142,7 @@ def observe_handle(h: Handle) -> ObservedTable:
             if r.target not in owned:
                 continue
             if name in builtin and r.nw_id == HOOK_RULE_ID:
-                hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes))
+                hooks.append(ObservedHook(name, r.target, pos, r.packets, r.bytes, r.plain))
             else:
                 refs.append(ForeignRef(name, pos, r.target))
     return ObservedTable(h.family, h.name, True, tuple(chains), tuple(hooks),  # type: ignore[arg-type]

@@ -2,6 +2,10 @@
 
 Chains are diffed as sequences of rule-id blocks (equal id <=> equal rendered block,
 see engine.plan.desired), so unchanged rules are never touched and keep their counters.
+That holds for the rules nodewall wrote; a block whose content digest differs from
+the one recorded for its id (engine.dataplane.shape: edited in place, comment kept)
+is not nodewall's rule any more: it is deleted and the wanted block inserted in its
+place (its counters are lost, and the plan says so).
 Within one table the ops are ordered so that they can be applied one after the other
 to a single libiptc snapshot and committed at once:
 
@@ -14,6 +18,7 @@ to a single libiptc snapshot and committed at once:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +30,7 @@ from nodewall.engine.dataplane.iptables.libiptc import (
 )
 from nodewall.engine.dataplane.iptables.observe import IptablesObserved, ObservedHook, ObservedTable
 from nodewall.engine.dataplane.iptables.render import render_text
+from nodewall.engine.dataplane.shape import BlockDigests, ChainKey, edited_blocks
 from nodewall.engine.errors import OwnershipError
 from nodewall.engine.plan.desired import (
     PREFIX,
@@ -60,6 +66,7 @@ class Op:
     rule_id: str | None = None  # insert/delete: the block's id
     kernel_chain: str = ""  # hooks
     packets: int = 0  # delete/remove: counters lost with it (for humans)
+    edited: bool = False  # delete / remove_hook: it was edited in place
 
     def describe(self) -> str:
         where = f"{self.table} {family_label(self.family)}"
@@ -77,12 +84,15 @@ class Op:
                 for i, r in enumerate(self.rules))
         if k == "delete":
             n = f" x{self.count}" if self.count > 1 else ""
-            return (f"- {where} {self.chain} [{self.position}] {short_id(self.rule_id)}{n}"
-                    f"  ({self.packets} packets)")
+            why = (f"edited in place, replaced: its counters are lost, {self.packets} packets"
+                   if self.edited else f"{self.packets} packets")
+            return f"- {where} {self.chain} [{self.position}] {short_id(self.rule_id)}{n}  ({why})"
         if k == "add_hook":
             return f"+ {where} {self.kernel_chain} [1] -j {self.chain}  (nw:hook)"
         if k == "remove_hook":
-            return f"- {where} {self.kernel_chain} [{self.position}] -j {self.chain}  (nw:hook)"
+            why = ", edited in place: it no longer matches every packet" if self.edited else ""
+            return (f"- {where} {self.kernel_chain} [{self.position}] -j {self.chain}"
+                    f"  (nw:hook{why})")
         return (f"~ {where} {self.kernel_chain} [{self.position}->1] -j {self.chain}"
                 f"  (nw:hook moved back to the top)")
 
@@ -152,11 +162,16 @@ def check_table_state(ts: TableState) -> None:
             raise ValueError(f"hook {h.kernel_chain} -> {h.chain}: no such desired chain")
 
 
-def _chain_ops(family: Family, table: TableName, want: Chain,
-               have_blocks: list) -> tuple[list[Op], list[Op]]:
-    """(deletes bottom-up, inserts top-down) turning the observed blocks into `want`."""
+def _chain_ops(family: Family, table: TableName, want: Chain, have_blocks: list,
+               recorded: Mapping[str, str]) -> tuple[list[Op], list[Op]]:
+    """(deletes bottom-up, inserts top-down) turning the observed blocks into `want`;
+    a block edited in place (its digest is not the one `recorded` for its id) matches
+    nothing, so it is deleted and the wanted one inserted."""
     want_blocks = _blocks(want)
-    a = [(b.rule_id, b.count) for b in have_blocks]
+    edited = set(edited_blocks(recorded, ((b.rule_id, b.digest) for b in have_blocks
+                                          if b.rule_id is not None)))
+    a = [(b.rule_id, b.count) if b.rule_id not in edited else (None, -b.position)
+         for b in have_blocks]
     b = [(i, len(rs)) for i, rs in want_blocks]
     sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
     kept_a: set[int] = set()
@@ -165,7 +180,7 @@ def _chain_ops(family: Family, table: TableName, want: Chain,
         kept_a.update(range(m.a, m.a + m.size))
         kept_b.update(range(m.b, m.b + m.size))
     deletes = [Op("delete", family, table, want.name, position=blk.position, count=blk.count,
-                  rule_id=blk.rule_id, packets=blk.packets)
+                  rule_id=blk.rule_id, packets=blk.packets, edited=blk.rule_id in edited)
                for i, blk in reversed(list(enumerate(have_blocks))) if i not in kept_a]
     inserts: list[Op] = []
     pos = 1
@@ -186,13 +201,13 @@ def _hook_ops(family: Family, table: TableName, want: dict[str, str],
     for kc in sorted(set(want) | set(by_kc)):
         hooks = sorted(by_kc.get(kc, []), key=lambda h: h.position)
         target = want.get(kc)
-        keep = next((h for h in hooks if h.chain == target), None)
+        keep = next((h for h in hooks if h.chain == target and h.plain), None)
         removed_above = 0
         for h in reversed(hooks):
             if h is keep:
                 continue
             ops.append(Op("remove_hook", family, table, h.chain, position=h.position,
-                          kernel_chain=kc, packets=h.packets))
+                          kernel_chain=kc, packets=h.packets, edited=not h.plain))
             if keep is not None and h.position < keep.position:
                 removed_above += 1
         if target is None:
@@ -206,7 +221,7 @@ def _hook_ops(family: Family, table: TableName, want: dict[str, str],
 
 
 def plan_table(family: Family, table: TableName, want: TableState | None,
-               have: ObservedTable) -> TablePlan:
+               have: ObservedTable, recorded: BlockDigests | None = None) -> TablePlan:
     chains = want.chains if want else ()
     if want is not None:
         check_table_state(want)
@@ -226,7 +241,8 @@ def plan_table(family: Family, table: TableName, want: TableState | None,
     inserts: list[Op] = []
     for c in chains:
         obs = have.chain(c.name)
-        d, i = _chain_ops(family, table, c, list(obs.blocks()) if obs else [])
+        d, i = _chain_ops(family, table, c, list(obs.blocks()) if obs else [],
+                          (recorded or {}).get(ChainKey(family, table, c.name), {}))
         deletes += d
         inserts += i
     hooks = _hook_ops(family, table, {h.kernel_chain: h.chain for h in (want.hooks if want
@@ -237,14 +253,17 @@ def plan_table(family: Family, table: TableName, want: TableState | None,
     return TablePlan(family, table, ops, create_table=bool(ops) and not have.present)
 
 
-def plan(desired: DesiredState, observed: IptablesObserved) -> IptablesPlan:
+def plan(desired: DesiredState, observed: IptablesObserved,
+         recorded: BlockDigests | None = None) -> IptablesPlan:
     """The ops that turn the observed nw- chains and hooks into the desired ones, for
-    raw/mangle/filter x v4/v6 (a table missing from `desired` is wanted empty)."""
+    raw/mangle/filter x v4/v6 (a table missing from `desired` is wanted empty);
+    `recorded`: the content digests of the generation in place (blocks edited in
+    place are replaced; without them, ids only)."""
     out = []
     for family in FAMILIES:
         for table in TABLES:
             tp = plan_table(family, table, desired.table(family, table),
-                            observed.table(family, table))
+                            observed.table(family, table), recorded)
             if tp.ops:
                 out.append(tp)
     return IptablesPlan(tuple(out))

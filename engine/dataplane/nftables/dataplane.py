@@ -26,7 +26,9 @@ whole (engine.safety.transactions).
 
 After the writes, a read-back checks every chain's rule ids and every set.  Rules keep
 their counters across applies: each re-added rule carries the packets/bytes read for
-the same (chain, rule id) just before.  Other tables are never touched.
+the same (chain, rule id) just before, except a rule edited in place (its content
+digest is not the one recorded for its id, engine.dataplane.shape): the ruleset is
+rewritten and its counters start from zero.  Other tables are never touched.
 """
 from __future__ import annotations
 
@@ -38,11 +40,14 @@ from nodewall.engine.dataplane.nftables import sets as nft_sets
 from nodewall.engine.dataplane.nftables.observe import NftObserved
 from nodewall.engine.dataplane.protocol import Counters, TxContext
 from nodewall.engine.dataplane.shape import (
+    BlockDigests,
     ChainKey,
     Drift,
     ExpectedShape,
     HookKey,
     chain_drift,
+    digest_blocks,
+    edited_blocks,
     id_blocks,
 )
 from nodewall.engine.errors import KernelError
@@ -58,6 +63,7 @@ class NftPlan:
     sets: nft_sets.SetPlan
     ruleset: tuple[str, ...]  # describe lines of the chains part
     counts: dict[str, int]  # rules_added, rules_removed, chains_added, chains_removed
+    edited: frozenset[tuple[str, str]] = frozenset()  # (nft chain, rule id) edited in place
 
     def describe(self) -> list[str]:
         return [*self.sets.describe(), *self.ruleset]
@@ -82,40 +88,73 @@ def _wanted(desired: DesiredState) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _ruleset_lines(desired: DesiredState, observed: NftObserved
-                   ) -> tuple[list[str], dict[str, int]]:
+def _edited(observed: NftObserved, recorded: BlockDigests) -> dict[str, tuple[str, ...]]:
+    """nft chain -> the ids of its blocks edited in place (content digest not the
+    recorded one; in a base chain, a hook jump that is no longer plain)."""
+    out = {}
+    for c in observed.chains:
+        key = render.chain_key(c.name)
+        if key is not None:
+            found = edited_blocks(recorded.get(key, {}), digest_blocks(
+                (r.rule_id, r.digest) for r in c.rules))
+        else:
+            found = (HOOK_RULE_ID,) if any(r.rule_id == HOOK_RULE_ID and not r.plain
+                                           for r in c.rules) else ()
+        if found:
+            out[c.name] = found
+    return out
+
+
+def _chain_line(name: str, old: tuple[str, ...] | None, new: tuple[str, ...] | None,
+                edited: tuple[str, ...]) -> str:
+    if new is None:
+        return f"- nft chain {name} ({len(old or ())} rules)"
+    if old is None:
+        return f"+ nft chain {name} ({len(new)} rules)"
+    gone = [i for i in id_blocks(old) if i not in new]
+    came = [i for i in id_blocks(new) if i not in old]
+    if old == new:
+        return (f"~ nft chain {name}: {len(edited)} rule block(s) edited in place, "
+                "replaced: their counters are lost")
+    return (f"~ nft chain {name}: {len(came)} rule block(s) added, {len(gone)} removed"
+            + ("" if gone or came else ", reordered")
+            + (f", {len(edited)} edited in place, replaced: their counters are lost"
+               if edited else ""))
+
+
+def _ruleset_lines(desired: DesiredState, observed: NftObserved, recorded: BlockDigests
+                   ) -> tuple[list[str], dict[str, int], dict[str, tuple[str, ...]]]:
     have = _ids(observed) if observed.present else {}
     want = _wanted(desired)
+    edited = _edited(observed, recorded) if observed.present else {}
     lines: list[str] = []
     added = removed = 0
     if want and not observed.present:
         lines.append(f"+ nft table {render.FAMILY} {render.TABLE}")
     for name in sorted(set(have) | set(want)):
         old, new = have.get(name), want.get(name)
-        if old == new:
+        fixed = edited.get(name, ()) if new is not None else ()
+        if old == new and not fixed:
             continue
-        if new is None:
-            lines.append(f"- nft chain {name} ({len(old or ())} rules)")
-        elif old is None:
-            lines.append(f"+ nft chain {name} ({len(new)} rules)")
-        else:
-            gone = [i for i in id_blocks(old) if i not in new]
-            came = [i for i in id_blocks(new) if i not in old]
-            lines.append(f"~ nft chain {name}: {len(came)} rule block(s) added, "
-                         f"{len(gone)} removed" + ("" if gone or came else ", reordered"))
-        removed += sum(1 for i in (old or ()) if i not in (new or ()))
-        added += sum(1 for i in (new or ()) if i not in (old or ()))
+        lines.append(_chain_line(name, old, new, fixed))
+        redo = sum(1 for i in (old or ()) if i in fixed)
+        removed += redo + sum(1 for i in (old or ()) if i not in (new or ()))
+        added += redo + sum(1 for i in (new or ()) if i not in (old or ()))
     if observed.present and not want and not desired.ipsets:
         lines.append(f"- nft table {render.FAMILY} {render.TABLE}")
     return lines, {"rules_added": added, "rules_removed": removed,
                    "chains_added": len(want.keys() - have.keys()),
-                   "chains_removed": len(have.keys() - want.keys())}
+                   "chains_removed": len(have.keys() - want.keys())}, edited
 
 
-def _carry(observed: NftObserved) -> dict[tuple[str, str], list[tuple[int, int]]]:
+def _carry(observed: NftObserved, edited: frozenset[tuple[str, str]] = frozenset()
+           ) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """The counters to carry into the rewritten rules (not those edited in place)."""
     out: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for c in observed.chains:
         for r in c.rules:
+            if (c.name, r.rule_id) in edited:
+                continue
             if r.rule_id == HOOK_RULE_ID and r.nfproto in FAMILY_OF:
                 key = (c.name, f"hook{FAMILY_OF[r.nfproto]}")
             elif r.rule_id is not None:
@@ -124,6 +163,23 @@ def _carry(observed: NftObserved) -> dict[tuple[str, str], list[tuple[int, int]]
                 continue
             out.setdefault(key, []).append((r.packets, r.bytes))
     return out
+
+
+def _hooks(observed: NftObserved) -> tuple[set[HookKey], set[HookKey]]:
+    """The hook jumps in nodewall's base chains: (plain ones, ones edited in place)."""
+    plain: set[HookKey] = set()
+    edited: set[HookKey] = set()
+    for c in observed.chains:
+        if c.hook is None or render.chain_key(c.name) is not None:
+            continue
+        table = c.name.partition("-")[0]
+        for r in c.rules:
+            target = render.chain_key(r.jump) if r.jump else None
+            if r.rule_id == HOOK_RULE_ID and target and r.nfproto in FAMILY_OF:
+                key = HookKey(FAMILY_OF[r.nfproto], table, HOOK_OF.get(c.hook, c.hook),
+                              target.chain)
+                (plain if r.plain else edited).add(key)
+    return plain, edited
 
 
 class NftablesDataplane:
@@ -146,8 +202,9 @@ class NftablesDataplane:
     def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
         observed = ctx.observation(self)
         set_plan = nft_sets.plan(desired.ipsets, observed)
-        lines, counts = _ruleset_lines(desired, observed)
-        made = NftPlan(set_plan, tuple(lines), counts)
+        lines, counts, edited = _ruleset_lines(desired, observed, ctx.recorded)
+        made = NftPlan(set_plan, tuple(lines), counts,
+                       frozenset((c, i) for c, ids in edited.items() for i in ids))
         ctx.plans[self.name] = (desired, made)
         return made
 
@@ -164,7 +221,8 @@ class NftablesDataplane:
         cmds = nft_sets.commands(small)
         if made.ruleset or made.sets.stale or not observed.present:
             cmds = render.ruleset_commands(desired, [c.name for c in observed.chains],
-                                           list(observed.sets), _carry(observed))
+                                           list(observed.sets),
+                                           _carry(observed, made.edited))
             cmds[1:1] = nft_sets.commands(small)  # after `add table`, before any rule
         if cmds:
             nft_sets.forget(small)
@@ -209,24 +267,26 @@ class NftablesDataplane:
                 out[(r.rule_id, key.table)] = (p + r.packets, b + r.bytes)
         return out
 
+    def block_digests(self, observed: NftObserved) -> dict[ChainKey, dict[str, str]]:
+        """{chain: {rule id: content digest}} of nodewall's blocks in its table."""
+        return {key: dict(digest_blocks((r.rule_id, r.digest) for r in c.rules))
+                for c in observed.chains
+                for key in [render.chain_key(c.name)] if key is not None}
+
     def drift(self, expected: ExpectedShape, observed: NftObserved) -> list[Drift]:
-        have: dict[ChainKey, tuple[str, ...]] = {}
-        hooks: set[HookKey] = set()
-        for c in observed.chains:
-            key = render.chain_key(c.name)
-            if key is not None:
-                have[key] = id_blocks(r.rule_id or "(foreign)" for r in c.rules)
-            elif c.hook is not None:
-                table = c.name.partition("-")[0]
-                hooks |= {HookKey(FAMILY_OF[r.nfproto], table, HOOK_OF.get(c.hook, c.hook),
-                                  render.chain_key(r.jump).chain)  # type: ignore[union-attr]
-                          for r in c.rules if r.rule_id == HOOK_RULE_ID and r.jump
-                          and r.nfproto in FAMILY_OF and render.chain_key(r.jump)}
+        have = {key: digest_blocks((r.rule_id, r.digest) for r in c.rules)
+                for c in observed.chains for key in [render.chain_key(c.name)]
+                if key is not None}
+        hooks, edited = _hooks(observed)
         out = [d for key, ids in sorted(expected.chains.items())
-               for d in chain_drift(key, ids, have.get(key))]
+               for d in chain_drift(key, ids, have.get(key), expected.digests.get(key))]
         out += [Drift("chain", str(k), "is not in the recorded generation")
                 for k in sorted(have.keys() - expected.chains.keys())]
-        out += [Drift("hook", str(h), "is missing") for h in sorted(expected.hooks - hooks)]
+        out += [Drift("hook", str(h), "was edited in place (it no longer matches every "
+                                      "packet of its family)")
+                for h in sorted(expected.hooks & (edited - hooks))]
+        out += [Drift("hook", str(h), "is missing")
+                for h in sorted(expected.hooks - hooks - edited)]
         out += [Drift("ipset", n, "is missing") for n in expected.ipsets
                 if n not in observed.sets]
         out += [Drift("ipset", n, why) for n in expected.ipsets if n in observed.sets

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodewall.engine.dataplane.nftables.render import FAMILY, TABLE
+from nodewall.engine.dataplane.shape import content_digest
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.plan.desired import COMMENT_PREFIX
 
@@ -24,6 +25,8 @@ class NftRule:
     bytes: int
     jump: str | None = None  # jump / goto target
     nfproto: str | None = None  # "ipv4" / "ipv6" when the rule matches it
+    digest: str = ""  # of its expressions as the kernel returns them, counters blanked
+    plain: bool = False  # a jump on the family alone (what a hook jump of nodewall's is)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,18 @@ def _rule(d: dict[str, Any]) -> NftRule:
         m = e.get("match")
         if m and m.get("left") == {"meta": {"key": "nfproto"}} and m.get("op") == "==":
             nfproto = m.get("right")
-    return NftRule(rid, packets, nbytes, jump, nfproto)
+    exprs = d.get("expr", [])
+    rest = [e for e in exprs if "counter" not in e]
+    plain = len(rest) == 2 and nfproto is not None and "jump" in rest[1] and \
+        rest[0].get("match", {}).get("left") == {"meta": {"key": "nfproto"}}
+    return NftRule(rid, packets, nbytes, jump, nfproto, rule_digest(exprs), plain)
+
+
+def rule_digest(exprs: list[dict[str, Any]]) -> str:
+    """A rule's content: its expressions (set and chain references by name), without
+    the counter values (and the handle, which is not among them)."""
+    content = [{"counter": None} if "counter" in e else e for e in exprs]
+    return content_digest(json.dumps(content, sort_keys=True).encode())
 
 
 def _ours(obj: dict[str, Any]) -> bool:

@@ -75,3 +75,80 @@ def test_drift_on_nftables_is_reported_and_repaired(netns_pair, tmp_path):
     assert status(ns, state)["drift"] == []
     assert _has(ns, big, swapped) and not _has(ns, big, "198.51.100.1")
     nw(ns, state, "flush")
+
+
+def _rules(ns: str, chain: str) -> list[dict]:
+    return [i["rule"] for i in _table(ns) if "rule" in i and i["rule"]["chain"] == chain]
+
+
+def _content(rule: dict) -> list:
+    """A rule's expressions without counter values (what an edit changes)."""
+    return [{"counter": None} if "counter" in e else e for e in rule["expr"]]
+
+
+CHAINS = ("filter4-nw-fi-srv0", "filter-input")
+
+
+def _contents(ns: str) -> list[tuple[str, str, str]]:
+    """(chain, comment, expressions) of the rules of CHAINS, in order."""
+    return [(c, r.get("comment", ""), json.dumps(_content(r), sort_keys=True))
+            for c in CHAINS for r in _rules(ns, c)]
+
+
+def _edit_in_place(ns: str) -> list[tuple[str, str, str]]:
+    """`nft replace rule … handle N` of a port allow into another port and of the
+    IPv4 input hook jump into a UDP-only one, keeping their comments "nw:<id>"
+    (issue 15: drift by content).  Returns _contents() before the edits."""
+    before = _contents(ns)
+    chain = "filter4-nw-fi-srv0"
+    victim = next(r for r in _rules(ns, chain) if "1000" in json.dumps(r["expr"]))
+    in_ns(ns, "nft", "replace", "rule", "inet", "nodewall", chain, "handle",
+          str(victim["handle"]), "meta", "l4proto", "tcp", "tcp", "dport", "9999", "counter",
+          "accept", "comment", json.dumps(victim["comment"]))
+    hook = next(r for r in _rules(ns, "filter-input") if "ipv4" in json.dumps(r["expr"]))
+    in_ns(ns, "nft", "replace", "rule", "inet", "nodewall", "filter-input", "handle",
+          str(hook["handle"]), "meta", "nfproto", "ipv4", "meta", "l4proto", "udp", "counter",
+          "jump", "filter4-nw-INPUT", "comment", json.dumps(hook["comment"]))
+    after = _contents(ns)
+    assert [r[:2] for r in after] == [r[:2] for r in before]
+    assert sum(a != b for a, b in zip(after, before, strict=True)) == 2
+    return before
+
+
+def test_a_rule_edited_in_place_on_nftables_is_drift_and_repaired(netns_pair, tmp_path):
+    ns, state = netns_pair.server, tmp_path / "state"
+    profile = write_profile(tmp_path / "profiles", "p", iface="srv0", members=20, rules=5,
+                            backend="nftables")
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+
+    before = _edit_in_place(ns)
+    drift = status(ns, state)["drift"]
+    assert any(d.startswith("chain 4/filter/nw-fi-srv0 was changed (1 rule block(s) "
+                            "edited in place") for d in drift), drift
+    assert "hook 4/filter/INPUT->nw-INPUT was edited in place (it no longer matches every " \
+        "packet of its family)" in drift
+    diff = nw(ns, state, "diff", str(profile)).stdout
+    assert "~ nft chain filter4-nw-fi-srv0: 1 rule block(s) edited in place, replaced: " \
+        "their counters are lost" in diff
+    assert "~ nft chain filter-input: 1 rule block(s) edited in place" in diff
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
+    nw(ns, state, "apply", str(profile))
+    assert _contents(ns) == before and status(ns, state)["drift"] == []
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+
+    _edit_in_place(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
+    assert "edited in place" in once.stderr and "drift item(s))" in once.stderr
+    assert _contents(ns) == before and status(ns, state)["drift"] == []
+
+    # a nets_file reload and another rule changing leave the other digests valid
+    (profile.parent / "p-nets.txt").write_text("".join(f"31.0.{i}.0/30\n" for i in range(20)))
+    profile.write_text(profile.read_text().replace('"10.0.4.0/24"', '"10.0.44.0/24"'))
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    nw(ns, state, "rollback")
+    assert status(ns, state)["drift"] == []
+    _edit_in_place(ns)
+    assert sum("edited in place" in d for d in status(ns, state)["drift"]) == 2
+    nw(ns, state, "flush")

@@ -145,3 +145,98 @@ def test_same_count_member_swap_in_a_nets_file_set_is_drift_and_repaired(netns_p
     assert ipset("test", name, first).returncode == 0
     assert ipset("test", name, "198.51.100.1").returncode != 0
     assert status(ns, state)["drift"] == []
+
+
+def _chain_rules(ns: str, chain: str) -> list[str]:
+    return [ln for ln in in_ns(ns, "iptables-legacy-save", "-t", "filter").stdout.splitlines()
+            if ln.startswith(f"-A {chain} ")]
+
+
+def _replace(ns: str, chain: str, line: str, *spec: str) -> None:
+    """`iptables -R` the rule `line` of `chain` by `spec`, keeping its comment."""
+    rules = _chain_rules(ns, chain)
+    rid = line.split("--comment ", 1)[1].split()[0].strip('"')
+    in_ns(ns, "iptables-legacy", "-t", "filter", "-R", chain, str(rules.index(line) + 1),
+          *spec, "-m", "comment", "--comment", rid)
+    edited = _chain_rules(ns, chain)
+    assert len(edited) == len(rules) and line not in edited
+    assert sum(rid in ln for ln in edited) == 1
+
+
+def _edit_in_place(ns: str) -> list[str]:
+    """Three of nodewall's rules edited in place with `iptables -R`, keeping their
+    `nw:<id>` comments (issue 15: drift by content): a port allow now allows another
+    port, the nets_file deny now matches the (small) inline set, and the INPUT hook
+    jumps for UDP only.  Returns the original lines."""
+    rules = _chain_rules(ns, "nw-fi-srv0")
+    port = next(ln for ln in rules if "--dports 1000 " in ln)
+    deny = next(ln for ln in rules if "--match-set nw-n4-" in ln)
+    inline = next(ln for ln in rules if "--match-set nw-sn4-" in ln)
+    small = inline.split("--match-set ", 1)[1].split()[0]
+    hook = next(ln for ln in _chain_rules(ns, "INPUT") if "nw:hook" in ln)
+    _replace(ns, "nw-fi-srv0", port, "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+    _replace(ns, "nw-fi-srv0", deny, "-m", "set", "--match-set", small, "src", "-j", "DROP")
+    _replace(ns, "INPUT", hook, "-p", "udp", "-j", "nw-INPUT")
+    return [port, deny, hook]
+
+
+def _filter_rules(ns: str) -> set[str]:
+    return set(_chain_rules(ns, "nw-fi-srv0") + _chain_rules(ns, "INPUT"))
+
+
+def test_a_rule_edited_in_place_is_drift_and_repaired(applied):
+    """Same id, same count, other content: status reports it, diff and apply --check
+    see a change, apply and `agent --once` put the original rule back."""
+    ns, state, profile, clean = applied
+    originals = _edit_in_place(ns)
+    drift = status(ns, state)["drift"]
+    assert any(d.startswith("chain 4/filter/nw-fi-srv0 was changed (2 rule block(s) "
+                            "edited in place") for d in drift), drift
+    assert "hook 4/filter/INPUT->nw-INPUT was edited in place (it no longer matches every " \
+        "packet)" in drift
+    diff = nw(ns, state, "diff", str(profile)).stdout
+    assert "edited in place, replaced: its counters are lost" in diff, diff
+    assert "(nw:hook, edited in place" in diff
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 0
+    nw(ns, state, "apply", str(profile))
+    assert set(originals) <= _filter_rules(ns)
+    assert fingerprint(ns) == clean and status(ns, state)["drift"] == []
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+
+    _edit_in_place(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent))
+    assert "drift: chain 4/filter/nw-fi-srv0 was changed" in once.stderr, once.stderr
+    assert "edited in place" in once.stderr
+    assert set(originals) <= _filter_rules(ns)
+    assert fingerprint(ns) == clean and status(ns, state)["drift"] == []
+
+
+def test_content_digests_survive_unrelated_applies_and_set_reloads(applied):
+    """No false drift: an apply that changes another rule and the nets_file members,
+    then one that drops the inline set, then a rollback (it reloads the nets_file set
+    by a swap, and creates the inline set again at another kernel index: a foreign
+    set took its slot) leave the digests of the rules they did not touch valid; an
+    edit in place is still seen afterwards."""
+    ns, state, profile, _ = applied
+    nets = profile.parent / "p-nets.txt"
+    nets.write_text("".join(f"31.0.{i // 64}.{(i % 64) * 4}/30\n" for i in range(2000)))
+    text = profile.read_text()
+    assert '"10.0.4.0/24"' in text and text.endswith(INLINE)
+    text = text.replace('"10.0.4.0/24"', '"10.0.44.0/24"')  # one rule changes
+    profile.write_text(text)
+    nw(ns, state, "apply", str(profile))
+    assert status(ns, state)["drift"] == []
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+    inline = next(s for s in _sets(ns) if s.startswith("nw-sn4-"))
+
+    profile.write_text(text[:-len(INLINE)])
+    nw(ns, state, "apply", str(profile))
+    assert inline not in _sets(ns)
+    in_ns(ns, "ipset", "create", "foreign-x", "hash:ip")  # takes the freed set index
+    nw(ns, state, "rollback")
+    assert inline in _sets(ns)
+    assert status(ns, state)["drift"] == []
+    profile.write_text(text)
+    assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
+    _edit_in_place(ns)
+    assert any("edited in place" in d for d in status(ns, state)["drift"])
