@@ -16,7 +16,7 @@ demo: setup
 # it runs in `make test-image`, not here
 CONTAINER_TEST = tests/kernel/deploy/test_container_image.py
 test: setup lint test-unit-nobody
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS) --ignore=$(CONTAINER_TEST) tests
+	$(PY) -m pytest -q -rs --durations=25 $(PYTEST_ARGS) --ignore=$(CONTAINER_TEST) tests
 
 # the unit tier needs no root: as root, run it once more as the unprivileged user nobody
 test-unit-nobody: setup
