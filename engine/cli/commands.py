@@ -235,7 +235,8 @@ def _rule_groups(report: StatusReport) -> list[list[RuleStats]]:
     (failsafe in raw and again in filter are two groups, as the kernel meets them)."""
     groups: list[list[RuleStats]] = []
     for r in sorted(report.rules, key=lambda r: (DIRECTIONS.get(r.direction, 3),
-                                                 r.eval_order, r.id, r.backend)):
+                                                 r.eval_order, r.id, r.backend,
+                                                 r.chain)):
         last = groups[-1][-1] if groups else None
         if last is not None and (last.direction, last.policy) == (r.direction, r.policy):
             groups[-1].append(r)
@@ -255,7 +256,8 @@ def _status_lines(report: StatusReport) -> list[str]:
     for group in _rule_groups(report):
         out.append(f"  {group[0].policy} {group[0].direction}")
         out += [f"    {r.id:<17}{r.backend:<8}{r.action:<7}{r.packets:>10}{r.bytes:>12}  "
-                f"[{r.index}] {r.summary}" for r in group]
+                f"[{r.index}] {r.summary}{f' on {r.interface}' if r.interface else ''}"
+                for r in group]
     out += [f"warning: {w}" for w in report.warnings]
     return out
 
