@@ -195,7 +195,23 @@ def agent_of(svc: Service, args, on_pass=None):
     from nodewall.engine.safety.snapshot import NodeIdentity, parse_labels
 
     node = NodeIdentity(args.node_name or None, parse_labels(args.node_labels))
+    if getattr(args, "output", "text") == "json":
+        on_pass = partial(_pass_json, then=on_pass)
     return svc.agent(args.profiles, on_pass=on_pass, node=node, backoff_max=args.backoff_max)
+
+
+def pass_json(result) -> dict:
+    """One agent pass for machines (`agent --output json`: a line per pass)."""
+    return {"outcome": result.outcome, "exit": result.exit_code,
+            "generation": result.generation, "changed": result.changed,
+            "drift": list(result.drift), "message": result.message,
+            "source": result.source or None}
+
+
+def _pass_json(result, then=None) -> None:
+    print(json.dumps(pass_json(result)), flush=True)
+    if then is not None:
+        then(result)
 
 
 def cmd_agent(args) -> int:
