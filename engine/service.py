@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.dataplane.rule_text import RenderedRule, rendered_rules
 from nodewall.engine.errors import InputError, Loc, NothingPending
 from nodewall.engine.explain.packet import Direction, parse_packet
 from nodewall.engine.explain.walk import Explanation, explain
@@ -80,6 +81,12 @@ class Service:
             iface = desired.interfaces[0] if desired.interfaces else "any"  # "*" endpoint
         packet = parse_packet(src, dst, iface=iface, direction=direction)
         return explain(desired, packet, generation=n)
+
+    def rendered_rule(self, rule_id: str) -> list[RenderedRule]:
+        """The kernel rules `rule_id` renders to in the applied generation's plan
+        ([] when nothing is applied or the id is not in it)."""
+        n = self.store.current()
+        return [] if n is None else rendered_rules(self.tx.generation_plan(n), rule_id)
 
     def history(self) -> list[history_mod.HistoryEntry]:
         return history_mod.history(self.store)

@@ -57,6 +57,9 @@ class EngineClient:
     def diff(self, paths: Sequence[Path]):
         return self._call("diff", list(paths))
 
+    def rendered_rule(self, rule_id: str):
+        return self._call("rendered_rule", rule_id)
+
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
         self._guard.require("apply")

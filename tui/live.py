@@ -25,8 +25,10 @@ class RuleRate:
 
 
 def rule_key(rule: RuleStats) -> str:
-    """Rows are (rule id, backend): an XDP rule and its raw backstop share the id."""
-    return f"{rule.id}:{rule.backend}"
+    """Rows are (rule id, backend[, chain]): an XDP rule and its raw backstop share the
+    id, and a rule shared by two host endpoints has a row per endpoint chain."""
+    base = f"{rule.id}:{rule.backend}"
+    return f"{base}:{rule.chain}" if rule.chain else base
 
 
 def is_policy_rule(rule: RuleStats) -> bool:

@@ -43,6 +43,12 @@ class Validated(Message):
 
 
 @dataclass
+class KernelTextReady(Message):
+    rule_id: str
+    lines: list  # RenderedRule.line() of each kernel rule, or the error
+
+
+@dataclass
 class DiffReady(Message):
     preview: Any  # PlanPreview
 

@@ -195,7 +195,23 @@ def agent_of(svc: Service, args, on_pass=None):
     from nodewall.engine.safety.snapshot import NodeIdentity, parse_labels
 
     node = NodeIdentity(args.node_name or None, parse_labels(args.node_labels))
+    if getattr(args, "output", "text") == "json":
+        on_pass = partial(_pass_json, then=on_pass)
     return svc.agent(args.profiles, on_pass=on_pass, node=node, backoff_max=args.backoff_max)
+
+
+def pass_json(result) -> dict:
+    """One agent pass for machines (`agent --output json`: a line per pass)."""
+    return {"outcome": result.outcome, "exit": result.exit_code,
+            "generation": result.generation, "changed": result.changed,
+            "drift": list(result.drift), "message": result.message,
+            "source": result.source or None}
+
+
+def _pass_json(result, then=None) -> None:
+    print(json.dumps(pass_json(result)), flush=True)
+    if then is not None:
+        then(result)
 
 
 def cmd_agent(args) -> int:
@@ -235,7 +251,8 @@ def _rule_groups(report: StatusReport) -> list[list[RuleStats]]:
     (failsafe in raw and again in filter are two groups, as the kernel meets them)."""
     groups: list[list[RuleStats]] = []
     for r in sorted(report.rules, key=lambda r: (DIRECTIONS.get(r.direction, 3),
-                                                 r.eval_order, r.id, r.backend)):
+                                                 r.eval_order, r.id, r.backend,
+                                                 r.chain)):
         last = groups[-1][-1] if groups else None
         if last is not None and (last.direction, last.policy) == (r.direction, r.policy):
             groups[-1].append(r)
@@ -255,7 +272,8 @@ def _status_lines(report: StatusReport) -> list[str]:
     for group in _rule_groups(report):
         out.append(f"  {group[0].policy} {group[0].direction}")
         out += [f"    {r.id:<17}{r.backend:<8}{r.action:<7}{r.packets:>10}{r.bytes:>12}  "
-                f"[{r.index}] {r.summary}" for r in group]
+                f"[{r.index}] {r.summary}{f' on {r.interface}' if r.interface else ''}"
+                for r in group]
     out += [f"warning: {w}" for w in report.warnings]
     return out
 

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--once", action="store_true", help="one reconcile pass, then exit")
     sp.add_argument("--no-watch", action="store_true",
                     help="do not watch DIR with inotify: only the interval drives passes")
+    sp.add_argument("--output", "-o", choices=["text", "json"], default="text",
+                    help="text (default), or json: each pass as one JSON line on stdout "
+                         "(outcome, exit, generation, changed, drift, message), errors too")
     sp.add_argument("--backoff-max", type=float, default=300.0, metavar="SECONDS",
                     help="after failed passes the interval doubles up to this (default 300)")
     sp.add_argument("--node-name", default=os.environ.get("NODE_NAME"),

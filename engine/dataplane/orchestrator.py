@@ -29,7 +29,14 @@ from nodewall.engine.dataplane.iptables.dataplane import IptablesDataplane
 from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.nftables.dataplane import NftablesDataplane
 from nodewall.engine.dataplane.preview import PlanPreview
-from nodewall.engine.dataplane.protocol import Counters, Dataplane, DigestsBlocks, TxContext
+from nodewall.engine.dataplane.protocol import (
+    ChainCounters,
+    Counters,
+    CountsPerChain,
+    Dataplane,
+    DigestsBlocks,
+    TxContext,
+)
 from nodewall.engine.dataplane.shape import BlockDigests, ChainKey, Drift, ExpectedShape
 from nodewall.engine.dataplane.xdp.dataplane import XdpDataplane
 from nodewall.engine.errors import EnvironmentProblem, KernelError
@@ -106,6 +113,20 @@ class Orchestrator:
         out: dict[tuple[str, str], tuple[int, int]] = {}
         for dp in self.dataplanes:
             out.update(dp.counters(snapshot.observed[dp.name]))
+        return out
+
+    def chain_counters(self, snapshot: Snapshot | None = None) -> ChainCounters:
+        """{(rule_id, backend, chain): (packets, bytes)}: per chain where the dataplane
+        has per host endpoint chains (iptables, nftables), chain "" otherwise (XDP)."""
+        snapshot = snapshot or self.snapshot()
+        out: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for dp in self.dataplanes:
+            observed = snapshot.observed[dp.name]
+            if isinstance(dp, CountsPerChain):
+                out.update(dp.chain_counters(observed))
+            else:
+                out.update({(rid, backend, ""): pb
+                            for (rid, backend), pb in dp.counters(observed).items()})
         return out
 
     def drift(self, expected: ExpectedShape, snapshot: Snapshot | None = None) -> list[Drift]:

@@ -19,6 +19,8 @@ from nodewall.engine.plan.desired import DesiredState
 
 # (rule id, backend: "raw" / "mangle" / "filter" / "xdp") -> (packets, bytes)
 Counters = Mapping[tuple[str, str], tuple[int, int]]
+# (rule id, backend, chain: "nw-fi-eth0", "" when the backend has no chains) -> (packets, bytes)
+ChainCounters = Mapping[tuple[str, str, str], tuple[int, int]]
 
 
 class DataplanePlan(Protocol):
@@ -65,6 +67,14 @@ class DigestsBlocks(Protocol):
 
     def block_digests(self, observed: Any) -> dict[ChainKey, dict[str, str]]:
         """{chain: {rule id: content digest}} of nodewall's blocks in `observed`."""
+
+
+@runtime_checkable
+class CountsPerChain(Protocol):
+    """A dataplane whose rules sit in per host endpoint chains (iptables, nftables)."""
+
+    def chain_counters(self, observed: Any) -> ChainCounters:
+        """{(rule id, backend, chain): (packets, bytes)} of nodewall's rules."""
 
 
 class Dataplane(Protocol):

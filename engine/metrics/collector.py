@@ -17,7 +17,7 @@ from nodewall.engine.observe.scrape import ScrapeView
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-RULE_LABELS = ("id", "policy", "direction", "index", "action", "backend")
+RULE_LABELS = ("id", "policy", "direction", "index", "action", "backend", "interface", "chain")
 Scrape = Callable[[], ScrapeView]
 
 
@@ -31,7 +31,8 @@ def rule_families(view: ScrapeView) -> Iterator[Metric]:
     nbytes = CounterMetricFamily(
         "nodewall_rule_bytes_total", "Bytes matched by a nodewall rule", labels=RULE_LABELS)
     for r in view.rules:  # each rule once, as the one kernel read gave it
-        labels = (r.id, r.policy, r.direction, str(r.index), r.action, r.backend)
+        labels = (r.id, r.policy, r.direction, str(r.index), r.action, r.backend,
+                  r.interface, r.chain)
         packets.add_metric(labels, r.packets)
         nbytes.add_metric(labels, r.bytes)
     yield packets

@@ -87,7 +87,7 @@ def _kernel_read(store: StateStore, kernel: Orchestrator, state: _StateRead):
         rules_meta.update(panic_mod.rule_metas(panic))
         expected = panic_mod.overlay_shape(expected, panic)
     snapshot = kernel.snapshot()  # the one read of every dataplane
-    rules, unknown = rule_stats(kernel.counters(snapshot), rules_meta)
+    rules, unknown = rule_stats(kernel.chain_counters(snapshot), rules_meta)
     drift = tuple(kernel.drift(expected, snapshot))
     return rules, len(unknown), drift, panic is not None
 

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
-from nodewall.engine.dataplane.protocol import Counters
+from nodewall.engine.dataplane.protocol import ChainCounters
 from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.observe.conntrack import conntrack_info
 from nodewall.engine.observe.links import list_interfaces
 from nodewall.engine.observe.report import RuleStats, StatusReport
+from nodewall.engine.plan.naming import chain_interface
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.results import PendingConfirm
 from nodewall.engine.safety.state_dir import StateStore, generation_words
@@ -30,22 +31,25 @@ def _hep_for(interfaces, heps: dict[str, str]):
     return out
 
 
-def rule_stats(counters: Counters, rules_meta: Mapping[str, Mapping[str, Any]]
+def rule_stats(counters: ChainCounters, rules_meta: Mapping[str, Mapping[str, Any]]
                ) -> tuple[list[RuleStats], list[tuple[str, str]]]:
-    """The kernel's counters ({(rule_id, backend): (packets, bytes)}) as RuleStats of the
-    recorded rules, in rule-id order, and the (rule_id, backend) pairs not recorded."""
+    """The kernel's counters ({(rule_id, backend, chain): (packets, bytes)}) as RuleStats
+    of the recorded rules, one per chain (a rule shared by two host endpoints has a row
+    per interface), in rule-id order, and the (rule_id, backend) pairs not recorded."""
     rules: list[RuleStats] = []
     unknown: list[tuple[str, str]] = []
-    for (rid, backend), (pkts, nbytes) in sorted(counters.items()):
+    for (rid, backend, chain), (pkts, nbytes) in sorted(counters.items()):
         m = rules_meta.get(rid)
         if m is None:
-            unknown.append((rid, backend))
+            if (rid, backend) not in unknown:
+                unknown.append((rid, backend))
             continue
         rules.append(RuleStats(id=rid, profile=m["profile"], policy=m["policy"],
                                direction=m["direction"], index=m["index"], action=m["action"],
                                backend=backend, packets=pkts, bytes=nbytes, tier=m["tier"],
                                summary=m["summary"], loc=m["loc"],
-                               eval_order=m.get("eval_order", -1)))
+                               eval_order=m.get("eval_order", -1),
+                               interface=chain_interface(chain), chain=chain))
     return rules, unknown
 
 
@@ -91,7 +95,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
                         f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
     snapshot = kernel.snapshot()  # one read of every dataplane for all below
-    rules, unknown = rule_stats(kernel.counters(snapshot), rules_meta)
+    rules, unknown = rule_stats(kernel.chain_counters(snapshot), rules_meta)
     warnings += [f"kernel rule nw:{rid} ({backend}) is not in {generation_words(generation)}"
                  for rid, backend in unknown]
 

@@ -98,6 +98,18 @@ def rule_nets_set(rule_id: str, role: NetsRole, family: int) -> str:
     return f"{PREFIX}{role}{family}-{rule_id}"
 
 
+_ENDPOINT_CHAIN = re.compile(r"nw-(?:rfi|rto|mfi|fi|fo|ffi|ffo)-(?P<iface>.+)")
+
+
+def chain_interface(chain: str) -> str:
+    """The interface of a per host endpoint chain ("*" for nw-<kind>-:all; a name cut
+    to fit keeps its hash), "" for any other chain."""
+    m = _ENDPOINT_CHAIN.fullmatch(chain)
+    if m is None:
+        return ""
+    return ALL_IFACES if m["iface"] == ALL_SUFFIX else m["iface"]
+
+
 def owned_chain_name(name: str) -> bool:
     """Whether `name` is a chain name nodewall makes (not merely one starting nw-)."""
     return len(name) <= MAX_CHAIN and _OWNED_CHAIN.fullmatch(name) is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tomlkit
 from nodewall.engine.dataplane.preview import PlanPreview
+from nodewall.engine.dataplane.rule_text import RenderedRule
 from nodewall.engine.errors import InputError, InputErrors, Loc
 from nodewall.engine.observe.conntrack import ConntrackSample, UntrackedHint
 from nodewall.engine.observe.report import (
@@ -165,6 +166,13 @@ class FakeService:
             raise InputErrors(errors)
         return Profile(files=tuple(str(p) for p in paths), settings=Settings(),
                        host_endpoints=(), network_sets=(), policies=())
+
+    def rendered_rule(self, rule_id: str) -> list[RenderedRule]:
+        """Each row of the id as a kernel rule in its chain (filter v4)."""
+        self._record("rendered_rule")
+        return [RenderedRule(r.backend, 4, r.chain or "nw-fi-:all",
+                             f'-j ACCEPT -m comment --comment "nw:{rule_id}"')
+                for r, _ in self.rules if r.id == rule_id]
 
     def diff(self, paths) -> PlanPreview:
         self._record("diff")

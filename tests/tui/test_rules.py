@@ -2,10 +2,12 @@
 to the TOML rule."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from nodewall.tui.screens.profiles import ProfilesScreen
 from nodewall.tui.screens.rules import RulesScreen
-from textual.widgets import DataTable, TextArea
+from textual.widgets import DataTable, Static, TextArea
 
 from .conftest import screen_text, settle, tick
 
@@ -185,3 +187,26 @@ async def test_detail_pane_shows_counters_and_the_toml(new_app, clock):
         text = screen_text(app)
         assert "redis-untracked egress[0]  id c3  raw (untracked)" in text
         assert "[[policies.egress]]" in text and "source = { ports = [6379] }" in text
+
+
+async def test_a_rule_shared_by_two_interfaces_has_a_row_each(new_app, fake, clock):
+    fake.rules = [(replace(r, interface=iface, chain=f"nw-fi-{iface}"), step)
+                  for r, step in fake.rules for iface in (("srv0", "srv1") if r.id == "d4"
+                                                          else ("",))]
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        assert {"d4:filter:nw-fi-srv0", "d4:filter:nw-fi-srv1"} <= set(order(app))
+        assert "filter srv1" in screen_text(app)
+        await select(pilot, "d4:filter:nw-fi-srv1")
+        await pilot.press("d")
+        await settle(pilot)
+        assert "on interface srv1, chain nw-fi-srv1" in screen_text(app)
+        # the kernel rule of this row's chain, read through the service in a worker
+        # the pane holds it all; at 80x24 its 9 rows show the head and TOML first
+        detail = str(app.screen.query_one("#rules-detail", Static).render())
+        assert 'filter v4 nw-fi-srv1: -j ACCEPT -m comment --comment "nw:d4"' in detail
+        assert "nw-fi-srv0:" not in detail
+        await pilot.press("slash", *"srv1")
+        await settle(pilot)
+        assert order(app) == ["d4:filter:nw-fi-srv1"]  # the interface filters

@@ -31,6 +31,7 @@ pytestmark = [
 ]
 
 NEW_PORT = 7001
+RAW_CELL = r"\s+raw(?: [^\s\d]\S*)?\s+"  # the backend cell, with the endpoint's interface
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
@@ -188,7 +189,7 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
 
         term.keys("2")  # rule hits: the PINGs on the untracked rule
         rules = term.wait(lambda s: "sorted by rate" in s)
-        hits = re.search(r"redis-untracked\s+in\[0\]\s+tcp from.*?\s+raw\s+(\S+)", rules)
+        hits = re.search(r"redis-untracked\s+in\[0\]\s+tcp from.*?" + RAW_CELL + r"(\S+)", rules)
         assert hits and hits.group(1) != "0", rules
 
         # the TOML editor: line 44 is redis-untracked's ingress destination, line 49
@@ -245,7 +246,8 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         from nodewall.tui.fmt import human
         term.keys("2")
         term.wait(lambda s: re.search(
-            rf"redis-untracked\s+in\[0\]\s+tcp from.*?\s+raw\s+{re.escape(human(after['packets']))}\s",
+            r"redis-untracked\s+in\[0\]\s+tcp from.*?" + RAW_CELL
+            + rf"{re.escape(human(after['packets']))}\s",
             s) is not None)
         assert term.quit_with_q() == "0"
     finally:

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt, rulerows
 from ..live import rule_key
+from ..messages import KernelTextReady
 from ..widgets.table import NwTable
 from .base import NwScreen
 
@@ -37,15 +39,21 @@ SORT_ORDER = tuple(SORTS)
 def rule_text(rule) -> str:
     """What the `/` filter matches against."""
     fields = (rule.id, rule.profile, rule.policy, rule.direction, rule.action, rule.backend,
-              rule.tier, rule.summary)
+              rule.tier, rule.summary, rule.interface, rule.chain)
     return " ".join(fields).lower()
+
+
+def where(rule) -> str:
+    """The backend cell: the table, and the host endpoint's interface when the rule
+    sits in an endpoint's chain (a rule shared by two interfaces has a row for each)."""
+    return f"{rule.backend} {rule.interface}" if rule.interface else rule.backend
 
 
 class RulesScreen(NwScreen):
     MODE = "rules"
     HELP = ("s cycles the sort (rate, packets, bytes, policy, backend, order = the\n"
             "kernel's evaluation order), S reverses.  / filters by words (policy,\n"
-            "action, backend, id, match) or by an address: the rules whose networks\n"
+            "action, backend, interface, chain, id, match) or by an address: the rules whose networks\n"
             "hold it; escape clears.\n"
             "e shows / folds the engine's rules (failsafe, conntrack, marks, endpoint\n"
             "jumps, default deny).  d: detail pane (counters, the TOML).  enter opens\n"
@@ -68,6 +76,7 @@ class RulesScreen(NwScreen):
         self.show_engine = False
         self._order: list[str] | None = None  # None: rebuild on the next show
         self._state = None
+        self._kernel_text: dict[str, list[str]] = {}  # rule id -> its kernel rules
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="rules-info", markup=False)
@@ -113,6 +122,10 @@ class RulesScreen(NwScreen):
                                                if not rulerows.is_engine_rule(r)]
 
     def show(self, state) -> None:
+        if state is not None and state.report is not None and (
+                self._state is None or self._state.report is None
+                or self._state.report.generation != state.report.generation):
+            self._kernel_text.clear()  # another generation: its rules render anew
         self._state = state
         table = self.query_one("#rules", DataTable)
         every = self.sorted_rules(state)
@@ -163,7 +176,7 @@ class RulesScreen(NwScreen):
         cells = (fmt.clip(policy, POLICY_WIDTH), fmt.rule_position(rule.direction, rule.index),
                  fmt.clip(rulerows.match_text(rule) if rule.summary else rule.action,
                           MATCH_WIDTH, middle=True),
-                 rule.backend, fmt.human(rule.packets),
+                 where(rule), fmt.human(rule.packets),
                  fmt.rate(rr.pps if rr else None, ""),
                  fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 6))
         return tuple(Text(c) for c in cells)  # names are data, never markup
@@ -193,8 +206,33 @@ class RulesScreen(NwScreen):
         head = (f"{rule.policy} {rule.direction}[{rule.index}]  id {rule.id}  "
                 f"{rule.backend} ({rule.tier})  {fmt.human(rule.packets)} pkts "
                 f"{fmt.human_bytes(rule.bytes)}")
+        if rule.chain:
+            head += f"\non interface {rule.interface or '-'}, chain {rule.chain}"
         toml = self._toml(rule) or "(made by the engine: no TOML)"
-        box.update(f"{head}\n{rule.summary}\n{rule.loc or ''}\n{toml}")
+        box.update(f"{head}\n{rule.summary}\n{rule.loc or ''}\n{toml}\n"
+                   f"{self._kernel_lines(rule)}")
+
+    def _kernel_lines(self, rule) -> str:
+        """The kernel rules of the selected id (read once, in a worker)."""
+        lines = self._kernel_text.get(rule.id)
+        if lines is None:
+            self._kernel_text[rule.id] = ["(reading the kernel rules...)"]
+            self._read_kernel_text(rule.id)
+            lines = self._kernel_text[rule.id]
+        mine = [ln for ln in lines if not rule.chain or f" {rule.chain}:" in ln] or lines
+        return "kernel:\n" + "\n".join(f"  {ln}" for ln in mine)
+
+    @work(thread=True, group="kernel-text", exit_on_error=False)
+    def _read_kernel_text(self, rule_id: str) -> None:
+        try:
+            lines = [r.line() for r in self.app.client.rendered_rule(rule_id)]
+            self.post_message(KernelTextReady(rule_id, lines or ["(not in the applied plan)"]))
+        except Exception as exc:  # noqa: BLE001 - shown to the operator
+            self.post_message(KernelTextReady(rule_id, [f"(unreadable: {exc})"]))
+
+    def on_kernel_text_ready(self, msg: KernelTextReady) -> None:
+        self._kernel_text[msg.rule_id] = msg.lines
+        self._detail()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "rules" and event.row_key.value in (self._order or ()):

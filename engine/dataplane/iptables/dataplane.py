@@ -15,7 +15,7 @@ from nodewall.engine.dataplane.iptables import plan as iptables_plan
 from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.iptables.mode import detect as detect_iptables_mode
 from nodewall.engine.dataplane.iptables.observe import IptablesObserved, ObservedHook
-from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.protocol import ChainCounters, Counters, TxContext
 from nodewall.engine.dataplane.shape import (
     ChainKey,
     Drift,
@@ -66,6 +66,9 @@ class IptablesDataplane:
 
     def counters(self, observed: IptablesObserved) -> Counters:
         return iptables_observe.counters(observed)
+
+    def chain_counters(self, observed: IptablesObserved) -> ChainCounters:
+        return iptables_observe.chain_counters(observed)
 
     def drift(self, expected: ExpectedShape, observed: IptablesObserved) -> list[Drift]:
         """nw- chains missing, changed (rule blocks by id: deleted, added, reordered,

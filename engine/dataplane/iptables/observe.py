@@ -167,14 +167,26 @@ def observe(families: Iterable[Family] = FAMILIES,
 def counters(observed: IptablesObserved | None = None) -> dict[tuple[str, str], tuple[int, int]]:
     """{(rule_id, table): (packets, bytes)}, summed over families and over the rules
     that share an id (hooks excluded)."""
-    observed = observed or observe()
     out: dict[tuple[str, str], tuple[int, int]] = {}
+    for (rid, table, _chain), (p, b) in chain_counters(observed).items():
+        p0, b0 = out.get((rid, table), (0, 0))
+        out[(rid, table)] = (p0 + p, b0 + b)
+    return out
+
+
+def chain_counters(observed: IptablesObserved | None = None
+                   ) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """{(rule_id, table, chain): (packets, bytes)}, summed over families and over the
+    rules of an id in one chain (hooks excluded): a rule shared by two host endpoints
+    counts apart in each endpoint's chain."""
+    observed = observed or observe()
+    out: dict[tuple[str, str, str], tuple[int, int]] = {}
     for t in observed.tables:
         for c in t.chains:
             for r in c.rules:
                 if r.rule_id is None or r.rule_id == HOOK_RULE_ID:
                     continue
-                key = (r.rule_id, t.table)
+                key = (r.rule_id, t.table, c.name)
                 p, b = out.get(key, (0, 0))
                 out[key] = (p + r.packets, b + r.bytes)
     return out

@@ -38,7 +38,7 @@ from nodewall.engine.dataplane.nftables import observe as nft_observe
 from nodewall.engine.dataplane.nftables import render
 from nodewall.engine.dataplane.nftables import sets as nft_sets
 from nodewall.engine.dataplane.nftables.observe import NftObserved
-from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.protocol import ChainCounters, Counters, TxContext
 from nodewall.engine.dataplane.shape import (
     BlockDigests,
     ChainKey,
@@ -256,6 +256,15 @@ class NftablesDataplane:
         """{(rule id, raw/mangle/filter): (packets, bytes)} summed over the rules of an
         id (both families), hook jumps excluded."""
         out: dict[tuple[str, str], tuple[int, int]] = {}
+        for (rid, table, _chain), (p, b) in self.chain_counters(observed).items():
+            p0, b0 = out.get((rid, table), (0, 0))
+            out[(rid, table)] = (p0 + p, b0 + b)
+        return out
+
+    def chain_counters(self, observed: NftObserved) -> ChainCounters:
+        """{(rule id, raw/mangle/filter, chain): (packets, bytes)}, the chain named as
+        in iptables (nw-fi-eth0: both families' nft chains of it summed)."""
+        out: dict[tuple[str, str, str], tuple[int, int]] = {}
         for c in observed.chains:
             key = render.chain_key(c.name)
             if key is None:
@@ -263,8 +272,9 @@ class NftablesDataplane:
             for r in c.rules:
                 if r.rule_id is None or r.rule_id == HOOK_RULE_ID:
                     continue
-                p, b = out.get((r.rule_id, key.table), (0, 0))
-                out[(r.rule_id, key.table)] = (p + r.packets, b + r.bytes)
+                k = (r.rule_id, key.table, key.chain)
+                p, b = out.get(k, (0, 0))
+                out[k] = (p + r.packets, b + r.bytes)
         return out
 
     def block_digests(self, observed: NftObserved) -> dict[ChainKey, dict[str, str]]:

@@ -3,6 +3,7 @@ sets are reported by status, and repaired by apply, by `agent --once` and by the
 running agent."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -240,3 +241,23 @@ def test_content_digests_survive_unrelated_applies_and_set_reloads(applied):
     assert nw(ns, state, "apply", "--check", str(profile), check=False).returncode == 3
     _edit_in_place(ns)
     assert any("edited in place" in d for d in status(ns, state)["drift"])
+
+
+def test_agent_once_output_json_reports_the_pass(applied, tmp_path):
+    """`agent --once --output json`: the pass as one JSON object on stdout (the log
+    stays on stderr), the repaired drift named, then bad input as outcome and exit 2."""
+    ns, state, profile, clean = applied
+    _by_hand(ns)
+    once = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent), "-o", "json")
+    report = json.loads(once.stdout)
+    assert report["exit"] == 0 and report["generation"] >= 1, report
+    assert any("nw-fi-srv0" in d for d in report["drift"]), report
+    assert fingerprint(ns) == clean
+
+    (profile.parent / "zz-bad.toml").write_text('[[policies]]\nname = "x"\norder = "one"\n')
+    bad = nw(ns, state, "agent", "--once", "--profiles", str(profile.parent), "-o", "json",
+             check=False)
+    report = json.loads(bad.stdout)
+    assert bad.returncode == 2 and (report["outcome"], report["exit"]) == ("bad_input", 2)
+    assert "zz-bad.toml:3:" in report["message"], report
+    assert fingerprint(ns) == clean

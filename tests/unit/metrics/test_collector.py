@@ -186,3 +186,16 @@ def test_every_family_of_a_full_view(mrig: MetricsRig) -> None:
     assert value(text, "nodewall_panic") == 1
     assert value(text, "nodewall_pending_confirm") == 1
     assert value(text, "nodewall_generation") == 7
+
+
+def test_a_rule_shared_by_two_endpoints_has_a_series_per_interface(mrig: MetricsRig) -> None:
+    from nodewall.engine.metrics.exporter import Exporter
+    rows = tuple(RuleStats(id="r1", profile="p.toml", policy="web", direction="ingress",
+                           index=0, action="allow", backend="filter", packets=n, bytes=60 * n,
+                           interface=iface, chain=f"nw-fi-{iface}")
+                 for iface, n in (("eth0", 5), ("eth1", 0)))
+    text = Exporter(lambda: _view(rules=rows), version="1").text()
+    assert value(text, "nodewall_rule_packets_total", id="r1", interface="eth0",
+                 chain="nw-fi-eth0") == 5
+    assert value(text, "nodewall_rule_packets_total", id="r1", interface="eth1",
+                 chain="nw-fi-eth1") == 0

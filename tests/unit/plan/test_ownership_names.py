@@ -64,3 +64,13 @@ def test_long_interface_names_and_rule_sets_are_owned():
     assert owned_chain_name(endpoint_chain("ffo", "a" * 40))
     assert owned_chain_name(endpoint_chain("fi", "*"))
     assert owned_set_name(rule_nets_set("Qx8EZNVezuzEPFBl", "dx", 6))
+
+
+def test_chain_interface_names_the_endpoint_of_a_chain() -> None:
+    from nodewall.engine.plan.naming import chain_interface, endpoint_chain
+    assert chain_interface(endpoint_chain("fi", "eth0")) == "eth0"
+    assert chain_interface(endpoint_chain("rto", "*")) == "*"
+    assert chain_interface(endpoint_chain("ffo", "vlan.100")) == "vlan.100"
+    assert chain_interface("nw-untracked-allow") == ""
+    assert chain_interface("nw-INPUT") == ""
+    assert chain_interface("nw-panic-in") == ""
