@@ -126,8 +126,12 @@ def _files(spec: IpSetSpec) -> tuple[str, ...]:
 
 def _same_contents(spec: IpSetSpec, man: Manifest, digests: FileDigests) -> bool:
     """The set's nets_files hold what was loaded, whatever paths name them now (the
-    same file by another path, a generation's own copy after a restore or panic)."""
+    same file by another path, a generation's own copy after a restore or panic).
+    Sizes first: a file of another size holds other bytes, no need to hash it."""
     try:
+        if sorted(os.stat(f).st_size for f in _files(spec)) != sorted(
+                size for _p, size, _h in man.files):
+            return False
         now = sorted(digests.sha256(f) for f in _files(spec))
     except OSError:
         return False
