@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import mmap
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from nodewall.engine.dataplane.xdp import bpf_syscall as bpf
 from nodewall.engine.dataplane.xdp.cidr_keys import PREFIX_BYTES, is_family, mask, width
 from nodewall.engine.dataplane.xdp.maps import Pinned
 from nodewall.engine.dataplane.xdp.source_merge import or_covering_bits
-from nodewall.engine.nets.baseline import BaselineStore, delta_members
+from nodewall.engine.nets.baseline import BaselineStore, delta_members, lines_containing, v4_needle
 from nodewall.engine.nets.lines import clean_chunk
 from nodewall.engine.plan.desired import XdpSetSource, XdpState
 
@@ -250,11 +248,11 @@ def _source_entries_within(xdp: XdpState, q: int, net: int) -> set[tuple[int, in
     every set's inline CIDRs and files (None: too many to change in place)."""
     m = mask(q, 32)
     out: set[tuple[int, int]] = set()
-    needle = ".".join(str(net >> (24 - 8 * i) & 255) for i in range(q // 8)).encode() + b"."
+    needle = v4_needle(net, q)
     for s in xdp.sets:
         texts = [c.encode() for c in s.inline if is_family(c, 4)]
         for f in s.files:
-            lines = _lines_with(Path(f), needle)
+            lines = lines_containing(Path(f), needle, FILE_DELTA_MAX)
             if lines is None:
                 return None
             texts += lines
@@ -265,24 +263,4 @@ def _source_entries_within(xdp: XdpState, q: int, net: int) -> set[tuple[int, in
                 out.add((n.prefixlen, a))
         if len(out) > FILE_DELTA_MAX:
             return None
-    return out
-
-
-def _lines_with(path: Path, needle: bytes) -> list[bytes] | None:
-    """The lines of path that contain needle (mmap.find: C speed, no copy); None
-    when there are more than FILE_DELTA_MAX."""
-    out: list[bytes] = []
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return out
-        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as buf:
-            pos = buf.find(needle)
-            while pos >= 0:
-                start = buf.rfind(b"\n", 0, pos) + 1
-                end = buf.find(b"\n", pos)
-                end = len(buf) if end < 0 else end
-                out.append(buf[start:end])
-                if len(out) > FILE_DELTA_MAX:
-                    return None
-                pos = buf.find(needle, end)
     return out
