@@ -32,6 +32,7 @@ from nodewall.engine.errors import Loc
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.scan import scan_nets_file
 from nodewall.engine.plan.desired import IpSetSpec
+from nodewall.engine.plan.naming import netset_set
 from nodewall.engine.system.netns import run_in_netns
 
 
@@ -108,7 +109,7 @@ def prepare(nets: Path, work: Path) -> tuple[IpSetSpec, Path, int, int]:
         dst.write(b"add bench-plain " + data[:-1].replace(b"\n", b"\nadd bench-plain ")
                   + b"\n")
     hashsize, maxelem = sizing(counts.count_v4)
-    spec = IpSetSpec("nw-s-bench", 4, "hash:net", files=(nets,),
+    spec = IpSetSpec(netset_set("bench", 4), 4, "hash:net", files=(nets,),
                      expected_count=counts.count_v4, origin="bench")
     return spec, restore, hashsize, maxelem
 

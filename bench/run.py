@@ -36,6 +36,7 @@ from bench.common import Row
 
 HERE = Path(__file__).resolve().parent
 README = c.REPO / "README.md"
+PROFILES = HERE / "profiles.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 TITLES = {
@@ -246,6 +247,8 @@ def write_results(rows: list[Row], meta: dict, plots: list[str], path: Path) -> 
         for p in plots:
             if p.startswith(sec):
                 lines += [f"![{sec}]({p})", ""]
+    if PROFILES.exists():  # profile summaries taken by hand, kept across runs
+        lines += [PROFILES.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.system.files import open_regular
 
@@ -20,10 +21,12 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def content_digest(profile: Profile) -> str:
+def content_digest(profile: Profile, digests: FileDigests | None = None) -> str:
     """sha256 over the sorted digests of every profile file and every nets_file
-    (file order and paths do not count; their bytes do)."""
+    (file order and paths do not count; their bytes do).  digests: the transaction's
+    memo of nets_file hashes, which the dataplanes' plans ask for too."""
+    nets = digests.sha256 if digests is not None else _file_digest
     parts = sorted(_file_digest(Path(f)) for f in profile.files)
-    parts += sorted(_file_digest(Path(ns.nets_file.path))
+    parts += sorted(nets(Path(ns.nets_file.path))
                     for ns in profile.network_sets if ns.nets_file is not None)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

@@ -425,7 +425,7 @@ class Transactions:
             previous = self.store.current()
             ctx = self.kernel.context(self.baselines(previous), self._recorded(previous))
             profile, desired = load_and_plan(paths, backend=backend, baselines=ctx.baselines)
-            content = content_digest(profile)
+            content = content_digest(profile, ctx.digests)
             if not check:
                 try:
                     self.gate.check_quarantine(content, explicit=origin != "agent")

@@ -126,8 +126,12 @@ def _files(spec: IpSetSpec) -> tuple[str, ...]:
 
 def _same_contents(spec: IpSetSpec, man: Manifest, digests: FileDigests) -> bool:
     """The set's nets_files hold what was loaded, whatever paths name them now (the
-    same file by another path, a generation's own copy after a restore or panic)."""
+    same file by another path, a generation's own copy after a restore or panic).
+    Sizes first: a file of another size holds other bytes, no need to hash it."""
     try:
+        if sorted(os.stat(f).st_size for f in _files(spec)) != sorted(
+                size for _p, size, _h in man.files):
+            return False
         now = sorted(digests.sha256(f) for f in _files(spec))
     except OSError:
         return False
@@ -145,18 +149,31 @@ def _delta(spec: IpSetSpec, live: ObservedSet, man: Manifest,
             return SetChange(spec.name, "none", "unchanged", origin=spec.origin)
         return full("list:set members changed")
     new_inline = _norm(spec.inline)
+    same_paths = tuple(p for p, _s, _h in man.files) == _files(spec)
+    if same_paths and baselines is not None:  # the baselines decide without hashing
+        ch = _file_delta(spec, live, man, baselines, new_inline, full)
+        if ch is not None:
+            return ch
     if _same_contents(spec, man, digests):
         return _inline_delta(spec, live, man, new_inline, full)
-    if tuple(p for p, _s, _h in man.files) != _files(spec):
+    if not same_paths:
         return full("other nets_files")
+    return full("no baseline of the nets_file as loaded")
+
+
+def _file_delta(spec: IpSetSpec, live: ObservedSet, man: Manifest, baselines: BaselineStore,
+                new_inline: tuple[str, ...], full) -> SetChange | None:
+    """The change from the nets_files' deltas against the previous generation's copies
+    (the files of the manifest, by the same paths); None when a copy of a file as
+    loaded is missing."""
     add = set(new_inline) - set(man.inline)
     rem = set(man.inline) - set(new_inline)
     if rem and spec.files:
         return full("inline members removed from a set that also has nets_files")
     for path, size, _sha in man.files:
-        base = baselines.get(Path(path)) if baselines else None
+        base = baselines.get(Path(path))
         if base is None or base.copy_path.stat().st_size != size:
-            return full("no baseline of the nets_file as loaded")
+            return None
         delta = baselines.delta(Path(path))
         if delta is None:
             return full("nets_file changed too much")

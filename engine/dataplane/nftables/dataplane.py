@@ -201,7 +201,8 @@ class NftablesDataplane:
 
     def plan(self, desired: DesiredState, ctx: TxContext) -> NftPlan:
         observed = ctx.observation(self)
-        set_plan = nft_sets.plan(desired.ipsets, observed)
+        set_plan = nft_sets.plan(desired.ipsets, observed, baselines=ctx.baselines,
+                                 digests=ctx.digests)
         lines, counts, edited = _ruleset_lines(desired, observed, ctx.recorded)
         made = NftPlan(set_plan, tuple(lines), counts,
                        frozenset((c, i) for c, ids in edited.items() for i in ids))

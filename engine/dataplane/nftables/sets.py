@@ -4,8 +4,11 @@ batch (engine.dataplane.nftables.netlink), before the rules that use them.
 Each set holds the merged ranges of its members (engine.dataplane.nftables.intervals);
 a list:set is one set with the union of its members' ranges.  What was loaded is
 recorded per set under /run/nodewall/<netns>/nftsets/<name>.ranges (tmpfs: gone with
-the kernel's sets at reboot), so the next apply compares range lists and sends only
-the difference (deletes and adds in one transaction) when it is small:
+the kernel's sets at reboot), with what it was made of in <name>.source (inline
+members; the nets_file's path, size and sha256), so the next apply compares range
+lists and sends only the difference (deletes and adds in one transaction) when it is
+small.  A small edit of a one-file IPv4 set's nets_file is applied to the recorded
+ranges directly (engine.dataplane.nftables.file_delta), without merging the file:
 
   create   the set does not exist: declare it, fill it
   replace  no record, or a large change: flush + fill in one transaction
@@ -15,16 +18,20 @@ the difference (deletes and adds in one transaction) when it is small:
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from nodewall.engine.dataplane.nftables import intervals, netlink
+from nodewall.engine.dataplane.nftables import file_delta, intervals, netlink
 from nodewall.engine.dataplane.nftables.observe import NftObserved, run
 from nodewall.engine.dataplane.nftables.render import FAMILY, TABLE, set_decl
+from nodewall.engine.nets.baseline import BaselineStore
+from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import Family, IpSetSpec
 from nodewall.engine.system import netns
+from nodewall.engine.system.files import atomic_write_text
 
 Action = Literal["create", "replace", "delta", "none"]
 RUN_ROOT = Path("/run/nodewall")
@@ -41,15 +48,29 @@ def manifest_path(name: str, root: Path | None = None) -> Path:
     return (root or manifest_dir()) / f"{name}.ranges"
 
 
+def source_path(name: str, root: Path | None = None) -> Path:
+    return (root or manifest_dir()) / f"{name}.source"
+
+
 def drop_manifest(name: str, root: Path | None = None) -> None:
-    with contextlib.suppress(OSError):
-        manifest_path(name, root).unlink()
+    for path in (source_path(name, root), manifest_path(name, root)):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def drop_all_manifests(root: Path | None = None) -> None:
-    for p in (root or manifest_dir()).glob("*.ranges"):
-        with contextlib.suppress(OSError):
-            p.unlink()
+    for pattern in ("*.source", "*.ranges"):
+        for p in (root or manifest_dir()).glob(pattern):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _load_source(name: str, root: Path | None) -> dict | None:
+    try:
+        data = json.loads(source_path(name, root).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class SetChange:
     removed: list[int] = field(default_factory=list, repr=False)
     total: int = 0  # ranges after the change
     before: int = -1  # ranges the live set holds, when recorded (-1: not known)
+    source: dict | None = field(default=None, repr=False)  # file_delta.source_record
 
     def describe(self) -> list[str]:
         s = self.spec
@@ -101,32 +123,51 @@ def desired_ranges(spec: IpSetSpec, by_name: dict[str, IpSetSpec]) -> list[int]:
 
 
 def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
-         manifests: Path | None = None) -> SetPlan:
+         manifests: Path | None = None, baselines: BaselineStore | None = None,
+         digests: FileDigests | None = None) -> SetPlan:
+    """baselines: the nets_files of the generation in place (small edits of a one-file
+    IPv4 set then change its recorded ranges without merging the file again)."""
     by_name = {s.name: s for s in specs}
+    digests = digests or FileDigests()
     changes = []
     for spec in specs:
-        ranges = desired_ranges(spec, by_name)
+        source = file_delta.source_record(spec, digests) if spec.kind == "hash:net" else None
         if spec.name not in observed.sets:
-            changes.append(SetChange(spec, "create", "new", ranges, total=len(ranges)))
+            ranges = desired_ranges(spec, by_name)
+            changes.append(SetChange(spec, "create", "new", ranges, total=len(ranges),
+                                     source=source))
             continue
         old = intervals.load(manifest_path(spec.name, manifests), spec.family)
         if old is None:
+            ranges = desired_ranges(spec, by_name)
             changes.append(SetChange(spec, "replace", "no record of what the live set holds",
-                                     ranges, total=len(ranges)))
+                                     ranges, total=len(ranges), source=source))
             continue
-        add, rem = intervals.diff(old, ranges)
-        if not add and not rem:
-            changes.append(SetChange(spec, "none", "unchanged", total=len(ranges),
-                                     before=len(old)))
-            ranges.clear()
-        elif len(add) + len(rem) > max(DELTA_MIN, len(ranges) // 4):
-            changes.append(SetChange(spec, "replace", f"{len(add) + len(rem)} ranges changed",
-                                     ranges, total=len(ranges), before=len(old)))
+        quick = file_delta.file_delta_ranges(
+            spec, old, _load_source(spec.name, manifests), baselines, digests) \
+            if baselines is not None and source is not None else None
+        if quick is not None:
+            ranges, add, rem = quick.ranges, quick.added, quick.removed
         else:
-            changes.append(SetChange(spec, "delta", "small change", ranges, add, rem,
-                                     total=len(ranges), before=len(old)))
+            ranges = desired_ranges(spec, by_name)
+            add, rem = intervals.diff(old, ranges)
+        changes.append(_change(spec, ranges, add, rem, len(old), source))
     wanted = set(by_name)
     return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
+
+
+def _change(spec: IpSetSpec, ranges: list[int], add: list[int], rem: list[int],
+            before: int, source: dict | None) -> SetChange:
+    if not add and not rem:
+        change = SetChange(spec, "none", "unchanged", total=len(ranges), before=before,
+                           source=source)
+        ranges.clear()
+        return change
+    if len(add) + len(rem) > max(DELTA_MIN, len(ranges) // 4):
+        return SetChange(spec, "replace", f"{len(add) + len(rem)} ranges changed",
+                         ranges, total=len(ranges), before=before, source=source)
+    return SetChange(spec, "delta", "small change", ranges, add, rem,
+                     total=len(ranges), before=before, source=source)
 
 
 def inline(change: SetChange) -> bool:
@@ -172,9 +213,11 @@ def forget(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
 
 
 def record(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
-    """After the transaction: what each set now holds."""
+    """After the transaction: what each set now holds (and what it was made of)."""
     for c in changes:
         intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
+        if c.source is not None:
+            atomic_write_text(source_path(c.spec.name, manifests), json.dumps(c.source))
 
 
 def sync(todo: Sequence[SetChange], observed: NftObserved,

@@ -188,3 +188,55 @@ def test_nets_file_one_line_edit_changes_host_entries_in_place(pair, tmp_path):
                        bases, f)
     assert verdicts(["10.77.0.200", "10.77.0.66", "10.77.0.99", bulk[20]]) == [
         drop, drop, ok, ok]
+
+
+def test_nets_file_gaining_a_prefix_changes_the_trie_in_place(pair, tmp_path):
+    """A host line becomes a /24 (or a /24 under set B's /16): the new prefix and
+    every entry inside it gain the set's bit in the live maps (no reload); losing the
+    prefix again reloads the family and gives the earlier answers back.  The set is
+    larger than DELTA_MAX, so no full-content delta can stand in for the file delta."""
+    import random
+
+    from nodewall.engine.dataplane.xdp.family_plan import DELTA_MAX
+    from nodewall.engine.dataplane.xdp.sources import source_digest
+
+    from bench import frames as xdp_frames
+    rng = random.Random(6)
+    bulk = [f"198.{18 + (a >> 16)}.{a >> 8 & 255}.{a & 255}"  # distinct hosts
+            for a in rng.sample(range(1 << 17), DELTA_MAX + 5000)]
+    lines = [*bulk[:1500], "10.77.0.99", "10.77.0.200/29", "10.78.1.9", *bulk[1500:]]
+    f, bases = tmp_path / "deny.txt", tmp_path / "bases"
+    drop, ok = 1, 2
+
+    def verdicts(srcs: list[str], port: int = 9999) -> list[int]:
+        frames = [("srv0", xdp_frames.udp(s, pair.server_ip, 4000, port)) for s in srcs]
+        return netns.run_in_netns(pair.server, run_verdicts, frames)
+
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines), bases, f)
+    assert verdicts(["10.77.0.5", "10.77.0.99", "10.77.0.201", bulk[5]]) == [
+        ok, drop, drop, drop]
+    ids = netns.run_in_netns(pair.server, _map_ids)
+    # a host line becomes 10.77.0.0/24, which covers a host and a /29 of the file
+    lines[5] = "10.77.0.0/24"
+    xdp = _filed(f, lines)
+    digests = netns.run_in_netns(pair.server, _apply_with, xdp, bases, f)
+    assert netns.run_in_netns(pair.server, _map_ids) == ids  # in place, no reload
+    assert digests[4] == source_digest(xdp.sets, 4)
+    assert verdicts(["10.77.0.5", "10.77.0.99", "10.77.0.201", bulk[5], "10.77.1.5"]) == [
+        drop, drop, drop, ok, ok]
+    assert verdicts(["10.77.0.5", "10.77.0.99"], 9998) == [ok, ok]
+    # a /24 under set B's 10.78.0.0/16: its entries carry both bits, the rest of the
+    # /16 keeps B's only
+    lines[6] = "10.78.1.0/24"
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines), bases, f)
+    assert netns.run_in_netns(pair.server, _map_ids) == ids
+    assert verdicts(["10.78.1.7", "10.78.1.9", "10.78.2.7", bulk[6]]) == [
+        drop, drop, ok, ok]
+    assert verdicts(["10.78.1.7", "10.78.1.9", "10.78.2.7"], 9998) == [drop, drop, drop]
+    # the /24 goes again: a lost prefix reloads, the earlier answers come back
+    lines[6] = bulk[6]
+    netns.run_in_netns(pair.server, _apply_with, _filed(f, lines), bases, f)
+    assert netns.run_in_netns(pair.server, _map_ids) != ids
+    assert verdicts(["10.78.1.7", "10.78.1.9", "10.78.2.7", bulk[6]]) == [
+        ok, drop, ok, drop]
+    assert verdicts(["10.78.1.7", "10.78.1.9"], 9998) == [drop, drop]
