@@ -24,6 +24,7 @@ from nodewall.engine.plan.desired import (
     TableState,
     Target,
 )
+from nodewall.engine.plan.disjoint import failsafe_last
 from nodewall.engine.plan.naming import (
     ALL_IFACES,
     PREDNAT_ALLOW,
@@ -231,8 +232,11 @@ class LayoutBuilder:
                 uses_allow |= any(r.target.chain == UNTRACKED_ALLOW for r in body)
                 own = s.failsafe_inbound if inbound else s.failsafe_outbound
                 other = s.failsafe_outbound if inbound else s.failsafe_inbound
-                rules = (self.failsafe(own, family, inbound, False, "raw")
-                         + self.failsafe(other, family, not inbound, True, "raw") + body)
+                # failsafe first (Calico's order); those no untracked rule can meet go
+                # last, off the path of untracked flows (same verdicts and counters)
+                rules = failsafe_last(self.failsafe(own, family, inbound, False, "raw")
+                                      + self.failsafe(other, family, not inbound, True, "raw"),
+                                      body)
                 chains.append(Chain(endpoint_chain(kind, ep.interface), tuple(rules)))  # type: ignore[arg-type]
                 top[kernel].append(self.dispatch(kind, ep, inbound, True, direction))  # type: ignore[arg-type]
         if uses_allow:

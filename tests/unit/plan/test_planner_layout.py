@@ -141,12 +141,13 @@ def test_untracked_raw_layout_and_actions():
     rfi = chain(d, 4, "raw", "nw-rfi-eth0").rules
     assert rfi[6].target.kind == "LOG" and rfi[6].target.log_prefix == f"nw:{rid[2]} "
     assert rfi[7].target.kind == "RETURN" and len(rfi) == 8
+    # egress: failsafe rules no untracked rule can meet go behind the policy rules
     assert lines(d, 4, "raw", "nw-rto-eth0") == [
-        "-p udp -m multiport --dports 53 -j ACCEPT",
         "-d 10.0.0.0/8 -p tcp -m multiport --dports 443 -j ACCEPT",
+        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow",
+        "-p udp -m multiport --dports 53 -j ACCEPT",
         "-p tcp -m multiport --sports 22 -j ACCEPT",
         "-d 10.0.0.0/8 -p udp -m multiport --sports 68 -j ACCEPT",
-        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow",
     ]
     # no mark: filter recognises the packet by its conntrack state UNTRACKED
     assert lines(d, 4, "raw", "nw-untracked-allow") == ["-j CT --notrack", "-j ACCEPT"]
