@@ -8,7 +8,8 @@ raw (untracked policies)
       untracked ingress rules.  nw-rfi-IF: failsafe inbound ACCEPT, return traffic of
       failsafe outbound ACCEPT, the untracked ingress rules in policy order (allow ->
       nw-untracked-allow, deny DROP, log LOG, pass RETURN); falls through, so that
-      tracked policy decides what untracked policy did not.
+      tracked policy decides what untracked policy did not.  Failsafe rules no
+      untracked rule can meet go behind them (engine.plan.disjoint.failsafe_last).
     OUTPUT -> nw-OUTPUT: `-o IF -g nw-rto-IF`, the mirror for egress.
     nw-untracked-allow: NOTRACK, ACCEPT (no mark: filter knows the packet by its
       conntrack state UNTRACKED, which saves a MARK rule on every packet).
