@@ -3,7 +3,9 @@ nftables): raw NOTRACKs what an untracked (do_not_track) policy allows and filte
 accepts it by its conntrack state UNTRACKED — no packet mark.  An untracked flow leaves
 no conntrack entry; a tracked flow on the same endpoint still gets normal policy (and
 an entry); a peer the untracked rule does not name falls through to normal policy;
-the filter rule that accepts UNTRACKED is owned like any other (drift, repair)."""
+failsafe traffic still passes raw, whose failsafe rules no untracked rule can meet now
+stand behind the untracked rules; the filter rule that accepts UNTRACKED is owned like
+any other (drift, repair)."""
 from __future__ import annotations
 
 import subprocess
@@ -60,7 +62,7 @@ types = ["ingress"]
 
 LISTEN = ("import socket,time\n"
           "socks=[]\n"
-          f"for p in ({FAST}, {TRACKED}, {CLOSED}):\n"
+          f"for p in (22, {FAST}, {TRACKED}, {CLOSED}):\n"
           "    s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
           "    s.bind(('0.0.0.0', p)); s.listen(64); socks.append(s)\n"
           "time.sleep(90)\n")
@@ -157,6 +159,11 @@ def test_untracked_flow_is_accepted_by_ctstate_and_tracked_flow_gets_policy(
     denied = hits(status(ns, state), "(default-deny)")
     assert not connects(cli, OTHER, srv, FAST)
     assert hits(status(ns, state), "(default-deny)") > denied
+    # failsafe still wins: raw keeps the tcp:22 rules (which no untracked rule can meet)
+    # behind the untracked rules, and they still accept in raw, both directions
+    raw_fs = hits(status(ns, state), "(failsafe)", "raw")
+    assert connects(cli, OTHER, srv, 22) and connects(cli, pair.client_ip, srv, 22)
+    assert hits(status(ns, state), "(failsafe)", "raw") >= raw_fs + 6
     assert report["drift"] == []
 
     # the UNTRACKED accept is owned: removing it by hand is drift, and without it the
