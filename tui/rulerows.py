@@ -18,7 +18,8 @@ from .live import rule_key
 STAGES = {"xdp": 0, "raw": 1, "mangle": 2, "filter": 3}  # the packet meets them in turn
 DIRECTIONS = {"ingress": 0, "egress": 1, "forward": 2}
 # the engine's rows around the policies' rules, in the order its chains hold them
-ENGINE_BEFORE = {"(failsafe)": 0, "(conntrack)": 1, "(mark)": 2, "(ndp)": 3, "(endpoint)": 4}
+ENGINE_BEFORE = {"(failsafe)": 0, "(conntrack)": 1, "(untracked)": 2, "(mark)": 2, "(ndp)": 3,
+                 "(endpoint)": 4}
 ENGINE_AFTER = {"(default-deny)": 0}
 CIDR = re.compile(r"[0-9A-Fa-f:.]+/\d{1,3}|\b\d{1,3}(?:\.\d{1,3}){3}\b")
 

@@ -93,13 +93,15 @@ def perf_stop(proc: subprocess.Popen | None) -> None:
 def perf_split(path: Path) -> dict[str, int] | None:
     """Samples of one profiled CPU: server (redis-server, or network receive in any
     context), conntrack (a conntrack frame on the stack), netfilter (inside any hook),
-    iptables (inside a rule walk), foreign (other processes), idle."""
+    iptables (inside a rule walk), ipset (an ipset lookup inside a rule walk),
+    nftables (inside an nft chain walk), foreign
+    (other processes), idle."""
     if not path.exists():
         return None
     res = subprocess.run(["perf", "script", "-i", str(path), "-F", "comm,cpu,ip,sym"],
                          capture_output=True, text=True, timeout=300, check=False)
-    counts = {"server": 0, "conntrack": 0, "netfilter": 0, "iptables": 0, "foreign": 0,
-              "idle": 0, "total": 0}
+    counts = {"server": 0, "conntrack": 0, "netfilter": 0, "iptables": 0, "ipset": 0, "nftables": 0,
+              "foreign": 0, "idle": 0, "total": 0}
 
     def flush(comm: str | None, frames: list[str]) -> None:
         if comm is None:
@@ -111,6 +113,10 @@ def perf_split(path: Path) -> dict[str, int] | None:
             counts["netfilter"] += 1
         if "ipt_do_table" in frames:  # the rule walk of any iptables table
             counts["iptables"] += 1
+            if "ip_set_test" in frames:  # inside it: an ipset lookup (`-m set`)
+                counts["ipset"] += 1
+        if "nft_do_chain" in frames:  # the rule walk of an nftables base chain
+            counts["nftables"] += 1
         if comm == "redis-server" or any(f in _NET_RX for f in frames):
             counts["server"] += 1
         elif comm.startswith("swapper"):

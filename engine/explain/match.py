@@ -12,8 +12,6 @@ from nodewall.engine.plan.desired import Match
 from nodewall.engine.plan.xdp import protocol_number
 from nodewall.engine.profile.model import PortRange
 
-NEW_CONNECTION_STATES: frozenset[str] = frozenset({"NEW"})
-
 
 @dataclass
 class MatchResult:
@@ -80,14 +78,16 @@ def _side_ok(address: Address, net: str | None, not_net: str | None, sets: Seque
     return all(sets_index.lookup(name, address) is None for name in not_sets)
 
 
-def match_packet(m: Match, packet: Packet, mark: int, sets_index: SetIndex) -> MatchResult:
-    """Whether `m` takes `packet` (a new connection whose packet mark is `mark`)."""
+def match_packet(m: Match, packet: Packet, mark: int, sets_index: SetIndex,
+                 ct_state: str = "NEW") -> MatchResult:
+    """Whether `m` takes `packet` (a new connection whose packet mark is `mark`; its
+    conntrack state is NEW, or UNTRACKED once a NOTRACK took it)."""
     result = MatchResult(False)
     if not (_iface_ok(m.in_iface, packet.iface if packet.direction == "ingress" else None)
             and _iface_ok(m.out_iface, packet.iface if packet.direction == "egress" else None)
             and _protocol_ok(m, packet) and _ports_ok(m, packet) and _icmp_ok(m)):
         return result
-    if m.ct_states and not NEW_CONNECTION_STATES & set(m.ct_states):
+    if m.ct_states and ct_state not in m.ct_states:
         return result
     if m.mark is not None and (mark & m.mark[1]) != m.mark[0]:
         return result

@@ -5,11 +5,11 @@ allow passes on), raw PREROUTING, mangle PREROUTING, filter INPUT.  Egress: raw
 OUTPUT, filter OUTPUT.  In each table the hook chain is followed as the kernel does
 (JUMP returns, GOTO returns to the caller's caller, MARK and NOTRACK go on, ACCEPT
 ends the table, DROP ends everything).  The packet is a new connection's first packet:
-conntrack state NEW, no mark until nodewall sets one.
+conntrack state NEW (UNTRACKED after a NOTRACK), no mark until nodewall sets one.
 
 The deciding rule: the DROP that ended it, or the ACCEPT in filter; when filter
-accepts because an untracked or pre-DNAT policy allowed the packet earlier (the mark),
-that earlier policy rule decides.  When failsafe decides, the walk is repeated without
+accepts because an untracked or pre-DNAT policy allowed the packet earlier (conntrack
+state UNTRACKED, or the mark), that earlier policy rule decides.  When failsafe decides, the walk is repeated without
 failsafe rules: the rule that would have denied the packet is named (failsafe
 overrides it)."""
 from __future__ import annotations
@@ -36,7 +36,8 @@ Verdict = Literal["allow", "deny"]
 Outcome = Literal["ACCEPT", "DROP", "RETURN"]
 MAX_DEPTH = 8  # nodewall's chains nest at most three deep
 FAILSAFE = "(failsafe)"
-MARK_POLICY = "(mark)"
+# filter rules accepting what raw (UNTRACKED) or mangle (the mark) already allowed
+ALREADY_ALLOWED = frozenset({"(mark)", "(untracked)"})
 NO_ENDPOINT = "(no host endpoint)"
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "ingress": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("filter", "INPUT")),
@@ -118,6 +119,7 @@ class _Walk:
     sets: SetIndex
     skip_failsafe: bool = False
     mark: int = 0
+    ct_state: str = "NEW"
     path: list[Step] = field(default_factory=list)
     jumps: list[Step] = field(default_factory=list)
     marked_by: Step | None = None
@@ -152,7 +154,7 @@ class _Walk:
         ref = self.ref(rule.rule_id)
         if self.skip_failsafe and ref.policy == FAILSAFE:
             return None
-        result = match_packet(rule.match, self.packet, self.mark, self.sets)
+        result = match_packet(rule.match, self.packet, self.mark, self.sets, self.ct_state)
         if not result.matched:
             return None
         t = rule.target
@@ -164,8 +166,10 @@ class _Walk:
             return t.kind, step  # type: ignore[return-value]
         if t.kind == "MARK" and t.mark is not None:
             self.mark = (self.mark & ~t.mark[1]) | t.mark[0]
-            if self.marked_by is None and self.jumps:
-                self.marked_by = self.jumps[-1]
+        if t.kind == "NOTRACK":
+            self.ct_state = "UNTRACKED"
+        if t.kind in ("MARK", "NOTRACK") and self.marked_by is None and self.jumps:
+            self.marked_by = self.jumps[-1]
         if t.kind in ("JUMP", "GOTO") and t.chain:
             self.jumps.append(step)
             outcome = self.chain(ts, t.chain, depth + 1)
@@ -239,7 +243,7 @@ class _Walk:
             if outcome == "DROP":
                 return "deny", table, step
             if outcome == "ACCEPT" and table == "filter":
-                if step is not None and step.rule.policy == MARK_POLICY and self.marked_by:
+                if step is not None and step.rule.policy in ALREADY_ALLOWED and self.marked_by:
                     return "allow", self.marked_by.stage, self.marked_by
                 return "allow", table, step
         return "allow", None, None

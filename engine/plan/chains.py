@@ -24,6 +24,7 @@ from nodewall.engine.plan.desired import (
     TableState,
     Target,
 )
+from nodewall.engine.plan.disjoint import failsafe_last
 from nodewall.engine.plan.naming import (
     ALL_IFACES,
     PREDNAT_ALLOW,
@@ -52,6 +53,7 @@ MARK = (MARK_ALLOW, MARK_ALLOW)
 ACCEPT = Target("ACCEPT")
 DROP = Target("DROP")
 RETURN = Target("RETURN")
+UNTRACKED_POLICY = "(untracked)"
 
 # per table: what an action of a policy rule becomes
 _ACTIONS: dict[str, dict[str, Target]] = {
@@ -94,6 +96,10 @@ class LayoutBuilder:
     rendered: Mapping[tuple[str, str], tuple[RenderedRule, ...]]
     metas: dict[str, RuleMeta] = field(default_factory=dict)
     sets: dict[str, IpSetSpec] = field(default_factory=dict)
+    # families whose raw / mangle table allows something (filled by raw() and mangle(),
+    # which the planner calls before filter() for each family)
+    untracked_families: set[int] = field(default_factory=set)
+    prednat_families: set[int] = field(default_factory=set)
 
     # ------------------------------------------------------------ helpers
 
@@ -166,8 +172,26 @@ class LayoutBuilder:
 
     def mark_accept(self, direction: str) -> ChainRule:
         rid = self.syn(("mark", direction), "(mark)", direction, "allow", "default",
-                       f"accept {direction} already allowed by untracked or pre-DNAT policy")
+                       f"accept {direction} already allowed by pre-DNAT policy")
         return ChainRule(rid, Match(mark=MARK), ACCEPT)
+
+    def untracked_accept(self, direction: str) -> ChainRule:
+        """Accept what raw left untracked (NOTRACK by untracked allow): conntrack's
+        UNTRACKED state replaces a per-packet mark."""
+        rid = self.syn(("untracked", direction), UNTRACKED_POLICY, direction, "allow",
+                       "default", f"accept {direction} already allowed by untracked policy "
+                                  "(conntrack UNTRACKED)")
+        return ChainRule(rid, Match(ct_states=("UNTRACKED",)), ACCEPT)
+
+    def already_allowed(self, family: Family, direction: str) -> list[ChainRule]:
+        """The top of a filter chain: accept what untracked (raw) or pre-DNAT (mangle)
+        policy of `family` already allowed; nothing when neither allows anything."""
+        out = []
+        if family in self.untracked_families:
+            out.append(self.untracked_accept(direction))
+        if family in self.prednat_families:
+            out.append(self.mark_accept(direction))
+        return out
 
     def ndp(self, direction: str) -> list[ChainRule]:
         rid = self.syn(("ndp", direction), "(ndp)", direction, "allow", "default",
@@ -208,20 +232,25 @@ class LayoutBuilder:
                 uses_allow |= any(r.target.chain == UNTRACKED_ALLOW for r in body)
                 own = s.failsafe_inbound if inbound else s.failsafe_outbound
                 other = s.failsafe_outbound if inbound else s.failsafe_inbound
-                rules = (self.failsafe(own, family, inbound, False, "raw")
-                         + self.failsafe(other, family, not inbound, True, "raw") + body)
+                # failsafe first (Calico's order); those no untracked rule can meet go
+                # last, off the path of untracked flows (same verdicts and counters)
+                rules = failsafe_last(self.failsafe(own, family, inbound, False, "raw")
+                                      + self.failsafe(other, family, not inbound, True, "raw"),
+                                      body)
                 chains.append(Chain(endpoint_chain(kind, ep.interface), tuple(rules)))  # type: ignore[arg-type]
                 top[kernel].append(self.dispatch(kind, ep, inbound, True, direction))  # type: ignore[arg-type]
         if uses_allow:
+            self.untracked_families.add(family)
             chains.append(Chain(UNTRACKED_ALLOW, self._allow_chain("untracked-allow", True)))
         return _table(family, "raw", top, chains)
 
     def _allow_chain(self, name: str, notrack: bool) -> tuple[ChainRule, ...]:
         tier = "untracked" if notrack else "prednat"
         what = "untracked" if notrack else "pre-DNAT"
-        steps: list[tuple[str, Target]] = [("mark", Target("MARK", mark=MARK))]
-        if notrack:
-            steps.append(("notrack", Target("NOTRACK")))
+        # untracked: NOTRACK + ACCEPT; filter accepts by conntrack state UNTRACKED, so
+        # no mark is set per packet.  pre-DNAT: mark + ACCEPT (the packet stays tracked).
+        steps: list[tuple[str, Target]] = ([("notrack", Target("NOTRACK"))] if notrack
+                                           else [("mark", Target("MARK", mark=MARK))])
         steps.append(("accept", ACCEPT))
         out = []
         for step, target in steps:
@@ -246,6 +275,7 @@ class LayoutBuilder:
             chains.append(Chain(endpoint_chain("mfi", ep.interface), tuple(rules)))
             top["PREROUTING"].append(self.dispatch("mfi", ep, True, True, "ingress"))
         if uses_allow:
+            self.prednat_families.add(family)
             chains.append(Chain(PREDNAT_ALLOW, self._allow_chain("prednat-allow", False)))
         return _table(family, "mangle", top, chains)
 
@@ -254,8 +284,9 @@ class LayoutBuilder:
         if not eps:
             return None
         s = self.profile.settings
-        top: dict[str, list[ChainRule]] = {"INPUT": [self.mark_accept("ingress")],
-                                      "OUTPUT": [self.mark_accept("egress")], "FORWARD": []}
+        top: dict[str, list[ChainRule]] = {"INPUT": self.already_allowed(family, "ingress"),
+                                           "OUTPUT": self.already_allowed(family, "egress"),
+                                           "FORWARD": []}
         chains: list[Chain] = []
         for kernel, kind, direction, inbound in (("INPUT", "fi", "ingress", True),
                                                  ("OUTPUT", "fo", "egress", False)):
@@ -286,7 +317,8 @@ class LayoutBuilder:
                 chains.append(Chain(endpoint_chain(kind, ep.interface), tuple(rules)))  # type: ignore[arg-type]
                 fwd.append(self.dispatch(kind, ep, inbound, False, "forward"))  # type: ignore[arg-type]
         if fwd:
-            top["FORWARD"] = [self.mark_accept("forward"), self.ct("forward", "filter"), *fwd]
+            top["FORWARD"] = [*self.already_allowed(family, "forward"),
+                              self.ct("forward", "filter"), *fwd]
         return _table(family, "filter", top, chains)
 
     def _skip_named(self, kind: ChainKind, iface: str, inbound: bool) -> ChainRule:

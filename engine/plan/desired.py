@@ -27,7 +27,7 @@ TableName = Literal["raw", "mangle", "filter"]
 PacketFilter = Literal["iptables", "nftables"]
 
 # Packet-mark bits nodewall owns (set with --set-xmark bit/bit, other bits untouched).
-MARK_ALLOW = 0x00800000  # accepted by untracked (raw) or pre-DNAT (mangle) policy
+MARK_ALLOW = 0x00800000  # accepted by pre-DNAT (mangle) policy
 
 PREFIX = "nw-"  # chains and ipsets
 COMMENT_PREFIX = "nw:"  # iptables comment "nw:<rule_id>"
@@ -40,7 +40,8 @@ class RuleMeta:
 
     rule_id: str
     profile: str  # profile file ("" for synthetic rules)
-    policy: str  # policy name, or "(failsafe)", "(default-deny)", "(conntrack)", "(mark)"
+    policy: str  # policy name, or "(failsafe)", "(default-deny)", "(conntrack)", "(mark)",
+    # "(untracked)", ...
     direction: Literal["ingress", "egress", "forward"]
     index: int  # index in the policy's ingress/egress list; -1 for synthetic rules
     action: str  # allow / deny / log / pass (synthetic: allow / deny)

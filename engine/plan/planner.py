@@ -8,22 +8,25 @@ raw (untracked policies)
       untracked ingress rules.  nw-rfi-IF: failsafe inbound ACCEPT, return traffic of
       failsafe outbound ACCEPT, the untracked ingress rules in policy order (allow ->
       nw-untracked-allow, deny DROP, log LOG, pass RETURN); falls through, so that
-      tracked policy decides what untracked policy did not.
+      tracked policy decides what untracked policy did not.  Failsafe rules no
+      untracked rule can meet go behind them (engine.plan.disjoint.failsafe_last).
     OUTPUT -> nw-OUTPUT: `-o IF -g nw-rto-IF`, the mirror for egress.
-    nw-untracked-allow: MARK allow bit, NOTRACK, ACCEPT.
+    nw-untracked-allow: NOTRACK, ACCEPT (no mark: filter knows the packet by its
+      conntrack state UNTRACKED, which saves a MARK rule on every packet).
 mangle (pre-DNAT policies, ingress only)
     PREROUTING -> nw-PREROUTING: `-i IF -g nw-mfi-IF` (`! -i lo` for "*");
     nw-mfi-IF: ct RELATED,ESTABLISHED ACCEPT, failsafe inbound, the pre-DNAT rules
     (allow -> nw-prednat-allow = MARK + ACCEPT); falls through to normal policy.
 filter (normal policies, default deny)
-    INPUT -> nw-INPUT: mark ACCEPT, `-i IF -g nw-fi-IF` per named endpoint, then
+    INPUT -> nw-INPUT: `--ctstate UNTRACKED` ACCEPT (when raw allows something in the
+      family), mark ACCEPT (when mangle does), `-i IF -g nw-fi-IF` per named endpoint, then
       `! -i lo -g nw-fi-:all` for an interface = "*" endpoint (named ones win).
     nw-fi-IF: ct RELATED,ESTABLISHED ACCEPT, ct INVALID DROP, failsafe inbound ACCEPT,
       (v6) ICMPv6 130-136 ACCEPT, the normal ingress rules (allow ACCEPT, deny DROP,
       log LOG, pass DROP = stop evaluating policies), default deny DROP.
     OUTPUT -> nw-OUTPUT / nw-fo-IF: the mirror for egress (`-o`, `! -o lo`).
     FORWARD -> nw-FORWARD (only when an apply_on_forward normal policy selects an
-      endpoint): mark ACCEPT, ct RELATED,ESTABLISHED ACCEPT, `-i IF -j nw-ffi-IF` and
+      endpoint): UNTRACKED / mark ACCEPT as in INPUT, ct RELATED,ESTABLISHED ACCEPT, `-i IF -j nw-ffi-IF` and
       `-o IF -j nw-ffo-IF` for each endpoint and direction that such a policy covers.
       nw-ffi-IF: the forward rules (allow RETURN, deny DROP), then DROP.
 
@@ -31,7 +34,7 @@ Forwarding choice: allowed forwarded traffic RETURNs into the rest of the kernel
 FORWARD chain instead of being accepted: nodewall denies what its policies deny but
 never force-accepts forwarding (Docker, kube-proxy or the admin's own FORWARD rules and
 policy still apply).  The exception is traffic an untracked or pre-DNAT policy already
-allowed (the mark), which is accepted as Calico does.  A direction no apply_on_forward
+allowed (conntrack state UNTRACKED, or the mark), which is accepted as Calico does.  A direction no apply_on_forward
 policy covers stays open for forwarding (no chain); nw-ffi-:all starts with RETURNs for
 the named endpoints' interfaces, which decide for themselves.
 

@@ -85,6 +85,13 @@ def _neg(value: str | None, negated: str | None) -> str | None:
 
 def match_modules(m: Match, family: Family) -> list[ModuleSpec]:
     mods: list[ModuleSpec] = []
+    # ports before sets: a rule's matches are ANDed in order, so a packet to another
+    # port is turned away before the (dearer) set lookups
+    for opt, ports, negate in (("sports", m.src_ports, False), ("dports", m.dst_ports, False),
+                               ("sports", m.not_src_ports, True),
+                               ("dports", m.not_dst_ports, True)):
+        if ports:
+            mods.append(ModuleSpec("multiport", (Opt(opt, (_ports(ports),), negate),)))
     for name in m.src_sets:
         mods.append(ModuleSpec("set", (Opt("match-set", (name, "src")),)))
     for name in m.not_src_sets:
@@ -93,11 +100,6 @@ def match_modules(m: Match, family: Family) -> list[ModuleSpec]:
         mods.append(ModuleSpec("set", (Opt("match-set", (name, "dst")),)))
     for name in m.not_dst_sets:
         mods.append(ModuleSpec("set", (Opt("match-set", (name, "dst"), True),)))
-    for opt, ports, negate in (("sports", m.src_ports, False), ("dports", m.dst_ports, False),
-                               ("sports", m.not_src_ports, True),
-                               ("dports", m.not_dst_ports, True)):
-        if ports:
-            mods.append(ModuleSpec("multiport", (Opt(opt, (_ports(ports),), negate),)))
     if m.icmp_type is not None:
         mods.append(_icmp(family, m.icmp_type, m.icmp_code, False))
     if m.not_icmp_type is not None:

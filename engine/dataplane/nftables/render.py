@@ -114,14 +114,15 @@ def match_words(m: Match, family: Family) -> list[str]:
                           ("daddr", m.dst_net, False), ("daddr", m.not_dst_net, True)):
         if net:
             w += [a, key, *(["!="] if neg else []), net]
-    for key, names, neg in (("saddr", m.src_sets, False), ("saddr", m.not_src_sets, True),
-                            ("daddr", m.dst_sets, False), ("daddr", m.not_dst_sets, True)):
-        for name in names:
-            w += [a, key, *(["!="] if neg else []), f"@{name}"]
+    # ports before sets: the cheap compare turns other ports away before a set lookup
     for key, ports, neg in (("sport", m.src_ports, False), ("dport", m.dst_ports, False),
                             ("sport", m.not_src_ports, True), ("dport", m.not_dst_ports, True)):
         if ports:
             w += [_l4(m), key, *(["!="] if neg else []), _ports(ports)]
+    for key, names, neg in (("saddr", m.src_sets, False), ("saddr", m.not_src_sets, True),
+                            ("daddr", m.dst_sets, False), ("daddr", m.not_dst_sets, True)):
+        for name in names:
+            w += [a, key, *(["!="] if neg else []), f"@{name}"]
     if m.icmp_type is not None:
         w += _icmp(family, m.icmp_type, m.icmp_code, False)
     if m.not_icmp_type is not None:

@@ -40,6 +40,12 @@ P = PortRange
      '-p icmpv6 -m icmp6 ! --icmpv6-type 128 -m comment --comment "nw:x" -j DROP'),
     (Match(ct_states=("RELATED", "ESTABLISHED")), Target("ACCEPT"), 4,
      '-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "nw:x" -j ACCEPT'),
+    (Match(ct_states=("UNTRACKED",)), Target("ACCEPT"), 4,
+     '-m conntrack --ctstate UNTRACKED -m comment --comment "nw:x" -j ACCEPT'),
+    # ports before sets: another port never pays for the set lookup
+    (Match(protocol="tcp", src_sets=("nw-a",), dst_ports=(P(6379, 6379),)), Target("DROP"), 4,
+     ('-p tcp -m multiport --dports 6379 -m set --match-set nw-a src -m comment --comment '
+      '"nw:x" -j DROP')),
     (Match(mark=(0x800000, 0x800000)), Target("ACCEPT"), 6,
      '-m mark --mark 0x800000/0x800000 -m comment --comment "nw:x" -j ACCEPT'),
     (Match(), Target("MARK", mark=(0x800000, 0x800000)), 4,

@@ -98,13 +98,14 @@ def test_failsafe_overriding_a_deny_names_the_deny(tmp_path):
     assert [s.stage for s in e.path] == ["raw", "raw", "filter", "filter"]
 
 
-def test_untracked_allow_decides_through_the_mark_in_filter(tmp_path):
+def test_untracked_allow_decides_through_the_untracked_state_in_filter(tmp_path):
     e = _explain(tmp_path, "10.9.9.9", "10.0.0.1:6379")
     assert (e.verdict, e.stage, e.rule.policy) == ("allow", "raw", "redis-untracked")
     assert e.rule.index == 0
     actions = [(s.chain, s.action) for s in e.path]
     assert ("raw nw-untracked-allow", "NOTRACK") in actions
-    assert e.path[-1].rule.policy == "(mark)"
+    assert "MARK" not in [a for _, a in actions]
+    assert e.path[-1].rule.policy == "(untracked)"
     assert "source 10.9.9.9 in 10.0.0.0/8" in e.path[1].because
 
 

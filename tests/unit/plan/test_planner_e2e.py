@@ -42,8 +42,16 @@ def test_design_example_layout(example: Path):
         f"-m set --match-set {bl4} src -j DROP",
         "-s 10.0.0.0/8 -p tcp -m multiport --dports 6379 -j nw-untracked-allow",
     ]
-    assert lines(d, 4, "raw", "nw-rto-eth0")[-1] == \
-        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow"
+    # egress: the failsafe rule the Redis return rule may overlap (tcp to 10/8:443) stays
+    # in front of it, the disjoint ones (udp, tcp from :22) go behind it
+    assert lines(d, 4, "raw", "nw-rto-eth0") == [
+        "-d 10.0.0.0/8 -p tcp -m multiport --dports 443 -j ACCEPT",
+        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow",
+        "-p udp -m multiport --dports 53 -j ACCEPT",
+        "-p udp -m multiport --dports 67 -j ACCEPT",
+        "-p tcp -m multiport --sports 22 -j ACCEPT",
+        "-p udp -m multiport --sports 68 -j ACCEPT",
+    ]
     # v6 raw: the blocklist deny, no v4-only redis allow
     v6_ids = [r.rule_id for t in d.tables if (t.family, t.table) == (6, "raw")
               for c in t.chains if c.name == "nw-rfi-eth0" for r in c.rules]

@@ -20,6 +20,7 @@ from tests.helpers.planner_kit import (
 )
 
 MARK = f"-m mark --mark {MARK_ALLOW:#x}/{MARK_ALLOW:#x} -j ACCEPT"
+UNTRACKED = "-m conntrack --ctstate UNTRACKED -j ACCEPT"
 
 
 def test_empty_profile_gives_no_tables_sets_or_xdp():
@@ -38,8 +39,9 @@ def test_endpoint_alone_gets_failsafe_and_default_deny_in_filter_only():
     assert {(t.family, t.table) for t in d.tables} == {(4, "filter"), (6, "filter")}
     f4 = table(d, 4, "filter")
     assert f4.hooks == (Hook("INPUT", "nw-INPUT"), Hook("OUTPUT", "nw-OUTPUT"))
-    assert lines(d, 4, "filter", "nw-INPUT") == [MARK, "-i eth0 -g nw-fi-eth0"]
-    assert lines(d, 4, "filter", "nw-OUTPUT") == [MARK, "-o eth0 -g nw-fo-eth0"]
+    # nothing untracked or pre-DNAT: no "already allowed" rule to walk past
+    assert lines(d, 4, "filter", "nw-INPUT") == ["-i eth0 -g nw-fi-eth0"]
+    assert lines(d, 4, "filter", "nw-OUTPUT") == ["-o eth0 -g nw-fo-eth0"]
     assert lines(d, 4, "filter", "nw-fi-eth0") == [
         "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-m conntrack --ctstate INVALID -j DROP",
@@ -94,16 +96,16 @@ def test_policy_selector_picks_endpoints_by_labels():
     d = plan(profile(heps=[web, db], policies=[pol], inbound=(), outbound=()))
     assert len(chain(d, 4, "filter", "nw-fi-eth2").rules) == 4
     assert len(chain(d, 4, "filter", "nw-fi-eth1").rules) == 3
-    assert lines(d, 4, "filter", "nw-INPUT")[1:] == ["-i eth1 -g nw-fi-eth1",
-                                                     "-i eth2 -g nw-fi-eth2"]
+    assert lines(d, 4, "filter", "nw-INPUT") == ["-i eth1 -g nw-fi-eth1",
+                                                 "-i eth2 -g nw-fi-eth2"]
 
 
 def test_star_endpoint_comes_after_named_ones_and_never_matches_lo():
     d = plan(profile(heps=[hep("all", "*"), hep("up", "eth0")], inbound=(), outbound=()))
     assert lines(d, 4, "filter", "nw-INPUT") == [
-        MARK, "-i eth0 -g nw-fi-eth0", "! -i lo -g nw-fi-:all"]
+        "-i eth0 -g nw-fi-eth0", "! -i lo -g nw-fi-:all"]
     assert lines(d, 6, "filter", "nw-OUTPUT") == [
-        MARK, "-o eth0 -g nw-fo-eth0", "! -o lo -g nw-fo-:all"]
+        "-o eth0 -g nw-fo-eth0", "! -o lo -g nw-fo-:all"]
     assert "nw-fi-:all" in chain_names(d, 4, "filter")
     assert d.interfaces == ("eth0",)
 
@@ -139,21 +141,41 @@ def test_untracked_raw_layout_and_actions():
     rfi = chain(d, 4, "raw", "nw-rfi-eth0").rules
     assert rfi[6].target.kind == "LOG" and rfi[6].target.log_prefix == f"nw:{rid[2]} "
     assert rfi[7].target.kind == "RETURN" and len(rfi) == 8
+    # egress: failsafe rules no untracked rule can meet go behind the policy rules
     assert lines(d, 4, "raw", "nw-rto-eth0") == [
-        "-p udp -m multiport --dports 53 -j ACCEPT",
         "-d 10.0.0.0/8 -p tcp -m multiport --dports 443 -j ACCEPT",
+        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow",
+        "-p udp -m multiport --dports 53 -j ACCEPT",
         "-p tcp -m multiport --sports 22 -j ACCEPT",
         "-d 10.0.0.0/8 -p udp -m multiport --sports 68 -j ACCEPT",
-        "-p tcp -m multiport --sports 6379 -j nw-untracked-allow",
     ]
-    assert lines(d, 4, "raw", "nw-untracked-allow") == [
-        f"-j MARK --set-xmark {MARK_ALLOW:#x}/{MARK_ALLOW:#x}", "-j CT --notrack", "-j ACCEPT"]
+    # no mark: filter recognises the packet by its conntrack state UNTRACKED
+    assert lines(d, 4, "raw", "nw-untracked-allow") == ["-j CT --notrack", "-j ACCEPT"]
     # v6 raw: the v4-only failsafe CIDRs are absent
     assert lines(d, 6, "raw", "nw-rfi-eth0")[:2] == [
         "-p tcp -m multiport --dports 22 -j ACCEPT", "-p udp -m multiport --sports 53 -j ACCEPT"]
-    # the filter table accepts what raw marked
-    assert lines(d, 4, "filter", "nw-INPUT")[0] == MARK
-    assert lines(d, 4, "filter", "nw-OUTPUT")[0] == MARK
+    # the filter table accepts what raw left untracked, first thing, and has no mark rule
+    assert lines(d, 4, "filter", "nw-INPUT") == [UNTRACKED, "-i eth0 -g nw-fi-eth0"]
+    assert lines(d, 4, "filter", "nw-OUTPUT") == [UNTRACKED, "-o eth0 -g nw-fo-eth0"]
+    # the allow rules name no address, so v6 raw NOTRACKs too and v6 filter accepts it
+    assert lines(d, 6, "filter", "nw-INPUT")[0] == UNTRACKED
+    # forwarded traffic an untracked policy allowed is accepted in FORWARD the same way
+    fwd = policy("fwd", ingress=(rule("deny", protocol="udp"),), forward=True)
+    d = plan(profile(heps=[hep()], policies=[pol, fwd]))
+    assert lines(d, 4, "filter", "nw-FORWARD")[:2] == [
+        UNTRACKED, "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
+
+
+def test_untracked_accept_only_in_families_whose_raw_allows():
+    pol = policy("u", tier="untracked", ingress=(
+        rule("allow", protocol="tcp", src=EntityMatch(nets=("10.0.0.0/8",))),
+        rule("deny", src=EntityMatch(nets=("2001:db8::/32",)))))
+    d = plan(profile(heps=[hep()], policies=[pol]))
+    assert lines(d, 4, "filter", "nw-INPUT")[0] == UNTRACKED
+    assert lines(d, 4, "filter", "nw-OUTPUT")[0] == UNTRACKED
+    assert lines(d, 6, "raw", "nw-rfi-eth0")[-1] == "-s 2001:db8::/32 -j DROP"
+    assert "nw-untracked-allow" not in chain_names(d, 6, "raw")
+    assert lines(d, 6, "filter", "nw-INPUT") == ["-i eth0 -g nw-fi-eth0"]  # nothing NOTRACKed
 
 
 def test_raw_renders_only_directions_and_families_that_have_rules():
@@ -190,6 +212,8 @@ def test_prednat_mangle_layout():
     ]
     assert lines(d, 4, "mangle", "nw-prednat-allow") == [
         f"-j MARK --set-xmark {MARK_ALLOW:#x}/{MARK_ALLOW:#x}", "-j ACCEPT"]
+    # pre-DNAT keeps the mark (its packets stay tracked); no UNTRACKED accept
+    assert lines(d, 4, "filter", "nw-INPUT")[0] == MARK
     assert d.table(4, "raw") is None
     # pre-DNAT rules do not appear in the filter table
     assert len(chain(d, 4, "filter", "nw-fi-eth0").rules) == 4
@@ -205,7 +229,7 @@ def test_forward_only_with_apply_on_forward_normal_policy():
     assert [h.kernel_chain for h in table(d, 4, "filter").hooks] == ["INPUT", "OUTPUT",
                                                                       "FORWARD"]
     assert lines(d, 4, "filter", "nw-FORWARD") == [
-        MARK, "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-i eth0 -j nw-ffi-eth0"]  # no egress forward policy: that direction stays open
     assert lines(d, 4, "filter", "nw-ffi-eth0") == [
         "-p tcp -j RETURN", "-p udp -j DROP", "-j DROP", "-j DROP"]
@@ -220,7 +244,7 @@ def test_forward_star_endpoint_defers_to_named_interfaces():
                  selector='role == "any"')
     eps = [hep("all", "*", role="any"), hep("a", "eth0"), hep("b", "eth1")]
     d = plan(profile(heps=eps, policies=[fwd]))
-    assert lines(d, 4, "filter", "nw-FORWARD")[2:] == ["! -o lo -j nw-ffo-:all"]
+    assert lines(d, 4, "filter", "nw-FORWARD")[1:] == ["! -o lo -j nw-ffo-:all"]
     assert lines(d, 4, "filter", "nw-ffo-:all") == [
         "-o eth0 -j RETURN", "-o eth1 -j RETURN", "-p tcp -j RETURN", "-j DROP"]
 
