@@ -62,10 +62,11 @@ class Service:
         return self.tx.preview(paths, backend=backend)
 
     def explain(self, src: str, dst: str, *, iface: str | None = None,
-                direction: Direction = "ingress",
+                direction: Direction = "ingress", out_iface: str | None = None,
                 generation: int | None = None) -> Explanation:
         """The path a packet takes through the applied generation's rules (or
-        generation N's), in evaluation order."""
+        generation N's), in evaluation order (forward: in on `iface`, out via
+        `out_iface`)."""
         n = generation if generation is not None else self.store.current()
         if n is None:
             raise NothingPending("nothing is applied here: there is no path to explain",
@@ -79,7 +80,10 @@ class Service:
                                  f"host endpoints are on {', '.join(desired.interfaces)}",
                                  hint="pass --iface IF")
             iface = desired.interfaces[0] if desired.interfaces else "any"  # "*" endpoint
-        packet = parse_packet(src, dst, iface=iface, direction=direction)
+        if out_iface is not None and direction != "forward":
+            raise InputError(Loc("<packet>"), "--out-iface is for a forwarded packet",
+                             hint="add --direction forward")
+        packet = parse_packet(src, dst, iface=iface, direction=direction, out_iface=out_iface)
         return explain(desired, packet, generation=n)
 
     def rendered_rule(self, rule_id: str) -> list[RenderedRule]:

@@ -2,14 +2,18 @@
 
 Ingress: XDP on the interface (failsafe, then the accelerated rules: deny drops,
 allow passes on), raw PREROUTING, mangle PREROUTING, filter INPUT.  Egress: raw
-OUTPUT, filter OUTPUT.  In each table the hook chain is followed as the kernel does
+OUTPUT, filter OUTPUT.  Forwarded: XDP on the interface it arrives on, raw and mangle
+PREROUTING, filter FORWARD (the host endpoints' forward chains, for policies with
+apply_on_forward).  In each table the hook chain is followed as the kernel does
 (JUMP returns, GOTO returns to the caller's caller, MARK and NOTRACK go on, ACCEPT
 ends the table, DROP ends everything).  The packet is a new connection's first packet:
 conntrack state NEW, no mark until nodewall sets one.
 
 The deciding rule: the DROP that ended it, or the ACCEPT in filter; when filter
 accepts because an untracked or pre-DNAT policy allowed the packet earlier (the mark),
-that earlier policy rule decides.  When failsafe decides, the walk is repeated without
+that earlier policy rule decides.  A forwarded packet nodewall allows RETURNs to the
+rest of the kernel's FORWARD chain: the policy rule that returned it decides.  When
+failsafe decides, the walk is repeated without
 failsafe rules: the rule that would have denied the packet is named (failsafe
 overrides it)."""
 from __future__ import annotations
@@ -41,6 +45,7 @@ NO_ENDPOINT = "(no host endpoint)"
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "ingress": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("filter", "INPUT")),
     "egress": (("raw", "OUTPUT"), ("filter", "OUTPUT")),
+    "forward": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("filter", "FORWARD")),
 }
 
 
@@ -121,6 +126,7 @@ class _Walk:
     path: list[Step] = field(default_factory=list)
     jumps: list[Step] = field(default_factory=list)
     marked_by: Step | None = None
+    returned_by: Step | None = None  # the last policy rule that RETURNed the packet
 
     def ref(self, rule_id: str) -> RuleRef:
         return RuleRef.of(rule_id, self.desired.rules.get(rule_id))
@@ -160,6 +166,8 @@ class _Walk:
         step = Step(ts.table, self.chain_label(ts, name), ref, action,
                     tuple(result.because), tuple(result.hits))
         self.path.append(step)
+        if t.kind == "RETURN" and not ref.policy.startswith("("):
+            self.returned_by = step
         if t.kind in ("ACCEPT", "DROP", "RETURN"):
             return t.kind, step  # type: ignore[return-value]
         if t.kind == "MARK" and t.mark is not None:
@@ -225,7 +233,7 @@ class _Walk:
     # ---------------------------------------------------------------- the whole path
     def run(self) -> tuple[Verdict, str | None, Step | None]:
         p = self.packet
-        if p.direction == "ingress":
+        if p.direction in ("ingress", "forward"):
             xi = next((x for x in self.desired.xdp.interfaces if x.iface == p.iface), None)
             if xi is not None:
                 dropped = self.xdp(xi)
@@ -235,6 +243,7 @@ class _Walk:
             ts = self.desired.table(p.family, table)  # type: ignore[arg-type]
             if ts is None:
                 continue
+            self.returned_by = None
             outcome, step = self.table(ts, kernel_chain)
             if outcome == "DROP":
                 return "deny", table, step
@@ -242,6 +251,9 @@ class _Walk:
                 if step is not None and step.rule.policy == MARK_POLICY and self.marked_by:
                     return "allow", self.marked_by.stage, self.marked_by
                 return "allow", table, step
+        if p.direction == "forward" and self.returned_by is not None \
+                and self.returned_by.stage == "filter":
+            return "allow", self.returned_by.stage, self.returned_by
         return "allow", None, None
 
 
