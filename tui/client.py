@@ -60,6 +60,9 @@ class EngineClient:
     def rendered_rule(self, rule_id: str):
         return self._call("rendered_rule", rule_id)
 
+    def rules_holding(self, address: str):
+        return self._call("rules_holding", address)
+
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
         self._guard.require("apply")

@@ -49,6 +49,12 @@ class KernelTextReady(Message):
 
 
 @dataclass
+class HoldingReady(Message):
+    address: str
+    ids: frozenset  # ids of the rules whose networks hold the address
+
+
+@dataclass
 class DiffReady(Message):
     preview: Any  # PlanPreview
 

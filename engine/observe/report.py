@@ -68,7 +68,7 @@ class RuleStats:
     loc: str | None = None  # "file:line:col" of the TOML rule
     eval_order: int = -1  # its place in evaluation order (-1: unknown, older records)
     interface: str = ""  # the host endpoint's interface ("*" for all; "": none)
-    chain: str = ""  # the kernel chain counted ("nw-fi-eth0"; "" for XDP)
+    chain: str = ""  # the kernel chain counted ("nw-fi-eth0"; "xdp:eth0" for XDP)
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,22 @@ class FakeService:
                              f'-j ACCEPT -m comment --comment "nw:{rule_id}"')
                 for r, _ in self.rules if r.id == rule_id]
 
+    def rules_holding(self, address: str) -> frozenset[str]:
+        """The engine's own answer (engine.explain.holding over the profile's plan),
+        told in this fake's rule ids (same policy, direction and index)."""
+        import ipaddress
+
+        from nodewall.engine.explain.holding import rules_holding
+        from nodewall.engine.plan.planner import plan
+        from nodewall.engine.profile.loader import load_profiles
+        self._record("rules_holding")
+        desired = plan(load_profiles([Path(self.profile_path)]))
+        real = {(m.policy, m.direction, m.index) for rid in
+                rules_holding(desired, ipaddress.ip_address(address))
+                if (m := desired.rules[rid])}
+        return frozenset(r.id for r, _ in self.rules
+                         if (r.policy, r.direction, r.index) in real)
+
     def diff(self, paths) -> PlanPreview:
         self._record("diff")
         return PlanPreview(

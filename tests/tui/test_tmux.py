@@ -31,7 +31,8 @@ pytestmark = [
 ]
 
 NEW_PORT = 7001
-RAW_CELL = r"\s+raw(?: [^\s\d]\S*)?\s+"  # the backend cell, with the endpoint's interface
+# the table cell, then the endpoint's interface and the chain (rfi) cells
+RAW_CELL = r"\s+raw(?:\s+[^\s\d]\S*){0,2}\s+"
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
