@@ -63,6 +63,14 @@ class EngineClient:
     def rules_holding(self, address: str):
         return self._call("rules_holding", address)
 
+    def explain(self, src: str, dst: str, *, iface: str | None, direction: str,
+                out_iface: str | None):
+        return self._call("explain", src, dst, iface=iface, direction=direction,
+                          out_iface=out_iface)
+
+    def history(self):
+        return self._call("history")
+
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
         self._guard.require("apply")

@@ -63,22 +63,7 @@ def cmd_explain(args) -> int:
     if args.output == "json":
         _emit_json(e.to_json())
         return ExitCode.OK
-    print(f"{e.packet.describe()}   (generation {e.generation}, {e.packet_filter})")
-    for i, step in enumerate(e.path, 1):
-        r = step.rule
-        print(f"  {i:>2}. {step.stage:<6} {step.chain:<26} {step.action:<24} "
-              f"{r.policy} {r.summary}")
-        for why in step.because:
-            print(f"        {why}")
-    if not e.path:
-        print("  (no nodewall rule takes this packet)")
-    where = f" at {e.stage}" if e.stage else ""
-    rid = f" [{e.rule.id}]" if e.rule.id else ""
-    print(f"verdict: {e.verdict.upper()}{where} by {e.rule.policy}{rid} {e.rule.summary}")
-    if e.overrides is not None:
-        o = e.overrides
-        print(f"note: failsafe overrides a deny: without failsafe, {o.rule.policy} "
-              f"[{o.rule.id}] ({o.rule.summary}) would drop it at {o.stage}")
+    print("\n".join(e.text_lines()))
     return ExitCode.OK
 
 

@@ -103,6 +103,27 @@ class Explanation:
     overrides: Step | None = None  # the deny failsafe overrode
     generation: int | None = None
 
+    def text_lines(self) -> list[str]:
+        """The explanation for humans (the CLI's text output, the TUI's dialog)."""
+        head = f"{self.packet.describe()}   (generation {self.generation}, {self.packet_filter})"
+        lines = [head]
+        for i, step in enumerate(self.path, 1):
+            r = step.rule
+            lines.append(f"  {i:>2}. {step.stage:<6} {step.chain:<26} {step.action:<24} "
+                         f"{r.policy} {r.summary}")
+            lines += [f"        {why}" for why in step.because]
+        if not self.path:
+            lines.append("  (no nodewall rule takes this packet)")
+        where = f" at {self.stage}" if self.stage else ""
+        rid = f" [{self.rule.id}]" if self.rule.id else ""
+        lines.append(f"verdict: {self.verdict.upper()}{where} by {self.rule.policy}{rid} "
+                     f"{self.rule.summary}")
+        if self.overrides is not None:
+            o = self.overrides
+            lines.append(f"note: failsafe overrides a deny: without failsafe, {o.rule.policy} "
+                         f"[{o.rule.id}] ({o.rule.summary}) would drop it at {o.stage}")
+        return lines
+
     def to_json(self) -> dict[str, Any]:
         p = self.packet
         return {"schema": 1, "generation": self.generation,

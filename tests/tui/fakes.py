@@ -174,6 +174,27 @@ class FakeService:
                              f'-j ACCEPT -m comment --comment "nw:{rule_id}"')
                 for r, _ in self.rules if r.id == rule_id]
 
+    def explain(self, src: str, dst: str, *, iface=None, direction="ingress",
+                out_iface=None):
+        """The engine's own walk over the profile's plan (this fake applies nothing)."""
+        from nodewall.engine.explain.packet import parse_packet
+        from nodewall.engine.explain.walk import explain
+        from nodewall.engine.plan.planner import plan
+        from nodewall.engine.profile.loader import load_profiles
+        self._record("explain")
+        desired = plan(load_profiles([Path(self.profile_path)]))
+        packet = parse_packet(src, dst, iface=iface or desired.interfaces[0],
+                              direction=direction, out_iface=out_iface)
+        return explain(desired, packet, generation=self.generation)
+
+    def history(self) -> list:
+        from nodewall.engine.safety.history import HistoryEntry
+        self._record("history")
+        return [HistoryEntry(n, 1_700_000_000.0 + 60 * n, origin, (self.profile_path,),
+                             "iptables", f"c{n}", outcome, (), n == self.generation)
+                for n, origin, outcome in ((1, "cli", "kept"),
+                                           (2, "tui", "reverted by timeout"))]
+
     def rules_holding(self, address: str) -> frozenset[str]:
         """The engine's own answer (engine.explain.holding over the profile's plan),
         told in this fake's rule ids (same policy, direction and index)."""
