@@ -481,6 +481,11 @@ class NodewallApp(App):
                                     partial(self.action_ask_panic, True))
             yield SystemCommand("Rollback", "back to the previous generation (asks)",
                                 self.action_ask_rollback)
+            if report is not None and report.last_revert:
+                yield SystemCommand("Acknowledge revert", "clear the notice of the "
+                                    "automatic revert (nodewall ack)",
+                                    partial(self._start_command, "ack",
+                                            self.client.acknowledge_revert))
         yield SystemCommand("Diff profiles", "show the plan (apply screen)",
                             partial(self._on_apply_screen, "diff"))
         yield SystemCommand("Apply profiles", "apply with a confirm timeout",

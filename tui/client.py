@@ -92,6 +92,11 @@ class EngineClient:
         self._guard.require("panic")
         return self._seq_call("set_panic", on)
 
+    def acknowledge_revert(self) -> tuple[int, Any]:
+        """Clear the notice of an automatic revert (`nodewall ack`)."""
+        self._guard.require("ack")
+        return self._seq_call("acknowledge_revert")
+
     def rollback_generation(self) -> tuple[int, Any]:
         """Back to the generation before the current one (no apply pending)."""
         self._guard.require("rollback")

@@ -84,6 +84,7 @@ class FakeService:
     ticks: int = 0
     panic: bool = False
     drift: tuple = ()
+    last_revert: dict | None = None  # StatusReport.last_revert
 
     def __post_init__(self):
         if not self.rules:
@@ -129,7 +130,7 @@ class FakeService:
             rules=tuple(r for r, _ in self.rules),
             generation=self.generation, pending_confirm=pending,
             timestamp=self.clock(), recommendation=self.recommendation, panic=self.panic,
-            drift=self.drift)
+            drift=self.drift, last_revert=self.last_revert)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         self._record("conntrack_sample")
@@ -186,6 +187,11 @@ class FakeService:
         packet = parse_packet(src, dst, iface=iface or desired.interfaces[0],
                               direction=direction, out_iface=out_iface)
         return explain(desired, packet, generation=self.generation)
+
+    def acknowledge_revert(self):
+        self._record("acknowledge_revert")
+        notice, self.last_revert = self.last_revert, None
+        return notice
 
     def history(self) -> list:
         from nodewall.engine.safety.history import HistoryEntry

@@ -159,3 +159,20 @@ async def test_palette_shows_the_history(new_app, fake, clock):
         await pilot.press("escape")
         await settle(pilot)
         assert "reverted by timeout" not in screen_text(app)
+
+
+async def test_an_automatic_revert_shows_until_acknowledged(new_app, fake, clock):
+    """A revert the TUI did not see happen (the CLI's apply timed out) is on the state
+    line until acknowledged from the palette, as `nodewall ack` does."""
+    fake.last_revert = {"generation": 3, "reverted_to": 2, "at": 1.0,
+                        "reason": "confirm-timeout", "content": "c3"}
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        assert "REVERTED gen 3 -> 2 (confirm timed out)" in screen_text(app)
+        await tick(pilot, clock)
+        assert "REVERTED gen 3" in screen_text(app)  # stays until acknowledged
+        await _palette(pilot, "Acknowledge revert")
+        await tick(pilot, clock)
+        assert "acknowledge_revert" in fake.calls
+        assert "REVERTED" not in screen_text(app)
