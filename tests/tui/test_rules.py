@@ -259,3 +259,24 @@ async def test_detail_pane_scrolls_to_the_kernel_rules_at_80x24(new_app, fake, c
         await pilot.press("home")
         await settle(pilot)
         assert "redis-untracked ingress[0]  id b2" in screen_text(app)
+
+
+async def test_an_xdp_rule_on_two_interfaces_has_a_row_each(new_app, fake, clock):
+    """The XDP program counts per interface (status chain "xdp:IF"): two rows, each
+    with its interface and its own packets."""
+    fake.rules = [(replace(r, interface=iface, chain=f"xdp:{iface}",
+                           packets=r.packets + (1000 if iface == "srv1" else 0)), step)
+                  for r, step in fake.rules
+                  for iface in (("srv0", "srv1") if (r.id, r.backend) == ("a1", "xdp")
+                                else ("",))]
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        table = app.screen.query_one("#rules", DataTable)
+        cells = {}
+        for key in ("a1:xdp:xdp:srv0", "a1:xdp:xdp:srv1"):
+            row = order(app).index(key)
+            cells[key] = [str(table.get_cell_at((row, c))).strip() for c in (3, 4, 5, 6)]
+        assert cells["a1:xdp:xdp:srv0"][:3] == ["xdp", "srv0", "xdp"]
+        assert cells["a1:xdp:xdp:srv1"][:3] == ["xdp", "srv1", "xdp"]
+        assert cells["a1:xdp:xdp:srv0"][3] != cells["a1:xdp:xdp:srv1"][3]  # own counters
