@@ -201,6 +201,19 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         assert len(rows) == 2 and all(r.startswith("drop-blocklist") for r in rows), found
         term.keys("Escape")
         term.wait(lambda s: "redis-untracked" in s and "filter:" not in s)
+        # explain from the command palette: the client's Redis packet, the same walk
+        # as `nodewall explain` (the untracked allow decides, through the mark)
+        term.keys("C-p")
+        term.wait(lambda s: "Search for commands" in s or "palette" in s.lower())
+        term.keys("Explain a packet", literal=True)
+        term.keys("Enter")
+        term.wait(lambda s: "Explain a packet: SRC DST" in s)
+        term.keys("10.0.0.2 10.0.0.1:6379/tcp eth0", literal=True)
+        term.keys("Enter")
+        said = term.wait(lambda s: "verdict:" in s)
+        assert re.search(r"verdict: ALLOW at (raw|xdp) by redis-untracked", said), said
+        term.keys("Escape")
+        term.wait(lambda s: "Explain a packet" not in s and "sorted by rate" in s)
 
         # the TOML editor: line 44 is redis-untracked's ingress destination, line 49
         # its egress (return) source; open both for NEW_PORT

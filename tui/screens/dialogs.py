@@ -118,6 +118,13 @@ def explain_args(text: str) -> dict:
     return args
 
 
+def verdict_first(lines: list[str]) -> list[str]:
+    """The packet, then the verdict (and failsafe's note), then the path: at 80x24 the
+    answer shows before any scrolling."""
+    head = [ln for ln in lines[1:] if ln.startswith(("verdict:", "note:"))]
+    return lines[:1] + head + [ln for ln in lines[1:] if ln not in head]
+
+
 def history_lines(entries: Iterable) -> list[str]:
     """`nodewall history` as lines: * marks the generation in force."""
     lines = [f"  {'gen':>4}  {'time':<19}  {'origin':<8} outcome"]
@@ -196,7 +203,7 @@ class ExplainDialog(EngineTextDialog):
             e = self.app.client.explain(args["src"], args["dst"], iface=args["iface"],
                                         direction=args["direction"],
                                         out_iface=args["out_iface"])
-            lines = e.text_lines()
+            lines = verdict_first(e.text_lines())
         except Exception as exc:  # noqa: BLE001 - the engine's message, as the CLI says it
             render = getattr(exc, "render", None)
             lines = [render() if callable(render) else str(exc)]
