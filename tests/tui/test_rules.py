@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from nodewall.engine.dataplane.rule_text import RenderedRule
 from nodewall.tui.screens.profiles import ProfilesScreen
 from nodewall.tui.screens.rules import RulesScreen
 from textual.widgets import DataTable, Static, TextArea
@@ -256,6 +257,16 @@ async def test_detail_pane_scrolls_to_the_kernel_rules_at_80x24(new_app, fake, c
         await settle(pilot)
         text = screen_text(app)
         assert kernel_line in text and "kernel:" in text
+        # a kernel rule longer than the screen wraps: its end is on screen too
+        long_rule = ("-s 10.0.0.0/8 -p tcp -m multiport --dports 6379,6380,6381,6382,6383 "
+                     '-m comment --comment "nw:b2" -j nw-untracked-allow TAIL-END')
+        fake.rendered_rule = lambda rid: [RenderedRule("raw", 4, "nw-fi-srv0", long_rule)]
+        app.screen._kernel_text.clear()
+        app.screen._detail()
+        await settle(pilot)
+        await pilot.press("end")
+        await settle(pilot)
+        assert "TAIL-END" in screen_text(app) and "--dports" in screen_text(app)
         await pilot.press("home")
         await settle(pilot)
         assert "redis-untracked ingress[0]  id b2" in screen_text(app)
