@@ -129,7 +129,9 @@ class Explanation:
         return {"schema": 1, "generation": self.generation,
                 "packet": {"src": str(p.src), "dst": str(p.dst), "protocol": p.protocol,
                            "src_port": p.src_port, "dst_port": p.dst_port, "iface": p.iface,
-                           "direction": p.direction, "text": p.describe()},
+                           "out_iface": p.out_iface, "icmp_type": p.icmp_type,
+                           "icmp_code": p.icmp_code, "direction": p.direction,
+                           "text": p.describe()},
                 "packet_filter": self.packet_filter, "verdict": self.verdict,
                 "stage": self.stage, "rule": self.rule.to_json(),
                 "failsafe_overrides": None if self.overrides is None

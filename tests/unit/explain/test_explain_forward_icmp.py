@@ -89,6 +89,9 @@ def test_forwarded_packet_walks_the_forward_chain(tmp_path, backend):
                      out_iface="eth1", backend=backend)
     assert (other.verdict, other.rule.policy) == ("deny", "(default-deny)")
     assert other.rule.direction == "forward"
+    packet = allowed.to_json()["packet"]
+    assert (packet["direction"], packet["iface"], packet["out_iface"], packet["icmp_type"]) == \
+        ("forward", "eth0", "eth1", 8)
 
 
 def test_forwarded_from_an_interface_no_forward_policy_covers(tmp_path):
