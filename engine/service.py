@@ -3,6 +3,7 @@ work in the CURRENT network namespace (the process entered --netns at start-up);
 the TUI calls it from thread workers only."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.dataplane.rule_text import RenderedRule, rendered_rules
 from nodewall.engine.errors import InputError, Loc, NothingPending
+from nodewall.engine.explain.holding import rules_holding
 from nodewall.engine.explain.packet import Direction, parse_packet
 from nodewall.engine.explain.walk import Explanation, explain
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
@@ -62,10 +64,11 @@ class Service:
         return self.tx.preview(paths, backend=backend)
 
     def explain(self, src: str, dst: str, *, iface: str | None = None,
-                direction: Direction = "ingress",
+                direction: Direction = "ingress", out_iface: str | None = None,
                 generation: int | None = None) -> Explanation:
         """The path a packet takes through the applied generation's rules (or
-        generation N's), in evaluation order."""
+        generation N's), in evaluation order (forward: in on `iface`, out via
+        `out_iface`)."""
         n = generation if generation is not None else self.store.current()
         if n is None:
             raise NothingPending("nothing is applied here: there is no path to explain",
@@ -79,7 +82,10 @@ class Service:
                                  f"host endpoints are on {', '.join(desired.interfaces)}",
                                  hint="pass --iface IF")
             iface = desired.interfaces[0] if desired.interfaces else "any"  # "*" endpoint
-        packet = parse_packet(src, dst, iface=iface, direction=direction)
+        if out_iface is not None and direction != "forward":
+            raise InputError(Loc("<packet>"), "--out-iface is for a forwarded packet",
+                             hint="add --direction forward")
+        packet = parse_packet(src, dst, iface=iface, direction=direction, out_iface=out_iface)
         return explain(desired, packet, generation=n)
 
     def rendered_rule(self, rule_id: str) -> list[RenderedRule]:
@@ -87,6 +93,16 @@ class Service:
         ([] when nothing is applied or the id is not in it)."""
         n = self.store.current()
         return [] if n is None else rendered_rules(self.tx.generation_plan(n), rule_id)
+
+    def rules_holding(self, address: str) -> frozenset[str]:
+        """The ids of the applied generation's rules whose networks (CIDRs, network
+        sets, nets_files) hold `address` (empty when nothing is applied)."""
+        try:
+            addr = ipaddress.ip_address(address.strip())
+        except ValueError:
+            raise InputError(Loc("<address>"), f"{address!r} is not an IP address") from None
+        n = self.store.current()
+        return frozenset() if n is None else rules_holding(self.tx.generation_plan(n), addr)
 
     def history(self) -> list[history_mod.HistoryEntry]:
         return history_mod.history(self.store)

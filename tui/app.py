@@ -34,7 +34,7 @@ from .screens.apply import ApplyScreen
 from .screens.base import NwScreen
 from .screens.conntrack import ConntrackScreen
 from .screens.dashboard import DashboardScreen
-from .screens.dialogs import HelpScreen, QuitDialog, YesNo
+from .screens.dialogs import ExplainDialog, HelpScreen, HistoryDialog, QuitDialog, YesNo
 from .screens.profiles import ProfilesScreen
 from .screens.rules import RulesScreen
 from .status_text import state_parts
@@ -394,6 +394,12 @@ class NodewallApp(App):
         self._deciding = True
         self._command(what, call)
 
+    def action_explain(self) -> None:
+        self.push_screen(ExplainDialog())
+
+    def action_history(self) -> None:
+        self.push_screen(HistoryDialog())
+
     def action_show_drift(self) -> None:
         report = self.state.report
         if report is None:
@@ -461,6 +467,10 @@ class NodewallApp(App):
             yield SystemCommand("Revert pending changes", "roll back now", self.action_revert)
         yield SystemCommand("Show drift", "what differs from the recorded generation",
                             self.action_show_drift)
+        yield SystemCommand("Explain a packet", "its path through the applied rules "
+                            "(nodewall explain)", self.action_explain)
+        yield SystemCommand("History", "the recorded generations (nodewall history)",
+                            self.action_history)
         if not self.guard.readonly:
             report = self.state.report
             if report is not None and report.panic:
@@ -471,6 +481,11 @@ class NodewallApp(App):
                                     partial(self.action_ask_panic, True))
             yield SystemCommand("Rollback", "back to the previous generation (asks)",
                                 self.action_ask_rollback)
+            if report is not None and report.last_revert:
+                yield SystemCommand("Acknowledge revert", "clear the notice of the "
+                                    "automatic revert (nodewall ack)",
+                                    partial(self._start_command, "ack",
+                                            self.client.acknowledge_revert))
         yield SystemCommand("Diff profiles", "show the plan (apply screen)",
                             partial(self._on_apply_screen, "diff"))
         yield SystemCommand("Apply profiles", "apply with a confirm timeout",

@@ -60,6 +60,17 @@ class EngineClient:
     def rendered_rule(self, rule_id: str):
         return self._call("rendered_rule", rule_id)
 
+    def rules_holding(self, address: str):
+        return self._call("rules_holding", address)
+
+    def explain(self, src: str, dst: str, *, iface: str | None, direction: str,
+                out_iface: str | None):
+        return self._call("explain", src, dst, iface=iface, direction=direction,
+                          out_iface=out_iface)
+
+    def history(self):
+        return self._call("history")
+
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):
         self._guard.require("apply")
@@ -80,6 +91,11 @@ class EngineClient:
         """Panic on (only failsafe traffic passes) or off (the generation's rules)."""
         self._guard.require("panic")
         return self._seq_call("set_panic", on)
+
+    def acknowledge_revert(self) -> tuple[int, Any]:
+        """Clear the notice of an automatic revert (`nodewall ack`)."""
+        self._guard.require("ack")
+        return self._seq_call("acknowledge_revert")
 
     def rollback_generation(self) -> tuple[int, Any]:
         """Back to the generation before the current one (no apply pending)."""

@@ -49,6 +49,18 @@ class KernelTextReady(Message):
 
 
 @dataclass
+class TextReady(Message):
+    """Lines for a dialog that asked the engine (explain, history), or the error."""
+    lines: list
+
+
+@dataclass
+class HoldingReady(Message):
+    address: str
+    ids: frozenset  # ids of the rules whose networks hold the address
+
+
+@dataclass
 class DiffReady(Message):
     preview: Any  # PlanPreview
 

@@ -24,6 +24,20 @@ ENGINE_AFTER = {"(default-deny)": 0}
 CIDR = re.compile(r"[0-9A-Fa-f:.]+/\d{1,3}|\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 
+def short_chain(rule) -> str:
+    """The chain cell: nodewall's chain without its nw- prefix and, when the iface
+    column names it, the interface ("nw-fi-eth0" -> "fi", "nw-INPUT" -> "INPUT",
+    "xdp:eth0" -> "xdp")."""
+    chain = rule.chain
+    if chain.startswith("xdp:"):
+        return "xdp"
+    chain = chain.removeprefix("nw-")
+    for suffix in (f"-{rule.interface}", "-:all"):
+        if rule.interface and chain.endswith(suffix):
+            return chain[:-len(suffix)]
+    return chain
+
+
 def is_engine_rule(rule) -> bool:
     """Failsafe, conntrack, marks, endpoint jumps, default deny: policy "(name)"."""
     return rule.policy.startswith("(")

@@ -32,6 +32,8 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
     else:
         if report.panic:
             parts.append(("PANIC MODE: only failsafe traffic passes", "alert"))
+        if report.last_revert:
+            parts.append((revert_text(report.last_revert), "alert"))
         parts.append((f"netns {report.netns or 'host'}", ""))
         gen = "none" if report.generation is None else str(report.generation)
         parts.append((f"gen {gen}", ""))
@@ -41,3 +43,13 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
         if report.recommendation:
             parts.append(("nftables recommended", "warn"))
     return parts
+
+
+def revert_text(notice: dict) -> str:
+    """An automatic revert not yet acknowledged (status's last_revert), short enough
+    for the state line; the palette's "Acknowledge revert" clears it."""
+    to = notice.get("reverted_to")
+    why = {"confirm-timeout": "confirm timed out",
+           "watcher-gone": "watcher gone"}.get(notice.get("reason", ""), notice.get("reason"))
+    return (f"REVERTED gen {notice.get('generation')} -> {'none' if to is None else to} "
+            f"({why}): ack in ^p")

@@ -27,11 +27,15 @@ def register(sub) -> None:
                                                "(SRC:PORT for a source port)")
     sp.add_argument("dst", metavar="DST[:PORT][/PROTO]",
                     help="destination, e.g. 10.0.0.1:22/tcp (protocol default tcp; "
-                         "[2001:db8::1]:22 for IPv6)")
+                         "[2001:db8::1]:22 for IPv6; 10.0.0.1/icmp is a ping, "
+                         "/icmp:TYPE[:CODE] another ICMP type)")
     sp.add_argument("--iface", metavar="IF", help="the interface the packet uses "
                     "(default: the only named host endpoint's; \"any\" with only interface = \"*\")")
-    sp.add_argument("--direction", choices=["ingress", "egress"], default="ingress",
-                    help="ingress: arrives on IF (default); egress: leaves via IF")
+    sp.add_argument("--direction", choices=["ingress", "egress", "forward"],
+                    default="ingress", help="ingress: arrives on IF (default); egress: "
+                    "leaves via IF; forward: arrives on IF and is routed on (--out-iface)")
+    sp.add_argument("--out-iface", metavar="IF", help="forward: the interface the packet "
+                    "leaves by (its host endpoint's forward egress rules apply)")
     sp.add_argument("--generation", type=int, metavar="N",
                     help="explain against recorded generation N instead of the applied one")
     _output(sp)
@@ -54,26 +58,12 @@ def _service(args):
 
 def cmd_explain(args) -> int:
     e = _service(args).explain(args.src, args.dst, iface=args.iface,
-                               direction=args.direction, generation=args.generation)
+                               direction=args.direction, out_iface=args.out_iface,
+                               generation=args.generation)
     if args.output == "json":
         _emit_json(e.to_json())
         return ExitCode.OK
-    print(f"{e.packet.describe()}   (generation {e.generation}, {e.packet_filter})")
-    for i, step in enumerate(e.path, 1):
-        r = step.rule
-        print(f"  {i:>2}. {step.stage:<6} {step.chain:<26} {step.action:<24} "
-              f"{r.policy} {r.summary}")
-        for why in step.because:
-            print(f"        {why}")
-    if not e.path:
-        print("  (no nodewall rule takes this packet)")
-    where = f" at {e.stage}" if e.stage else ""
-    rid = f" [{e.rule.id}]" if e.rule.id else ""
-    print(f"verdict: {e.verdict.upper()}{where} by {e.rule.policy}{rid} {e.rule.summary}")
-    if e.overrides is not None:
-        o = e.overrides
-        print(f"note: failsafe overrides a deny: without failsafe, {o.rule.policy} "
-              f"[{o.rule.id}] ({o.rule.summary}) would drop it at {o.stage}")
+    print("\n".join(e.text_lines()))
     return ExitCode.OK
 
 

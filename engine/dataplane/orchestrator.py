@@ -117,7 +117,8 @@ class Orchestrator:
 
     def chain_counters(self, snapshot: Snapshot | None = None) -> ChainCounters:
         """{(rule_id, backend, chain): (packets, bytes)}: per chain where the dataplane
-        has per host endpoint chains (iptables, nftables), chain "" otherwise (XDP)."""
+        has per host endpoint chains (iptables, nftables) or per interface programs
+        (XDP: "xdp:IF"), chain "" otherwise."""
         snapshot = snapshot or self.snapshot()
         out: dict[tuple[str, str, str], tuple[int, int]] = {}
         for dp in self.dataplanes:

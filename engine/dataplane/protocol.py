@@ -71,7 +71,8 @@ class DigestsBlocks(Protocol):
 
 @runtime_checkable
 class CountsPerChain(Protocol):
-    """A dataplane whose rules sit in per host endpoint chains (iptables, nftables)."""
+    """A dataplane whose rules count per host endpoint: in its chains (iptables,
+    nftables) or per interface program (XDP)."""
 
     def chain_counters(self, observed: Any) -> ChainCounters:
         """{(rule id, backend, chain): (packets, bytes)} of nodewall's rules."""

@@ -54,10 +54,15 @@ def _ports_ok(m: Match, packet: Packet) -> bool:
                 or _in_ports(packet.src_port, m.not_src_ports))
 
 
-def _icmp_ok(m: Match) -> bool:
-    """An explained packet carries no ICMP type: a rule asking for one does not take
-    it, one excluding a type does."""
-    return m.icmp_type is None
+def _icmp_is(packet: Packet, icmp_type: int | None, icmp_code: int | None) -> bool:
+    return packet.icmp_type == icmp_type and icmp_code in (None, packet.icmp_code)
+
+
+def _icmp_ok(m: Match, packet: Packet) -> bool:
+    """The ICMP type (and code) a rule asks for, or excludes."""
+    if m.icmp_type is not None and not _icmp_is(packet, m.icmp_type, m.icmp_code):
+        return False
+    return m.not_icmp_type is None or not _icmp_is(packet, m.not_icmp_type, m.not_icmp_code)
 
 
 def _side_ok(address: Address, net: str | None, not_net: str | None, sets: Sequence[str],
@@ -83,9 +88,8 @@ def match_packet(m: Match, packet: Packet, mark: int, sets_index: SetIndex,
     """Whether `m` takes `packet` (a new connection whose packet mark is `mark`; its
     conntrack state is NEW, or UNTRACKED once a NOTRACK took it)."""
     result = MatchResult(False)
-    if not (_iface_ok(m.in_iface, packet.iface if packet.direction == "ingress" else None)
-            and _iface_ok(m.out_iface, packet.iface if packet.direction == "egress" else None)
-            and _protocol_ok(m, packet) and _ports_ok(m, packet) and _icmp_ok(m)):
+    if not (_iface_ok(m.in_iface, packet.in_iface) and _iface_ok(m.out_iface, packet.leaves_by)
+            and _protocol_ok(m, packet) and _ports_ok(m, packet) and _icmp_ok(m, packet)):
         return result
     if m.ct_states and ct_state not in m.ct_states:
         return result

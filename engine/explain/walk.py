@@ -2,14 +2,18 @@
 
 Ingress: XDP on the interface (failsafe, then the accelerated rules: deny drops,
 allow passes on), raw PREROUTING, mangle PREROUTING, filter INPUT.  Egress: raw
-OUTPUT, filter OUTPUT.  In each table the hook chain is followed as the kernel does
+OUTPUT, filter OUTPUT.  Forwarded: XDP on the interface it arrives on, raw and mangle
+PREROUTING, filter FORWARD (the host endpoints' forward chains, for policies with
+apply_on_forward).  In each table the hook chain is followed as the kernel does
 (JUMP returns, GOTO returns to the caller's caller, MARK and NOTRACK go on, ACCEPT
 ends the table, DROP ends everything).  The packet is a new connection's first packet:
 conntrack state NEW (UNTRACKED after a NOTRACK), no mark until nodewall sets one.
 
 The deciding rule: the DROP that ended it, or the ACCEPT in filter; when filter
 accepts because an untracked or pre-DNAT policy allowed the packet earlier (conntrack
-state UNTRACKED, or the mark), that earlier policy rule decides.  When failsafe decides, the walk is repeated without
+state UNTRACKED, or the mark), that earlier policy rule decides.  A forwarded packet
+nodewall allows RETURNs to the rest of the kernel's FORWARD chain: the policy rule that
+returned it decides.  When failsafe decides, the walk is repeated without
 failsafe rules: the rule that would have denied the packet is named (failsafe
 overrides it)."""
 from __future__ import annotations
@@ -42,6 +46,7 @@ NO_ENDPOINT = "(no host endpoint)"
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "ingress": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("filter", "INPUT")),
     "egress": (("raw", "OUTPUT"), ("filter", "OUTPUT")),
+    "forward": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("filter", "FORWARD")),
 }
 
 
@@ -99,12 +104,35 @@ class Explanation:
     overrides: Step | None = None  # the deny failsafe overrode
     generation: int | None = None
 
+    def text_lines(self) -> list[str]:
+        """The explanation for humans (the CLI's text output, the TUI's dialog)."""
+        head = f"{self.packet.describe()}   (generation {self.generation}, {self.packet_filter})"
+        lines = [head]
+        for i, step in enumerate(self.path, 1):
+            r = step.rule
+            lines.append(f"  {i:>2}. {step.stage:<6} {step.chain:<26} {step.action:<24} "
+                         f"{r.policy} {r.summary}")
+            lines += [f"        {why}" for why in step.because]
+        if not self.path:
+            lines.append("  (no nodewall rule takes this packet)")
+        where = f" at {self.stage}" if self.stage else ""
+        rid = f" [{self.rule.id}]" if self.rule.id else ""
+        lines.append(f"verdict: {self.verdict.upper()}{where} by {self.rule.policy}{rid} "
+                     f"{self.rule.summary}")
+        if self.overrides is not None:
+            o = self.overrides
+            lines.append(f"note: failsafe overrides a deny: without failsafe, {o.rule.policy} "
+                         f"[{o.rule.id}] ({o.rule.summary}) would drop it at {o.stage}")
+        return lines
+
     def to_json(self) -> dict[str, Any]:
         p = self.packet
         return {"schema": 1, "generation": self.generation,
                 "packet": {"src": str(p.src), "dst": str(p.dst), "protocol": p.protocol,
                            "src_port": p.src_port, "dst_port": p.dst_port, "iface": p.iface,
-                           "direction": p.direction, "text": p.describe()},
+                           "out_iface": p.out_iface, "icmp_type": p.icmp_type,
+                           "icmp_code": p.icmp_code, "direction": p.direction,
+                           "text": p.describe()},
                 "packet_filter": self.packet_filter, "verdict": self.verdict,
                 "stage": self.stage, "rule": self.rule.to_json(),
                 "failsafe_overrides": None if self.overrides is None
@@ -123,6 +151,7 @@ class _Walk:
     path: list[Step] = field(default_factory=list)
     jumps: list[Step] = field(default_factory=list)
     marked_by: Step | None = None
+    returned_by: Step | None = None  # the last policy rule that RETURNed the packet
 
     def ref(self, rule_id: str) -> RuleRef:
         return RuleRef.of(rule_id, self.desired.rules.get(rule_id))
@@ -162,6 +191,8 @@ class _Walk:
         step = Step(ts.table, self.chain_label(ts, name), ref, action,
                     tuple(result.because), tuple(result.hits))
         self.path.append(step)
+        if t.kind == "RETURN" and not ref.policy.startswith("("):
+            self.returned_by = step
         if t.kind in ("ACCEPT", "DROP", "RETURN"):
             return t.kind, step  # type: ignore[return-value]
         if t.kind == "MARK" and t.mark is not None:
@@ -229,7 +260,7 @@ class _Walk:
     # ---------------------------------------------------------------- the whole path
     def run(self) -> tuple[Verdict, str | None, Step | None]:
         p = self.packet
-        if p.direction == "ingress":
+        if p.direction in ("ingress", "forward"):
             xi = next((x for x in self.desired.xdp.interfaces if x.iface == p.iface), None)
             if xi is not None:
                 dropped = self.xdp(xi)
@@ -239,6 +270,7 @@ class _Walk:
             ts = self.desired.table(p.family, table)  # type: ignore[arg-type]
             if ts is None:
                 continue
+            self.returned_by = None
             outcome, step = self.table(ts, kernel_chain)
             if outcome == "DROP":
                 return "deny", table, step
@@ -246,6 +278,9 @@ class _Walk:
                 if step is not None and step.rule.policy in ALREADY_ALLOWED and self.marked_by:
                     return "allow", self.marked_by.stage, self.marked_by
                 return "allow", table, step
+        if p.direction == "forward" and self.returned_by is not None \
+                and self.returned_by.stage == "filter":
+            return "allow", self.returned_by.stage, self.returned_by
         return "allow", None, None
 
 

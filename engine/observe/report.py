@@ -67,8 +67,8 @@ class RuleStats:
     summary: str = ""
     loc: str | None = None  # "file:line:col" of the TOML rule
     eval_order: int = -1  # its place in evaluation order (-1: unknown, older records)
-    interface: str = ""  # the host endpoint's interface ("*" for all; "": no chain, XDP)
-    chain: str = ""  # the kernel chain counted ("nw-fi-eth0"; "" for XDP)
+    interface: str = ""  # the host endpoint's interface ("*" for all; "": none)
+    chain: str = ""  # the kernel chain counted ("nw-fi-eth0"; "xdp:eth0" for XDP)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from nodewall.engine.plan.desired import PREFIX
 
 MAX_CHAIN = 28
 ALL_IFACES = "*"
+XDP_CHAIN_PREFIX = "xdp:"
 ALL_SUFFIX = ":all"
 
 ChainKind = Literal["rfi", "rto", "mfi", "fi", "fo", "ffi", "ffo"]
@@ -101,9 +102,17 @@ def rule_nets_set(rule_id: str, role: NetsRole, family: int) -> str:
 _ENDPOINT_CHAIN = re.compile(r"nw-(?:rfi|rto|mfi|fi|fo|ffi|ffo)-(?P<iface>.+)")
 
 
+def xdp_chain(iface: str) -> str:
+    """What the counters of the XDP program on `iface` are filed under where the
+    packet filters name a chain ("xdp:eth0"; no kernel chain has a ':' after xdp)."""
+    return f"{XDP_CHAIN_PREFIX}{iface}"
+
+
 def chain_interface(chain: str) -> str:
     """The interface of a per host endpoint chain ("*" for nw-<kind>-:all; a name cut
-    to fit keeps its hash), "" for any other chain."""
+    to fit keeps its hash) or of an XDP program (xdp_chain), "" for any other chain."""
+    if chain.startswith(XDP_CHAIN_PREFIX):
+        return chain[len(XDP_CHAIN_PREFIX):]
     m = _ENDPOINT_CHAIN.fullmatch(chain)
     if m is None:
         return ""

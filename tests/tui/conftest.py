@@ -19,6 +19,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 @pytest.fixture
 def profile(tmp_path, monkeypatch) -> Path:
     shutil.copy(DATA / "redis-host.toml", tmp_path / "redis-host.toml")
+    shutil.copy(DATA / "blocklist.txt", tmp_path / "blocklist.txt")  # its nets_file
     monkeypatch.chdir(tmp_path)
     return Path("redis-host.toml")
 

@@ -84,6 +84,7 @@ class FakeService:
     ticks: int = 0
     panic: bool = False
     drift: tuple = ()
+    last_revert: dict | None = None  # StatusReport.last_revert
 
     def __post_init__(self):
         if not self.rules:
@@ -129,7 +130,7 @@ class FakeService:
             rules=tuple(r for r, _ in self.rules),
             generation=self.generation, pending_confirm=pending,
             timestamp=self.clock(), recommendation=self.recommendation, panic=self.panic,
-            drift=self.drift)
+            drift=self.drift, last_revert=self.last_revert)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
         self._record("conntrack_sample")
@@ -173,6 +174,48 @@ class FakeService:
         return [RenderedRule(r.backend, 4, r.chain or "nw-fi-:all",
                              f'-j ACCEPT -m comment --comment "nw:{rule_id}"')
                 for r, _ in self.rules if r.id == rule_id]
+
+    def explain(self, src: str, dst: str, *, iface=None, direction="ingress",
+                out_iface=None):
+        """The engine's own walk over the profile's plan (this fake applies nothing)."""
+        from nodewall.engine.explain.packet import parse_packet
+        from nodewall.engine.explain.walk import explain
+        from nodewall.engine.plan.planner import plan
+        from nodewall.engine.profile.loader import load_profiles
+        self._record("explain")
+        desired = plan(load_profiles([Path(self.profile_path)]))
+        packet = parse_packet(src, dst, iface=iface or desired.interfaces[0],
+                              direction=direction, out_iface=out_iface)
+        return explain(desired, packet, generation=self.generation)
+
+    def acknowledge_revert(self):
+        self._record("acknowledge_revert")
+        notice, self.last_revert = self.last_revert, None
+        return notice
+
+    def history(self) -> list:
+        from nodewall.engine.safety.history import HistoryEntry
+        self._record("history")
+        return [HistoryEntry(n, 1_700_000_000.0 + 60 * n, origin, (self.profile_path,),
+                             "iptables", f"c{n}", outcome, (), n == self.generation)
+                for n, origin, outcome in ((1, "cli", "kept"),
+                                           (2, "tui", "reverted by timeout"))]
+
+    def rules_holding(self, address: str) -> frozenset[str]:
+        """The engine's own answer (engine.explain.holding over the profile's plan),
+        told in this fake's rule ids (same policy, direction and index)."""
+        import ipaddress
+
+        from nodewall.engine.explain.holding import rules_holding
+        from nodewall.engine.plan.planner import plan
+        from nodewall.engine.profile.loader import load_profiles
+        self._record("rules_holding")
+        desired = plan(load_profiles([Path(self.profile_path)]))
+        real = {(m.policy, m.direction, m.index) for rid in
+                rules_holding(desired, ipaddress.ip_address(address))
+                if (m := desired.rules[rid])}
+        return frozenset(r.id for r, _ in self.rules
+                         if (r.policy, r.direction, r.index) in real)
 
     def diff(self, paths) -> PlanPreview:
         self._record("diff")

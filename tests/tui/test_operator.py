@@ -111,3 +111,68 @@ async def test_readonly_palette_offers_no_panic_or_rollback(new_app, fake, clock
         await pilot.press("y")
         await settle(pilot)
         assert "panic on" not in fake.calls
+
+
+async def _palette(pilot, title: str) -> None:
+    await pilot.press("ctrl+p")
+    await settle(pilot)
+    await pilot.press(*title)
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def test_palette_explains_a_packet(new_app, fake, clock):
+    """The same walk as `nodewall explain`: the blocklisted source still reaches
+    failsafe :22, and the dialog says which deny failsafe overrode."""
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        await _palette(pilot, "Explain a packet")
+        await pilot.press(*"203.0.113.7 192.0.2.10:22/tcp eth0", "enter")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "verdict: ALLOW at filter by (failsafe)" in text
+        assert "failsafe overrides a deny" in text and "drop-blocklist" in text
+        assert "explain" in fake.calls
+        box = app.screen.query_one("#explain-packet")
+        box.value = ""
+        await pilot.press(*"203.0.113.7 192.0.2.10/icmp eth0", "enter")
+        await settle(pilot)
+        text = screen_text(app)  # the profile accelerates the blocklist: XDP drops it
+        assert "icmp type 8 code 0 203.0.113.7" in text
+        assert "verdict: DENY at xdp by drop-blocklist" in text
+        box.value = ""
+        await pilot.press(*"nonsense", "enter")
+        await settle(pilot)
+        assert "write SRC DST" in screen_text(app)
+
+
+async def test_palette_shows_the_history(new_app, fake, clock):
+    fake.generation = 2
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        await _palette(pilot, "History")
+        text = screen_text(app)
+        assert "reverted by timeout" in text and "* " in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "reverted by timeout" not in screen_text(app)
+
+
+async def test_an_automatic_revert_shows_until_acknowledged(new_app, fake, clock):
+    """A revert the TUI did not see happen (the CLI's apply timed out) is on the state
+    line until acknowledged from the palette, as `nodewall ack` does."""
+    fake.last_revert = {"generation": 3, "reverted_to": 2, "at": 1.0,
+                        "reason": "confirm-timeout", "content": "c3"}
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tick(pilot, clock)
+        assert "REVERTED gen 3 -> 2 (confirm timed out)" in screen_text(app)
+        await tick(pilot, clock)
+        assert "REVERTED gen 3" in screen_text(app)  # stays until acknowledged
+        await _palette(pilot, "Acknowledge revert")
+        await tick(pilot, clock)
+        assert "acknowledge_revert" in fake.calls
+        assert "REVERTED" not in screen_text(app)

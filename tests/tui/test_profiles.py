@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from nodewall.tui.screens.profiles import ProfilesScreen
-from textual.widgets import Input, TabbedContent, TextArea, Tree
+from textual.widgets import Input, Label, TabbedContent, TextArea, Tree
 
 from .conftest import screen_text, settle, tick
 
@@ -31,7 +31,8 @@ async def pick(pilot, screen, label_start: str) -> None:
             nodes.append(child)
             walk(child)
     walk(tree.root)
-    target = next(n for n in nodes if str(n.label).startswith(label_start))
+    target = next(n for n in nodes  # the whole label (the tree's may be cut)
+                  if (n.data.label if n.data else str(n.label)).startswith(label_start))
     tree.focus()
     tree.move_cursor(target)
     await settle(pilot)
@@ -269,3 +270,58 @@ async def test_focusing_a_field_does_not_select_its_text(new_app, profile, clock
         assert isinstance(box, Input) and box.name == "action"
         await pilot.press("end", *"x")
         assert box.value == "allowx"  # typed after the text, nothing replaced
+
+
+LONG_POLICY = '''
+[[policies]]
+name = "allow-prometheus-scrape-from-monitoring"
+selector = "all()"
+
+  [[policies.ingress]]
+  action = "allow"
+  protocol = "tcp"
+  source = { nets = ["10.200.0.0/16", "10.201.0.0/16"] }
+  destination = { ports = [9100, 9256, "9300:9310"] }
+'''
+
+
+async def test_tree_labels_say_which_policy_and_rule_at_80_columns(new_app, profile, clock):
+    """At 80x24 every tree line fits the tree, and still names its item: a policy by
+    its name, a rule by its position and action, both ends of the rest kept; the
+    whole label heads the form."""
+    profile.write_text(profile.read_text() + LONG_POLICY)
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_forms(pilot, clock)
+        tree = screen.query_one("#prof-tree", Tree)
+        await pilot.press("tab")  # the tree has the focus; its lines laid out
+        await settle(pilot)
+        width = tree.size.width - tree.styles.scrollbar_size_vertical
+        lines = [(tree.get_node_at_line(y), None) for y in range(tree.last_line + 1)]
+        assert width >= 34
+        for node, _ in lines:
+            if node.data is None or node.data.kind == "group":
+                continue
+            shown, full = str(node.label), node.data.label
+            # the label leaves room for its guides (a rule 8 columns deep)
+            assert len(shown) + {"rule": 8, "policy": 6}.get(node.data.kind, 4) <= width, shown
+            if node.data.kind == "rule":
+                position = full.split(" ", 1)[0].replace("ingress[", "in[").replace(
+                    "egress[", "eg[")
+                action = full.split(" ")[1]
+                assert shown.startswith(f"{position} {action}"), (shown, full)
+                assert shown[-4:] == full[-4:]  # the ports end stays
+            elif len(full) + 6 <= width:
+                assert shown == full
+        names = {str(n.label) for n, _ in lines if n.data and n.data.kind == "policy"}
+        assert {"drop-blocklist (untracked)", "redis-untracked (untracked)",
+                "ssh-and-icmp (tracked)"} <= names
+        long_pol = next(n for n, _ in lines if n.data and n.data.kind == "policy"
+                        and n.data.label.startswith("allow-prometheus"))
+        assert str(long_pol.label).startswith("allow-prom") and \
+            str(long_pol.label).endswith("(tracked)")
+        await pick(pilot, screen, "ingress[0] allow tcp src 10.200.0.0/16")
+        title = screen.query_one("#prof-form .field-title", Label)
+        assert str(title.render()) == ("ingress[0] allow tcp src 10.200.0.0/16,10.201.0.0/16 "
+                                       "dst :9100,9256,9300:9310")  # all of it heads the form
+        assert "10.201.0.0/16" in screen_text(app)  # on screen, wrapped

@@ -172,3 +172,16 @@ def test_merge3_merges_different_lines_and_marks_the_same_line():
     assert same.conflicts == 0 and same.text == "a = 9\n\n# c\nb = 2\n"
     ends = merge3(base, base + "x = 1", base + "y = 2\n")  # both append: a conflict
     assert ends.conflicts == 1 and ends.text.endswith("x = 1\n=======\ny = 2\n>>>>>>> on disk\n")
+
+
+def test_short_chain_drops_the_prefix_and_the_interface_column():
+    from dataclasses import replace
+
+    from nodewall.tui.rulerows import short_chain
+
+    from .fakes import make_rules
+    rule = make_rules()[0][0]
+    cells = [short_chain(replace(rule, interface=i, chain=c)) for i, c in (
+        ("eth0", "nw-fi-eth0"), ("eth0", "nw-rfi-eth0"), ("*", "nw-ffi-:all"),
+        ("", "nw-INPUT"), ("eth1", "xdp:eth1"), ("", ""))]
+    assert cells == ["fi", "rfi", "ffi", "INPUT", "xdp", ""]

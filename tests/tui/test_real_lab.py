@@ -132,8 +132,7 @@ def table_rows(screen, selector: str) -> list[list[str]]:
 def test_every_screen_shows_the_real_engine(lab):
     from nodewall.tui import fmt
     from nodewall.tui.live import rule_key
-    from nodewall.tui.rulerows import is_engine_rule, match_text
-    from nodewall.tui.screens.rules import where
+    from nodewall.tui.rulerows import is_engine_rule, match_text, short_chain
     from textual.widgets import DataTable
 
     async def scenario(pilot, obs: dict) -> None:
@@ -154,12 +153,13 @@ def test_every_screen_shows_the_real_engine(lab):
         obs["rules"] = screen_text(app)
         obs["n_rules"] = len(report.rules)
         table = app.screen.query_one("#rules", DataTable)
-        obs["rules_rows"] = {row.key.value: [str(c) for c in table.get_row(row.key)]
+        obs["rules_rows"] = {row.key.value: [str(c).strip() for c in table.get_row(row.key)]
                              for row in table.ordered_rows}
         obs["rules_report"] = {
             rule_key(r): [fmt.clip(r.policy, 15), fmt.rule_position(r.direction, r.index),
-                          fmt.clip(match_text(r), 20, middle=True), where(r),
-                          fmt.human(r.packets)]
+                          fmt.clip(match_text(r), 18, middle=True), r.backend,
+                          fmt.clip(r.interface, 7, middle=True),
+                          fmt.clip(short_chain(r), 6, middle=True), fmt.human(r.packets)]
             for r in report.rules if not is_engine_rule(r)}
         obs["n_engine"] = sum(is_engine_rule(r) for r in report.rules)
 
@@ -198,10 +198,11 @@ def test_every_screen_shows_the_real_engine(lab):
     assert len(rows) == len(report) + 1 and len(report) + obs["n_engine"] == obs["n_rules"]
     assert rows["(engine)"][2] == f"{obs['n_engine']} rules (e shows)"
     for key, cells in report.items():
-        assert rows[key][:5] == cells  # the real counters
+        assert rows[key][:7] == cells  # the real counters
     redis_in = [row for row in rows.values() if row[:2] == ["redis-untracked", "in[0]"]
-                and row[3].split()[0] == "raw"]
-    assert len(redis_in) == 1 and redis_in[0][4] != "0"  # the generator's traffic
+                and row[3] == "raw"]
+    assert len(redis_in) == 1 and redis_in[0][6] != "0"  # the generator's traffic
+    assert redis_in[0][4] and redis_in[0][5] == "rfi", redis_in  # interface, raw chain
 
     assert obs["sampled"], obs["conntrack"]
     assert re.search(r"sample: \d+ entries \(limit 2000\)", obs["conntrack"])
@@ -229,7 +230,8 @@ async def _pick(pilot, label_start: str) -> None:
             nodes.append(child)
             walk(child)
     walk(tree.root)
-    target = next(n for n in nodes if str(n.label).startswith(label_start))
+    target = next(n for n in nodes  # the whole label (the tree's may be cut)
+                  if (n.data.label if n.data else str(n.label)).startswith(label_start))
     tree.focus()
     tree.move_cursor(target)
     await settle(pilot)

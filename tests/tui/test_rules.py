@@ -2,9 +2,11 @@
 to the TOML rule."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
+from nodewall.engine.dataplane.rule_text import RenderedRule
 from nodewall.tui.screens.profiles import ProfilesScreen
 from nodewall.tui.screens.rules import RulesScreen
 from textual.widgets import DataTable, Static, TextArea
@@ -139,8 +141,8 @@ async def test_match_column_and_evaluation_order(new_app, clock):
     async with app.run_test(size=(80, 24)) as pilot:
         await rules_screen(pilot, clock)
         text = screen_text(app)
-        assert "tcp from 1…port 6379" in text  # the detail pane (d) has it all
-        assert "from selec…== 'drop'" in text
+        assert "tcp from …ort 6379" in text  # the detail pane (d) has it all
+        assert "from sele…= 'drop'" in text
         await pilot.press("e")
         while app.screen.sort_key != "order":
             await pilot.press("s")
@@ -197,16 +199,95 @@ async def test_a_rule_shared_by_two_interfaces_has_a_row_each(new_app, fake, clo
     async with app.run_test(size=(80, 24)) as pilot:
         await rules_screen(pilot, clock)
         assert {"d4:filter:nw-fi-srv0", "d4:filter:nw-fi-srv1"} <= set(order(app))
-        assert "filter srv1" in screen_text(app)
+        table = app.screen.query_one("#rules", DataTable)
+        row = order(app).index("d4:filter:nw-fi-srv1")
+        # table, interface and chain in columns of their own
+        assert [str(table.get_cell_at((row, c))).strip() for c in (3, 4, 5)] == \
+            ["filter", "srv1", "fi"]
+        assert re.search(r"in\[0\] .*filter +srv1 +fi +\d", screen_text(app))
         await select(pilot, "d4:filter:nw-fi-srv1")
         await pilot.press("d")
         await settle(pilot)
         assert "on interface srv1, chain nw-fi-srv1" in screen_text(app)
         # the kernel rule of this row's chain, read through the service in a worker
         # the pane holds it all; at 80x24 its 9 rows show the head and TOML first
-        detail = str(app.screen.query_one("#rules-detail", Static).render())
+        detail = str(app.screen.query_one("#rules-detail-text", Static).render())
         assert 'filter v4 nw-fi-srv1: -j ACCEPT -m comment --comment "nw:d4"' in detail
         assert "nw-fi-srv0:" not in detail
         await pilot.press("slash", *"srv1")
         await settle(pilot)
         assert order(app) == ["d4:filter:nw-fi-srv1"]  # the interface filters
+
+
+async def test_filter_by_an_address_finds_the_rules_whose_sets_hold_it(new_app, fake, clock):
+    """The set members count (the engine's membership lookup, asked in a worker): an
+    address of the blocklist's nets_file, reached through the selector list ==
+    "drop", finds drop-blocklist's rule, though no CIDR is written in it."""
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        await pilot.press("slash", *"198.51.100.7")  # a line of blocklist.txt
+        await settle(pilot)
+        assert order(app) == ["a1:xdp"]
+        assert "rules_holding" in fake.calls
+        await pilot.press("escape", "slash", *"203.0.113.9")  # the set's inline nets
+        await settle(pilot)
+        assert order(app) == ["a1:xdp"]
+        await pilot.press("escape", "slash", *"198.51.100.200")  # beyond the /25
+        await settle(pilot)
+        assert order(app) == []
+        assert "no rule matches" in screen_text(app)
+
+
+async def test_detail_pane_scrolls_to_the_kernel_rules_at_80x24(new_app, fake, clock):
+    fake.rules = [(replace(r, interface="srv0", chain="nw-fi-srv0"), step)
+                  for r, step in fake.rules]
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        await select(pilot, "b2:xdp:nw-fi-srv0")
+        await pilot.press("d")
+        await settle(pilot)
+        kernel_line = 'nw-fi-srv0: -j ACCEPT -m comment --comment "nw:b2"'
+        assert "[[policies.ingress]]" in screen_text(app)
+        assert kernel_line not in screen_text(app)  # below the pane's 10 rows
+        await pilot.press("tab")  # into the pane
+        assert app.focused is app.screen.query_one("#rules-detail")
+        await pilot.press("end")
+        await settle(pilot)
+        text = screen_text(app)
+        assert kernel_line in text and "kernel:" in text
+        # a kernel rule longer than the screen wraps: its end is on screen too
+        long_rule = ("-s 10.0.0.0/8 -p tcp -m multiport --dports 6379,6380,6381,6382,6383 "
+                     '-m comment --comment "nw:b2" -j nw-untracked-allow TAIL-END')
+        fake.rendered_rule = lambda rid: [RenderedRule("raw", 4, "nw-fi-srv0", long_rule)]
+        app.screen._kernel_text.clear()
+        app.screen._detail()
+        await settle(pilot)
+        await pilot.press("end")
+        await settle(pilot)
+        assert "TAIL-END" in screen_text(app) and "--dports" in screen_text(app)
+        await pilot.press("home")
+        await settle(pilot)
+        assert "redis-untracked ingress[0]  id b2" in screen_text(app)
+
+
+async def test_an_xdp_rule_on_two_interfaces_has_a_row_each(new_app, fake, clock):
+    """The XDP program counts per interface (status chain "xdp:IF"): two rows, each
+    with its interface and its own packets."""
+    fake.rules = [(replace(r, interface=iface, chain=f"xdp:{iface}",
+                           packets=r.packets + (1000 if iface == "srv1" else 0)), step)
+                  for r, step in fake.rules
+                  for iface in (("srv0", "srv1") if (r.id, r.backend) == ("a1", "xdp")
+                                else ("",))]
+    app = new_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await rules_screen(pilot, clock)
+        table = app.screen.query_one("#rules", DataTable)
+        cells = {}
+        for key in ("a1:xdp:xdp:srv0", "a1:xdp:xdp:srv1"):
+            row = order(app).index(key)
+            cells[key] = [str(table.get_cell_at((row, c))).strip() for c in (3, 4, 5, 6)]
+        assert cells["a1:xdp:xdp:srv0"][:3] == ["xdp", "srv0", "xdp"]
+        assert cells["a1:xdp:xdp:srv1"][:3] == ["xdp", "srv1", "xdp"]
+        assert cells["a1:xdp:xdp:srv0"][3] != cells["a1:xdp:xdp:srv1"][3]  # own counters

@@ -31,7 +31,8 @@ pytestmark = [
 ]
 
 NEW_PORT = 7001
-RAW_CELL = r"\s+raw(?: [^\s\d]\S*)?\s+"  # the backend cell, with the endpoint's interface
+# the table, the endpoint's interface and the chain (nw-rfi-eth0) cells
+RAW_CELL = r"\s+raw\s+eth0\s+rfi\s+"
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
@@ -191,6 +192,28 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         rules = term.wait(lambda s: "sorted by rate" in s)
         hits = re.search(r"redis-untracked\s+in\[0\]\s+tcp from.*?" + RAW_CELL + r"(\S+)", rules)
         assert hits and hits.group(1) != "0", rules
+        # an address of blocklist.txt (no CIDR of a rule holds it): the engine looks in
+        # the sets and finds drop-blocklist's rule, in XDP and in its raw backstop
+        term.keys("/")
+        term.keys("198.51.100.77", literal=True)
+        found = term.wait(lambda s: "2/" in s and "looking in the sets" not in s)
+        rows = [ln for ln in found.splitlines() if re.match(r"\S+\s+(in|eg)\[\d+\]", ln)]
+        assert len(rows) == 2 and all(r.startswith("drop-blocklist") for r in rows), found
+        term.keys("Escape")
+        term.wait(lambda s: "redis-untracked" in s and "filter:" not in s)
+        # explain from the command palette: the client's Redis packet, the same walk
+        # as `nodewall explain` (the untracked allow decides, through the mark)
+        term.keys("C-p")
+        term.wait(lambda s: "Search for commands" in s or "palette" in s.lower())
+        term.keys("Explain a packet", literal=True)
+        term.keys("Enter")
+        term.wait(lambda s: "Explain a packet: SRC DST" in s)
+        term.keys("10.0.0.2 10.0.0.1:6379/tcp eth0", literal=True)
+        term.keys("Enter")
+        said = term.wait(lambda s: "verdict:" in s)
+        assert re.search(r"verdict: ALLOW at (raw|xdp) by redis-untracked", said), said
+        term.keys("Escape")
+        term.wait(lambda s: "Explain a packet" not in s and "sorted by rate" in s)
 
         # the TOML editor: line 44 is redis-untracked's ingress destination, line 49
         # its egress (return) source; open both for NEW_PORT

@@ -1,16 +1,20 @@
 """Modal dialogs: apply confirmation, quit with pending changes, help, a save that
-found the file changed on disk."""
+found the file changed on disk, explain a packet, the generation history."""
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from ..fmt import preview_summary
+from ..messages import TextReady
 
 
 class YesNo(ModalScreen[bool]):
@@ -87,3 +91,120 @@ class ConflictDialog(ModalScreen[str | None]):
 
     def action_answer(self, choice: str | None) -> None:
         self.dismiss(choice)
+
+
+DIRECTIONS = ("ingress", "egress", "forward")
+
+
+def explain_args(text: str) -> dict:
+    """`SRC DST[:PORT][/PROTO] [IF] [ingress|egress|forward [OUT-IF]]` -> explain's
+    arguments (ValueError: what is missing)."""
+    words = text.split()
+    if len(words) < 2:
+        raise ValueError("write SRC DST[:PORT][/PROTO] [IF] [ingress|egress|forward [OUT-IF]]")
+    args = {"src": words[0], "dst": words[1], "iface": None, "direction": "ingress",
+            "out_iface": None}
+    rest = words[2:]
+    if rest and rest[0] not in DIRECTIONS:
+        args["iface"] = rest.pop(0)
+    if rest:
+        args["direction"] = rest.pop(0)
+        if args["direction"] not in DIRECTIONS:
+            raise ValueError(f"{args['direction']!r}: ingress, egress or forward")
+    if rest and args["direction"] == "forward":
+        args["out_iface"] = rest.pop(0)
+    if rest:
+        raise ValueError(f"left over: {' '.join(rest)}")
+    return args
+
+
+def verdict_first(lines: list[str]) -> list[str]:
+    """The packet, then the verdict (and failsafe's note), then the path: at 80x24 the
+    answer shows before any scrolling."""
+    head = [ln for ln in lines[1:] if ln.startswith(("verdict:", "note:"))]
+    return lines[:1] + head + [ln for ln in lines[1:] if ln not in head]
+
+
+def history_lines(entries: Iterable) -> list[str]:
+    """`nodewall history` as lines: * marks the generation in force."""
+    lines = [f"  {'gen':>4}  {'time':<19}  {'origin':<8} outcome"]
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created))
+        lines.append(f"{'*' if e.current else ' '} {e.generation:>4}  {when}  "
+                     f"{e.origin or '-':<8} {e.outcome}")
+    return lines if len(lines) > 1 else ["no generation recorded"]
+
+
+class EngineTextDialog(ModalScreen[None]):
+    """Lines the engine answers, read in a worker, in a scrolling box."""
+    BINDINGS: ClassVar[list] = [Binding("escape", "close", "Close")]
+    TITLE_TEXT = ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="engine-text"):
+            yield Static(self.TITLE_TEXT, markup=False)
+            yield from self.compose_inputs()
+            with VerticalScroll(id="engine-text-body"):
+                yield Static("", id="engine-text-lines", markup=False)
+            yield Static("escape closes; up / down / pgup / pgdn scroll",
+                         classes="dialog-keys", markup=False)
+
+    def compose_inputs(self) -> ComposeResult:
+        return iter(())
+
+    def on_text_ready(self, msg: TextReady) -> None:
+        self.query_one("#engine-text-lines", Static).update("\n".join(msg.lines))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HistoryDialog(EngineTextDialog):
+    TITLE_TEXT = "Generations (nodewall history; rollback --to N from the CLI)"
+
+    def on_mount(self) -> None:
+        self.query_one("#engine-text-lines", Static).update("(reading...)")
+        self.query_one("#engine-text-body").focus()
+        self._read()
+
+    @work(thread=True, exit_on_error=False)
+    def _read(self) -> None:
+        try:
+            lines = history_lines(self.app.client.history())
+        except Exception as exc:  # noqa: BLE001 - shown to the operator
+            lines = [f"(unreadable: {exc})"]
+        self.post_message(TextReady(lines))
+
+
+class ExplainDialog(EngineTextDialog):
+    """nodewall explain in the TUI: the packet as one line, the path below it."""
+    TITLE_TEXT = ("Explain a packet: SRC DST[:PORT][/PROTO] [IF] [ingress|egress|forward "
+                  "[OUT-IF]]\ne.g. 203.0.113.7 10.0.0.1:22/tcp eth0   (10.0.0.1/icmp: a ping)")
+
+    def compose_inputs(self) -> ComposeResult:
+        yield Input(placeholder="203.0.113.7 10.0.0.1:22/tcp eth0", id="explain-packet",
+                    compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#explain-packet", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            args = explain_args(event.value)
+        except ValueError as exc:
+            self.on_text_ready(TextReady([str(exc)]))
+            return
+        self.query_one("#engine-text-lines", Static).update("(walking the rules...)")
+        self._explain(args)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _explain(self, args: dict) -> None:
+        try:
+            e = self.app.client.explain(args["src"], args["dst"], iface=args["iface"],
+                                        direction=args["direction"],
+                                        out_iface=args["out_iface"])
+            lines = verdict_first(e.text_lines())
+        except Exception as exc:  # noqa: BLE001 - the engine's message, as the CLI says it
+            render = getattr(exc, "render", None)
+            lines = [render() if callable(render) else str(exc)]
+        self.post_message(TextReady(lines))

@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextAr
 from tomlkit.exceptions import ParseError
 
 from ..files import Buffer, validate_text
+from ..fmt import clip
 from ..guard import mutating
 from ..merge import diff_lines
 from ..messages import Validated
@@ -23,6 +24,22 @@ from ..tomldoc import FIELDS, NEW_ITEMS, FormError, Node, ProfileDoc
 from ..widgets.editor import TomlEditor
 from .base import NwScreen
 from .dialogs import ConflictDialog
+
+# The tree is half the screen (CSS: 50%, 34 to 56 columns); a label gets what its
+# depth leaves: a leaf under a group is indented 4 columns, a policy 4 and its
+# expand icon 2, a rule 8.
+TREE_MIN, TREE_MAX = 34, 56
+LEAF_INDENT, POLICY_INDENT, RULE_INDENT = 4, 6, 8
+
+
+def tree_label(node: Node, width: int) -> Text:
+    """A tree line that says which item it is at any width: a rule by its short
+    position (in[0], eg[1]) and action first, the rest cut in the middle so that
+    both ends (the sources, the ports) stay; the form above the fields has it all."""
+    label = node.label
+    if node.kind == "rule":
+        label = label.replace("ingress[", "in[", 1).replace("egress[", "eg[", 1)
+    return Text(clip(label, max(width, 8), middle=True))
 
 VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
 
@@ -319,19 +336,30 @@ class ProfilesScreen(NwScreen):
                                          data=Node("group", (kind,), title))
         policy_nodes = {}
         target = None
+        width = self._tree_width(tree)
         for node in nodes:
             if node.kind == "rule":
                 parent = policy_nodes[node.path[:2]]
-                item = parent.add_leaf(Text(node.label), data=node)
+                item = parent.add_leaf(tree_label(node, width - RULE_INDENT), data=node)
             elif node.kind == "policy":
                 item = policy_nodes[node.path] = groups["policy"].add(
-                    Text(node.label), data=node, expand=True)
+                    tree_label(node, width - POLICY_INDENT), data=node, expand=True)
             else:
-                item = groups[node.kind].add_leaf(Text(node.label), data=node)
+                item = groups[node.kind].add_leaf(tree_label(node, width - LEAF_INDENT),
+                                                  data=node)
             if select is not None and node.path == select:
                 target = item
         if target is not None:  # the tree lays out its lines on a later refresh
             self.call_after_refresh(self._move_to, tree, target, 20)
+
+    def _tree_width(self, tree: Tree) -> int:
+        """Columns a label line may use: the tree's, less a vertical scrollbar."""
+        width = tree.size.width or max(TREE_MIN, min(TREE_MAX, self.app.size.width // 2))
+        return width - tree.styles.scrollbar_size_vertical
+
+    def on_resize(self, event) -> None:
+        if self.query_one("#prof-tabs", TabbedContent).active == "tab-forms":
+            self._rebuild_tree(self.node.path if self.node is not None else None)
 
     def _move_to(self, tree: Tree, target, tries: int) -> None:
         if target.line < 0 and tries > 0:  # not laid out yet (a busy terminal)
@@ -354,6 +382,7 @@ class ProfilesScreen(NwScreen):
         doc = self._doc()
         if doc is None:
             return
+        await form.mount(Label(node.label, classes="field-title", markup=False))
         values = doc.form_values(node.kind, node.path)
         rows = [Horizontal(Label(key, classes="field-label", markup=False),
                            Input(values[key], id=f"field-{i}", name=key, compact=True,

@@ -9,20 +9,27 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt, rulerows
 from ..live import rule_key
-from ..messages import KernelTextReady
+from ..messages import HoldingReady, KernelTextReady
 from ..widgets.table import NwTable
 from .base import NwScreen
 
 # no profile column (80 columns are tight): with several profiles the policy cell
-# reads "profile:policy".  The action leads the match summary; bytes are in the
-# detail pane (d).
-COLUMNS = ("policy", "rule", "match", "backend", "packets", "rate", "history")
-MATCH_WIDTH = 20
+# reads "profile:policy".  The action leads the match summary; bytes and the whole
+# chain name are in the detail pane (d).  Columns are one space apart (no cell
+# padding: nine columns fit 80).  column key -> its header.
+COLUMNS = {"policy": "policy", "rule": "rule", "match": "match", "backend": "table",
+           "iface": "iface", "chain": "chain", "packets": "pkts", "rate": "rate",
+           "history": "hist"}
+MATCH_WIDTH = 18
 POLICY_WIDTH = 15
+IFACE_WIDTH = 7
+CHAIN_WIDTH = 6
+HISTORY_WIDTH = 4
 ENGINE_ROW = "(engine)"  # the one row the engine's rules fold into
 # sort key name -> (key function(rule, state, ranks), descending by default)
 SORTS = {
@@ -43,20 +50,20 @@ def rule_text(rule) -> str:
     return " ".join(fields).lower()
 
 
-def where(rule) -> str:
-    """The backend cell: the table, and the host endpoint's interface when the rule
-    sits in an endpoint's chain (a rule shared by two interfaces has a row for each)."""
-    return f"{rule.backend} {rule.interface}" if rule.interface else rule.backend
 
 
 class RulesScreen(NwScreen):
     MODE = "rules"
-    HELP = ("s cycles the sort (rate, packets, bytes, policy, backend, order = the\n"
+    HELP = ("Columns: table (xdp, raw, mangle, filter), iface (the host endpoint's\n"
+            "interface: a rule shared by two has a row each), chain (nodewall's\n"
+            "chain without nw- and the interface: fi = nw-fi-IF, filter input).\n"
+            "s cycles the sort (rate, packets, bytes, policy, backend, order = the\n"
             "kernel's evaluation order), S reverses.  / filters by words (policy,\n"
-            "action, backend, interface, chain, id, match) or by an address: the rules whose networks\n"
-            "hold it; escape clears.\n"
+            "action, table, interface, chain, id, match) or by an address: the rules\n"
+            "whose CIDRs or sets (network sets, nets_files) hold it; escape clears.\n"
             "e shows / folds the engine's rules (failsafe, conntrack, marks, endpoint\n"
-            "jumps, default deny).  d: detail pane (counters, the TOML).  enter opens\n"
+            "jumps, default deny).  d: detail pane (counters, the TOML, the kernel\n"
+            "rules); tab moves into it, arrows / pgup / pgdn scroll it.  enter opens\n"
             "the editor at the TOML rule (on the (engine) row: unfolds it).")
     BINDINGS: ClassVar[list] = [
         Binding("s", "cycle_sort", "Sort"),
@@ -77,25 +84,52 @@ class RulesScreen(NwScreen):
         self._order: list[str] | None = None  # None: rebuild on the next show
         self._state = None
         self._kernel_text: dict[str, list[str]] = {}  # rule id -> its kernel rules
+        # address -> ids of the rules whose networks hold it (None: being looked up)
+        self._holding: dict[str, frozenset[str] | None] = {}
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="rules-info", markup=False)
         yield NwTable(id="rules", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="rules-detail", markup=False, classes="hidden")
+        with VerticalScroll(id="rules-detail", classes="hidden"):
+            yield Static("", id="rules-detail-text", markup=False)
         yield Input(placeholder="filter: words or an address (escape clears)", id="rules-filter",
                     classes="hidden", compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#rules", DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
+        table.cell_padding = 0
+        for key, label in COLUMNS.items():
+            table.add_column(f"{label} ", key=key)
 
     # -- data -------------------------------------------------------------------------
     def _matches(self, rule) -> bool:
         addr = rulerows.as_address(self.filter_text)
         if addr is not None:
-            return rulerows.contains(rule, addr, self._toml(rule))
+            return rule.id in (self._holding_ids(str(addr)) or ()) \
+                or rulerows.contains(rule, addr, self._toml(rule))
         return all(w in rule_text(rule) for w in self.filter_text.lower().split())
+
+    def _holding_ids(self, address: str) -> frozenset[str] | None:
+        """The engine's answer for `address` (its sets' members); asked once, in a
+        worker: None until it answers (the CIDRs written in the rules filter then)."""
+        if address not in self._holding:
+            self._holding[address] = None
+            self._look_up_holding(address)
+        return self._holding[address]
+
+    @work(thread=True, group="rules-holding", exit_on_error=False)
+    def _look_up_holding(self, address: str) -> None:
+        try:
+            ids = frozenset(self.app.client.rules_holding(address))
+        except Exception:  # noqa: BLE001 - the written CIDRs still filter
+            ids = frozenset()
+        self.post_message(HoldingReady(address, ids))
+
+    def on_holding_ready(self, msg: HoldingReady) -> None:
+        self._holding[msg.address] = msg.ids
+        if self.filter_text and str(rulerows.as_address(self.filter_text)) == msg.address:
+            self._order = None
+            self.show(self._state)
 
     def _toml(self, rule) -> str:
         return rulerows.rule_toml(rule, lambda path: self.app.buffer_for(Path(path)).text)
@@ -126,6 +160,7 @@ class RulesScreen(NwScreen):
                 self._state is None or self._state.report is None
                 or self._state.report.generation != state.report.generation):
             self._kernel_text.clear()  # another generation: its rules render anew
+            self._holding.clear()
         self._state = state
         table = self.query_one("#rules", DataTable)
         every = self.sorted_rules(state)
@@ -138,7 +173,7 @@ class RulesScreen(NwScreen):
         order = [rule_key(r) for r in rules] + ([ENGINE_ROW] if engine else [])
         if order == self._order:
             for rid in order:
-                for col, value in zip(COLUMNS, rows[rid]):
+                for col, value in zip(COLUMNS, rows[rid], strict=True):
                     table.update_cell(rid, col, value)
         else:
             table.clear()  # also when nothing matches: no stale rows
@@ -156,6 +191,9 @@ class RulesScreen(NwScreen):
         filt = f"  filter: {self.filter_text!r}" if self.filter_text else ""
         if self.filter_text and not shown:
             filt += ": no rule matches"
+        addr = rulerows.as_address(self.filter_text) if self.filter_text else None
+        if addr is not None and self._holding.get(str(addr)) is None:
+            filt += " (looking in the sets...)"
         self.query_one("#rules-info", Static).update(
             f"{count}  sorted by {self.sort_key} {arrow}{filt}")
 
@@ -163,9 +201,9 @@ class RulesScreen(NwScreen):
         sign = "-" if self.show_engine else "+"
         packets = sum(r.packets for r in engine)
         hint = "e folds" if self.show_engine else "e shows"
-        cells = (f"{sign} {ENGINE_ROW}", "", f"{len(engine)} rules ({hint})", "",
+        cells = (f"{sign} {ENGINE_ROW}", "", f"{len(engine)} rules ({hint})", "", "", "",
                  fmt.human(packets), "", "")
-        return tuple(Text(c) for c in cells)
+        return tuple(Text(f"{c} ") for c in cells)
 
     @staticmethod
     def _row(rule, state, many_profiles: bool) -> tuple[Text, ...]:
@@ -176,10 +214,11 @@ class RulesScreen(NwScreen):
         cells = (fmt.clip(policy, POLICY_WIDTH), fmt.rule_position(rule.direction, rule.index),
                  fmt.clip(rulerows.match_text(rule) if rule.summary else rule.action,
                           MATCH_WIDTH, middle=True),
-                 where(rule), fmt.human(rule.packets),
-                 fmt.rate(rr.pps if rr else None, ""),
-                 fmt.sparkline(state.rule_history.get(rule_key(rule), ()), 6))
-        return tuple(Text(c) for c in cells)  # names are data, never markup
+                 rule.backend, fmt.clip(rule.interface, IFACE_WIDTH, middle=True),
+                 fmt.clip(rulerows.short_chain(rule), CHAIN_WIDTH, middle=True),
+                 fmt.human(rule.packets), fmt.rate(rr.pps if rr else None, ""),
+                 fmt.sparkline(state.rule_history.get(rule_key(rule), ()), HISTORY_WIDTH))
+        return tuple(Text(f"{c} ") for c in cells)  # names are data, never markup
 
     def _restore_selection(self, table: DataTable) -> None:
         if not self._order:
@@ -196,9 +235,9 @@ class RulesScreen(NwScreen):
                      if rule_key(r) == self.selected_id), None)
 
     def _detail(self) -> None:
-        box = self.query_one("#rules-detail", Static)
-        if box.has_class("hidden"):
+        if self.query_one("#rules-detail").has_class("hidden"):
             return
+        box = self.query_one("#rules-detail-text", Static)
         rule = self.selected_rule()
         if rule is None:
             box.update("(no rule selected)")
@@ -267,8 +306,10 @@ class RulesScreen(NwScreen):
         self.show(self._state)
 
     def action_toggle_detail(self) -> None:
-        box = self.query_one("#rules-detail", Static)
+        box = self.query_one("#rules-detail", VerticalScroll)
         box.toggle_class("hidden")
+        if box.has_class("hidden") and box.has_focus:
+            self.query_one("#rules", DataTable).focus()
         self._detail()
 
     def action_cycle_sort(self) -> None:

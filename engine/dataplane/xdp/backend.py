@@ -50,7 +50,7 @@ from nodewall.engine.dataplane.xdp.program import (
     foreign_error,
     ifindex,
 )
-from nodewall.engine.dataplane.xdp.rule_rows import fits, needed_config
+from nodewall.engine.dataplane.xdp.rule_rows import fits, needed_config, split_slot_key
 from nodewall.engine.dataplane.xdp.sources import source_digest
 from nodewall.engine.errors import KernelError
 from nodewall.engine.nets.baseline import BaselineStore
@@ -164,12 +164,20 @@ class XdpBackend:
         return XdpObserved(self.attached(), meta)
 
     def counters(self) -> dict[str, tuple[int, int]]:
-        """rule_id -> (packets, bytes) summed over CPUs (and interfaces)."""
+        """rule_id -> (packets, bytes) summed over CPUs and interfaces."""
+        out: dict[str, tuple[int, int]] = {}
+        for (rid, _iface), (pkts, nbytes) in self.iface_counters().items():
+            old = out.get(rid, (0, 0))
+            out[rid] = (old[0] + pkts, old[1] + nbytes)
+        return out
+
+    def iface_counters(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(rule_id, interface) -> (packets, bytes) summed over CPUs."""
         if not Pinned.exists(self.dir):
             return {}
         with Pinned.open(self.dir) as p:  # type: ignore[union-attr]
             slots = p.read_meta().get("slots", {})
-            return {rid: p.slot_counter(s) for rid, s in slots.items()}
+            return {split_slot_key(key): p.slot_counter(s) for key, s in slots.items()}
 
     def action_counters(self) -> dict[str, tuple[int, int]]:
         if not Pinned.exists(self.dir):

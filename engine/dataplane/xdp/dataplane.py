@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nodewall.engine.dataplane.protocol import Counters, TxContext
+from nodewall.engine.dataplane.protocol import ChainCounters, Counters, TxContext
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
 from nodewall.engine.dataplane.xdp.backend import XdpBackend, XdpObserved, XdpOp
 from nodewall.engine.plan.desired import DesiredState
+from nodewall.engine.plan.naming import xdp_chain
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class XdpDataplane:
 
     def counters(self, observed: XdpObserved) -> Counters:
         return {(rid, "xdp"): pb for rid, pb in self.backend.counters().items()}
+
+    def chain_counters(self, observed: XdpObserved) -> ChainCounters:
+        """Per interface: a rule accelerated on two interfaces has a series for each
+        ("xdp:IF" where the packet filters name a chain)."""
+        return {(rid, "xdp", xdp_chain(iface) if iface else ""): pb
+                for (rid, iface), pb in self.backend.iface_counters().items()}
 
     def drift(self, expected: ExpectedShape, observed: XdpObserved) -> list[Drift]:
         out = []

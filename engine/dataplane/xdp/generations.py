@@ -112,7 +112,8 @@ def fill(p: Pinned, cfg: BuildConfig, xdp: XdpState, meta: dict[str, Any],
 
 def _assign_slots(p: Pinned, cfg: BuildConfig, xdp: XdpState, meta: dict[str, Any],
                   fresh: bool) -> dict[str, int]:
-    """Counter slots: surviving rule ids keep theirs; a slot changing hands is zeroed."""
+    """Counter slots (per rule id and interface): surviving keys keep theirs; a slot
+    changing hands is zeroed."""
     old = meta.get("slots", {})
     slots = allocate_slots(counted_ids(xdp), old if not fresh else {}, cfg.max_slots)
     for rid, s in slots.items():

@@ -59,10 +59,23 @@ def failsafe_entries(iface: XdpInterface) -> list[tuple[Failsafe, bool, str]]:
             + [(f, True, failsafe_id(f, True)) for f in iface.failsafe_return])
 
 
+def slot_key(rule_id: str, iface: str) -> str:
+    """The counter slot's key of `rule_id` on interface `iface`."""
+    return f"{rule_id}@{iface}"
+
+
+def split_slot_key(key: str) -> tuple[str, str]:
+    """slot_key's inverse: (rule id, interface); interface "" for a key written
+    before slots were per interface (a bare rule id)."""
+    rid, sep, iface = key.rpartition("@")
+    return (rid, iface) if sep else (key, "")
+
+
 def counted_ids(xdp: XdpState) -> list[str]:
-    """Every id that needs a counter slot: rules, then failsafe entries (no repeats)."""
-    ids = [r.rule_id for i in xdp.interfaces for r in i.rules]
-    ids += [rid for i in xdp.interfaces for _, _, rid in failsafe_entries(i)]
+    """Every slot key that needs a counter slot: each interface's rules, then its
+    failsafe entries (no repeats)."""
+    ids = [slot_key(r.rule_id, i.iface) for i in xdp.interfaces for r in i.rules]
+    ids += [slot_key(rid, i.iface) for i in xdp.interfaces for _, _, rid in failsafe_entries(i)]
     return list(dict.fromkeys(ids))
 
 
@@ -108,13 +121,14 @@ def allocate_slots(rule_ids: list[str], old: Mapping[str, int], max_slots: int) 
 
 
 def rule_rows(iface: XdpInterface, slots: Mapping[str, int], max_ports: int) -> list[Row]:
+    """`slots`: slot key (slot_key) -> counter slot."""
     rows: list[Row] = []
     for r in iface.rules:
         action = NW_ACTION_DENY if r.action == "deny" else NW_ACTION_ALLOW
         ports = [(p.first, p.last) for p in r.dst_ports]
         chunks = [tuple(ports[i:i + max_ports]) for i in range(0, len(ports), max_ports)] or [()]
         for ch in chunks:
-            rows.append(Row(slots[r.rule_id], action, r.protocol or 0, r.family, ch, r.src_bits))
+            rows.append(Row(slots[slot_key(r.rule_id, iface.iface)], action, r.protocol or 0, r.family, ch, r.src_bits))
     return rows
 
 
@@ -148,7 +162,7 @@ def iface_value(cfg: BuildConfig, iface: XdpInterface, slots: Mapping[str, int])
         proto, fam, port, q, m = failsafe_entry(f)
         e = v.fs[i]
         e.proto, e.family, e.port = proto, fam, port
-        e.slot, e.sport = slots[rid], int(reverse)
+        e.slot, e.sport = slots[slot_key(rid, iface.iface)], int(reverse)
         bit = fs_bloom_bit(proto, reverse, port)
         v.fs_bloom[bit >> 6] |= 1 << (bit & 63)
         e.addr[0], e.addr[1] = q

@@ -125,3 +125,114 @@ def test_explain_without_an_applied_generation_exits_6(netns_one, tmp_path):
              check=False)
     assert out.returncode == 6
     assert json.loads(out.stdout)["error"]["kind"] == "NothingPending"
+
+
+FORWARD_PROFILE = """
+[settings]
+backend = "{backend}"
+failsafe_inbound = ["tcp:22"]
+failsafe_outbound = []
+
+[[host_endpoints]]
+name = "edge"
+interface = "srv0"
+labels = {{ role = "edge" }}
+
+[[host_endpoints]]
+name = "inside"
+interface = "srv1"
+labels = {{ role = "inside" }}
+
+[[policies]]
+name = "ping-me"
+order = 20
+selector = "role == 'edge'"
+types = ["ingress"]
+  [[policies.ingress]]
+  action = "allow"
+  protocol = "icmp"
+  icmp = {{ type = 8 }}
+
+[[policies]]
+name = "routed"
+order = 30
+selector = "role == 'edge'"
+apply_on_forward = true
+types = ["ingress"]
+  [[policies.ingress]]
+  action = "deny"
+  protocol = "icmp"
+  source = {{ nets = ["{blocked}/32"] }}
+  [[policies.ingress]]
+  action = "allow"
+  protocol = "icmp"
+  source = {{ nets = ["10.77.0.0/24"] }}
+"""
+FAR_IP, ROUTER_FAR_IP = "10.78.0.2", "10.78.0.1"
+
+
+@pytest.fixture
+def routed(netns_pair):
+    """client -- server (routes, forwarding on in its own namespace) -- far: a third
+    namespace behind the server's srv1, deleted afterwards."""
+    from tests.conftest import drop_namespace, sh
+    far = f"{netns_pair.server[:-2]}-f"
+    sh("ip", "netns", "add", far)
+    try:
+        sh("ip", "-n", netns_pair.server, "link", "add", "srv1", "type", "veth",
+           "peer", "name", "far0", "netns", far)
+        for ns, ifname, ip in ((netns_pair.server, "srv1", ROUTER_FAR_IP), (far, "far0", FAR_IP)):
+            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", ifname)
+            sh("ip", "-n", ns, "link", "set", ifname, "up")
+        sh("ip", "-n", far, "link", "set", "lo", "up")
+        in_ns(netns_pair.server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "-n", netns_pair.client, "route", "add", "10.78.0.0/24",
+           "via", netns_pair.server_ip)
+        sh("ip", "-n", far, "route", "add", "10.77.0.0/24", "via", ROUTER_FAR_IP)
+        netns_pair.add_client_address(f"{BLOCKED}/24")
+        yield netns_pair
+    finally:
+        drop_namespace(far)
+
+
+def _ping(ns: str, src: str, dst: str) -> bool:
+    return in_ns(ns, "ping", "-n", "-c", "1", "-W", "1", "-I", src, dst,
+                 check=False, timeout=10).returncode == 0
+
+
+def _rule_packets(ns: str, state: Path, rule_id: str, chain_part: str) -> int:
+    return sum(r["packets"] for r in status(ns, state)["rules"]
+               if r["id"] == rule_id and chain_part in r["chain"])
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_explained_icmp_and_forwarded_packets_count_on_the_named_rule(routed, tmp_path,
+                                                                      backend):
+    ns, state = routed.server, tmp_path / "state"
+    (tmp_path / "p.toml").write_text(FORWARD_PROFILE.format(backend=backend, blocked=BLOCKED))
+    nw(ns, state, "apply", str(tmp_path / "p.toml"))
+
+    def explain(src: str, dst: str, *extra: str) -> dict:
+        return json.loads(nw(ns, state, "explain", src, dst, "--iface", "srv0", *extra,
+                             "-o", "json").stdout)
+
+    forward = ("--direction", "forward", "--out-iface", "srv1")
+    host_ping = explain(routed.client_ip, f"{routed.server_ip}/icmp")
+    through = explain(routed.client_ip, f"{FAR_IP}/icmp", *forward)
+    blocked = explain(BLOCKED, f"{FAR_IP}/icmp", *forward)
+    assert (host_ping["verdict"], host_ping["stage"], host_ping["rule"]["policy"]) == \
+        ("allow", "filter", "ping-me")
+    assert (through["verdict"], through["stage"], through["rule"]["policy"],
+            through["rule"]["index"]) == ("allow", "filter", "routed", 1)
+    assert (blocked["verdict"], blocked["stage"], blocked["rule"]["policy"],
+            blocked["rule"]["index"]) == ("deny", "filter", "routed", 0)
+    assert "ffi-srv0" in through["path"][-1]["chain"]
+
+    for explained, src, dst, chain_part, answered in (
+            (host_ping, routed.client_ip, routed.server_ip, "nw-fi-srv0", True),
+            (through, routed.client_ip, FAR_IP, "nw-ffi-srv0", True),
+            (blocked, BLOCKED, FAR_IP, "nw-ffi-srv0", False)):
+        rid = explained["rule"]["id"]
+        before = _rule_packets(ns, state, rid, chain_part)
+        assert _ping(routed.client, src, dst) is answered, (src, dst)
+        assert _rule_packets(ns, state, rid, chain_part) > before, (src, dst, explained["rule"])

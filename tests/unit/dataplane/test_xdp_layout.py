@@ -138,7 +138,7 @@ def _rule(rid, ports=(), action="deny", bits=1):
 
 def test_rule_rows_split_ports_keep_order_and_slot():
     iface = XdpInterface("eth0", (_rule("a", range(1, 20)), _rule("b", action="allow")), ())
-    rows = rule_rows(iface, {"a": 4, "b": 2}, 8)
+    rows = rule_rows(iface, {"a@eth0": 4, "b@eth0": 2}, 8)
     assert [(r.slot, len(r.ports)) for r in rows] == [(4, 8), (4, 8), (4, 3), (2, 0)]
     assert rows[-1].action == L.NW_ACTION_ALLOW and rows[0].action == L.NW_ACTION_DENY
 
@@ -149,12 +149,26 @@ def test_slots_survive_and_new_ids_avoid_old_slots():
     assert len(set(got.values())) == 3
 
 
+def test_a_rule_on_two_interfaces_counts_in_a_slot_per_interface():
+    from nodewall.engine.dataplane.xdp.rule_rows import counted_ids, split_slot_key
+    shared = _rule("a")
+    xdp = XdpState(interfaces=(XdpInterface("eth0", (shared,), ()),
+                               XdpInterface("eth1", (shared,), ())))
+    ids = counted_ids(xdp)
+    assert [split_slot_key(k) for k in ids] == [("a", "eth0"), ("a", "eth1")]
+    slots = allocate_slots(ids, {}, 8)
+    cfg = needed_config(xdp)
+    first, second = (iface_value(cfg, i, slots).rules[0].slot for i in xdp.interfaces)
+    assert first != second
+    assert split_slot_key("a") == ("a", "")  # a slot recorded before: no interface
+
+
 def test_config_grows_to_fit_and_fits():
     rules = tuple(_rule(f"r{i}", range(1, 10)) for i in range(40))  # 2 rows each
     xdp = XdpState(interfaces=(XdpInterface("eth0", rules, ()),))
     cfg = needed_config(xdp)
     assert cfg.max_rules == 128 and fits(cfg, xdp) and not fits(L.BuildConfig(), xdp)
-    v = iface_value(cfg, xdp.interfaces[0], {f"r{i}": i for i in range(40)})
+    v = iface_value(cfg, xdp.interfaces[0], {f"r{i}@eth0": i for i in range(40)})
     assert v.n_rules == 80 and v.rules[1].slot == 0 and v.rules[2].slot == 1
 
 
@@ -194,20 +208,20 @@ def test_failsafe_ids_are_the_raw_chain_failsafe_rule_ids():
 
 
 def test_iface_value_failsafe_slots_and_source_port_flag():
-    from nodewall.engine.dataplane.xdp.rule_rows import counted_ids, failsafe_entries
+    from nodewall.engine.dataplane.xdp.rule_rows import counted_ids, failsafe_entries, slot_key
     iface = XdpInterface("eth0", (_rule("a"),), (Failsafe("tcp", 22, None, Loc("x")),),
                          failsafe_return=(Failsafe("udp", 53, "10.0.0.0/8", Loc("x")),))
     xdp = XdpState(interfaces=(iface,))
     ids = counted_ids(xdp)
-    assert ids[0] == "a" and len(ids) == 3
+    assert ids[0] == "a@eth0" and len(ids) == 3
     slots = allocate_slots(ids, {}, 8)
     cfg = needed_config(xdp)
     v = iface_value(cfg, iface, slots)
     (_, _, in_id), (_, _, ret_id) = failsafe_entries(iface)
     assert v.n_fs == 2
-    assert (v.fs[0].port, v.fs[0].sport, v.fs[0].slot) == (22, 0, slots[in_id])
+    assert (v.fs[0].port, v.fs[0].sport, v.fs[0].slot) == (22, 0, slots[slot_key(in_id, "eth0")])
     assert (v.fs[1].port, v.fs[1].sport, v.fs[1].slot, v.fs[1].proto) == (
-        53, 1, slots[ret_id], 17)
+        53, 1, slots[slot_key(ret_id, "eth0")], 17)
     assert v.fs[1].addr[0].to_bytes(8, "little")[:4] == bytes([10, 0, 0, 0])
     # 17 inbound + 17 return entries need a bigger failsafe table
     many = tuple(Failsafe("tcp", p, None, Loc("x")) for p in range(1, 18))
