@@ -212,7 +212,8 @@ def test_the_running_agent_applies_a_swap_without_waiting_the_interval(rig: Rig,
         assert until(lambda: rig.store.current() == 1)
         new = cm.write({"a.toml": profile_text(81)})
         assert until(lambda: rig.store.current() == 2)
-        assert _status(rig)["source"] == new
+        # agent.json is written when the pass ends, just after the generation is recorded
+        assert until(lambda: _status(rig)["source"] == new)
     finally:
         stop.set()
         thread.join(30)
