@@ -37,6 +37,7 @@ from bench.common import Row
 HERE = Path(__file__).resolve().parent
 README = c.REPO / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PROFILES = HERE / "profiles.md"  # the profiles of the slowest paths, appended to results.md
 
 TITLES = {
     "setup": "1. Set-up time vs N (start of the load until a listed source is seen dropped)",
@@ -246,6 +247,8 @@ def write_results(rows: list[Row], meta: dict, plots: list[str], path: Path) -> 
         for p in plots:
             if p.startswith(sec):
                 lines += [f"![{sec}]({p})", ""]
+    if PROFILES.is_file():  # written by hand from py-spy/perf runs, kept across re-runs
+        lines += [PROFILES.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
 
 
