@@ -97,7 +97,8 @@ def _droprate(quick: bool, log) -> list[Row]:
             ceil = r.extra.get("ceiling_pps")
             r.why = ("the per-core figure includes the injector's own cost on the "
                      "same core" + (f" (it alone tops out at {ceil:,.0f}/s)" if ceil else "")
-                     + ", which weighs more on the faster path; see bench/xdp_drop.py")
+                     + ", which weighs more on the faster path; the receiver's-cost row "
+                     "subtracts it; see bench/xdp_drop.py")
     return rows
 
 
@@ -278,7 +279,7 @@ def droprate_plot(rows: list[Row], out: Path) -> bool:
         if "nftables vs" in r.case:  # nft's own rate; its raw is the ipset row's
             series.setdefault("nftables raw + interval set", set()).add((r.n, r.value))
             continue
-        if "vs nftables" in r.case:
+        if "vs nftables" in r.case or "receiver's cost" in r.case:
             continue
         series.setdefault("XDP (nodewall)", set()).add((r.n, r.value))
         if r.raw is not None:
