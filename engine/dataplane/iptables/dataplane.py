@@ -29,6 +29,7 @@ from nodewall.engine.plan.naming import owned_chain_name, owned_set_name
 MODE_TTL_S = 30.0  # the host's iptables mode is detected at most this often
 SAVE_TOOLS = ((4, "iptables-legacy-save"), (6, "ip6tables-legacy-save"))
 _MATCH_SET = re.compile(r"--match-set (\S+)")
+_NOTRACK = re.compile(r"-j (?:CT --notrack|NOTRACK)\b")
 
 
 class IptablesDataplane:
@@ -98,12 +99,7 @@ class IptablesDataplane:
                f"(not nodewall's) jumps to {r.target}"
                for t in observed.tables for r in t.foreign_refs]
         for family, tool in SAVE_TOOLS:
-            for line in _save_lines(family, tool):
-                chain = line.split(" ", 2)[1] if line.startswith("-A ") else ""
-                if chain and not owned_chain_name(chain) and "nw:" not in line \
-                        and any(owned_set_name(m) for m in _MATCH_SET.findall(line)):
-                    out.append(f"v{family}: a rule not nodewall's uses a nodewall ipset: "
-                               f"{line}")
+            out += _foreign_in_save(family, _save_lines(family, tool))
         return out
 
     def flush(self) -> None:
@@ -132,6 +128,28 @@ def _shape_of(observed: IptablesObserved
                 hooks[key] = h
     return chains, hooks
 
+
+def _foreign_in_save(family: int, lines: list[str]) -> list[str]:
+    """Other tools' rules that use a nodewall ipset, and their raw NOTRACK rules when
+    nodewall's filter chains accept untracked packets (they would be accepted too)."""
+    out, notracks, accepts_untracked, table = [], [], False, ""
+    for line in lines:
+        table = line[1:] if line.startswith("*") else table
+        chain = line.split(" ", 2)[1] if line.startswith("-A ") else ""
+        if not chain:
+            continue
+        if owned_chain_name(chain) or "nw:" in line:
+            accepts_untracked |= table == "filter" and "UNTRACKED" in line
+            continue
+        if any(owned_set_name(m) for m in _MATCH_SET.findall(line)):
+            out.append(f"v{family}: a rule not nodewall's uses a nodewall ipset: {line}")
+        if table == "raw" and _NOTRACK.search(line):
+            notracks.append(line)
+    if accepts_untracked:
+        out += [f"v{family}: a raw rule not nodewall's NOTRACKs packets, and nodewall's filter "
+                f"accepts untracked packets (as its untracked policy allowed them): {line}; "
+                "hint: say it as a do_not_track policy instead" for line in notracks]
+    return out
 
 def _save_lines(family: int, tool: str) -> list[str]:
     """`*-legacy-save` of the tables already loaded (never loads a module)."""

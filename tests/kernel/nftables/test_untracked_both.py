@@ -165,6 +165,13 @@ def test_untracked_flow_is_accepted_by_ctstate_and_tracked_flow_gets_policy(
     assert connects(cli, OTHER, srv, 22) and connects(cli, pair.client_ip, srv, 22)
     assert hits(status(ns, state), "(failsafe)", "raw") >= raw_fs + 6
     assert report["drift"] == []
+    if backend == "iptables":  # another tool's NOTRACK would be accepted too: said
+        notrack = ["-t", "raw", "PREROUTING", "-p", "udp", "--dport", "53", "-j", "CT",
+                   "--notrack"]
+        in_ns(ns, "iptables-legacy", *notrack[:2], "-A", *notrack[2:])
+        assert any("NOTRACKs packets" in w and "do_not_track" in w
+                   for w in status(ns, state)["warnings"])
+        in_ns(ns, "iptables-legacy", *notrack[:2], "-D", *notrack[2:])
 
     # the UNTRACKED accept is owned: removing it by hand is drift, and without it the
     # untracked flow meets normal policy (no rule for its port: default deny)

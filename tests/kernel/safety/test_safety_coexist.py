@@ -87,6 +87,13 @@ def test_foreign_objects_untouched_and_reported(netns_pair, tmp_path):
     assert any("uses a nodewall ipset" in w and nwset in w for w in report["warnings"])
     in_ns(ns, "iptables-legacy", "-t", "filter", "-D", "FOREIGN-INPUT", "-m", "set",
           "--match-set", nwset, "src", "-j", "DROP")
+    # a foreign NOTRACK: this profile allows nothing untracked, so filter accepts no
+    # untracked packet and the rule is nobody's business but its owner's
+    notrack = ["-t", "raw", "FOREIGN-PREROUTING", "-p", "udp", "--dport", "53", "-j", "CT",
+               "--notrack"]
+    in_ns(ns, "iptables-legacy", notrack[0], notrack[1], "-A", *notrack[2:])
+    assert not any("NOTRACKs" in w for w in status(ns, state)["warnings"])
+    in_ns(ns, "iptables-legacy", notrack[0], notrack[1], "-D", *notrack[2:])
 
     nw(ns, state, "agent", "--once", "--profiles", str(profiles))
     nw(ns, state, "panic", "on")
