@@ -140,3 +140,17 @@ def test_rollback_of_a_pending_apply_no_longer_pending_refuses(rig: Rig, then: s
     assert info.value.message == (f"generation {generation} is no longer pending (it was "
                                   "kept, or reverted at its deadline); nothing was rolled back")
     assert (rig.fake.holds, rig.store.current()) == before
+
+
+def test_an_automatic_revert_leaves_one_syslog_line(rig: Rig, monkeypatch) -> None:
+    # no syslog daemon on this machine (no /dev/log): the libc call is recorded instead
+    from nodewall.engine.safety import confirm
+    lines: list[tuple[int, str]] = []
+    monkeypatch.setattr(confirm.syslog, "syslog", lambda prio, msg: lines.append((prio, msg)))
+    _a_then_pending_b(rig, timeout=0.1)
+    assert rig.restart().watch_confirm(2, poll=0.01) is True
+    assert len(lines) == 1
+    prio, msg = lines[0]
+    assert prio == confirm.syslog.LOG_WARNING
+    assert msg.startswith("generation 2 was reverted to generation 1 at ")
+    assert msg.endswith("its confirm timeout expired")
