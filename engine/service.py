@@ -16,7 +16,7 @@ from nodewall.engine.explain.walk import Explanation, explain
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
-from nodewall.engine.observe.status import collect_status
+from nodewall.engine.observe.status import ChecksCache, collect_status
 from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import history as history_mod
 from nodewall.engine.safety.agent import BACKOFF_MAX_S, Agent, PassObserver
@@ -36,14 +36,19 @@ class Service:
         self.store = StateStore(state_dir or default_state_dir(self.netns))
         self.kernel = Orchestrator()
         self.tx = Transactions(self.store, self.kernel)
+        self.checks = ChecksCache()  # the last drift/foreign checks, for status ticks
 
     @property
     def is_root(self) -> bool:
         return os.geteuid() == 0
 
     # -- read ----------------------------------------------------------------------
-    def status(self) -> StatusReport:
-        return collect_status(self.store, self.kernel, netns=self.netns)
+    def status(self, *, checks_max_age: float = 0.0) -> StatusReport:
+        """Counters, state and checks.  `checks_max_age` > 0 (a repeated tick): drift
+        and foreign objects checked for the same generation at most that many seconds
+        ago are reused (the report's checks_age_s says how old); 0 checks now."""
+        return collect_status(self.store, self.kernel, netns=self.netns, checks=self.checks,
+                              checks_max_age=checks_max_age)
 
     def scrape(self) -> ScrapeView:
         """What the metrics exporter reports: one read of the kernel and the state dir."""

@@ -33,6 +33,7 @@ _MATCH_SET = re.compile(r"--match-set (\S+)")
 
 class IptablesDataplane:
     name = "iptables"
+    counts_rules = True
 
     def __init__(self) -> None:
         self._mode: tuple[float, IptablesMode] | None = None
