@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from nodewall.engine.dataplane.iptables.iptc_import import import_iptc
 from nodewall.engine.dataplane.shape import content_digest
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.plan.desired import COMMENT_PREFIX, Family, TableName
@@ -67,17 +68,12 @@ def loaded_tables(family: Family) -> frozenset[str]:
 
 
 def load() -> Any:
-    # python-iptables imports distutils; in a venv with setuptools that resolves to
-    # setuptools' vendored copy (~100 ms and a pkg_resources warning). The stdlib's
-    # own distutils (still in 3.11) does the job.
-    os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     try:
-        import iptc
+        return import_iptc()
     except Exception as exc:
         raise EnvironmentProblem(
             f"python-iptables cannot load libiptc: {exc}",
             hint="install iptables (legacy xtables libraries) and python-iptables") from exc
-    return iptc
 
 
 def ipset_name(index: int) -> bytes:
