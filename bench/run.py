@@ -14,6 +14,7 @@ Sections (each its own module with run(quick) -> list[Row]):
   tui          7. TUI time to first frame, CPU per tick, RSS (bench/tui_cost.py)
   metrics      8. Prometheus exporter: one scrape's time, CPU, RSS (bench/metrics_scrape.py)
   nft_load     9. 1M CIDRs into an nft set: nodewall vs ipset restore vs nft -f (bench/nft_load.py)
+  small_apply  10. the worked example: CLI apply vs the raw restores (bench/small_apply.py)
 Every figure is a ratio against the raw tool measured in the same run.  A full run
 (no --quick, no --only) also rewrites the README's benchmark table (between the
 `<!-- bench:begin -->` / `<!-- bench:end -->` markers) so the two always match.
@@ -49,6 +50,7 @@ TITLES = {
     "tui": "7. TUI cost (1M-entry set, 100 rules)",
     "metrics": "8. Metrics exporter: one scrape (1M-entry set, 100 rules)",
     "nft_load": "9. nftables: 1M CIDRs into an nft set, time and peak RSS",
+    "small_apply": "10. Small profiles: the worked example from the CLI",
 }
 
 
@@ -77,6 +79,11 @@ SECTION_NOTES = {
                 "engine.dataplane.nftables.sets (plan + sync: ranges merged in Python, one "
                 "hand-written netlink batch). The sets are compared element by element at "
                 "the end. Standalone: `python -m bench.nft_load --lines 1000000`.",
+    "small_apply": "profiles/redis-host.toml (backend iptables) applied by `nodewall "
+                   "--netns … apply` on an empty kernel (fresh state dir each run), "
+                   "against `ipset restore`, `iptables-legacy-restore` and "
+                   "`ip6tables-legacy-restore` of what that apply put in the kernel "
+                   "(saved right after it), timed inside the namespace.",
     "tui": "A fresh interpreter enters the namespace and runs the app headless "
            "(App.run_test, 120x40); first frame = the first status report rendered. "
            "CPU per tick is the process's CPU time over 10 ticks divided by 10.",
@@ -121,6 +128,7 @@ SECTIONS: dict[str, Callable[[bool, Callable], list[Row]]] = {
     "big_sets": _module("big_sets"), "tui": _module("tui_cost"),
     "metrics": _module("metrics_scrape"),
     "nft_load": _module("nft_load"),
+    "small_apply": _module("small_apply"),
 }
 
 
