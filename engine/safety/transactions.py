@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
@@ -195,6 +194,20 @@ def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tup
     return tuple(out)
 
 
+def _with_recorded_nets_files(text: str, src: Path, copies: Mapping[str, Path]) -> str:
+    """The profile's text with each nets_file naming the generation's own copy
+    (comments and layout kept: tomlkit round-trips the rest); unchanged without one."""
+    if "nets_file" not in text:
+        return text
+    import tomlkit  # only profiles with a nets_file pay for it
+    doc = tomlkit.parse(text)
+    for tbl in doc.get("network_sets", []):
+        if "nets_file" in tbl:  # resolved as the loader does, beside the file named
+            original = src.absolute().parent / str(tbl["nets_file"])
+            tbl["nets_file"] = str(copies[os.path.realpath(original)])
+    return tomlkit.dumps(doc)
+
+
 class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
@@ -231,13 +244,9 @@ class Transactions:
                 copies[os.path.realpath(nf.path)] = nets.put(
                     nf.path, (nf.count_v4, nf.count_v6)).copy_path
         for i, src in enumerate(profile.files):
-            doc = tomlkit.parse(read_profile_text(Path(src)))
-            for tbl in doc.get("network_sets", []):
-                if "nets_file" in tbl:  # resolved as the loader does, beside the file named
-                    original = Path(src).absolute().parent / str(tbl["nets_file"])
-                    tbl["nets_file"] = str(copies[os.path.realpath(original)])
+            text = read_profile_text(Path(src))
             atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
-                              tomlkit.dumps(doc), mode=0o600)
+                              _with_recorded_nets_files(text, Path(src), copies), mode=0o600)
 
     def generation_plan(self, n: int) -> DesiredState:
         """What the kernel holds for generation N: its profile copies planned again

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes as ct
 import ctypes.util
 import functools
-import os
 import socket
 import struct
 import sys

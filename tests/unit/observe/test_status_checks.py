@@ -76,7 +76,7 @@ def test_tick_reuses_checks_within_the_interval_and_reruns_them_after(tmp_path: 
 
 
 def test_plain_status_checks_every_call(tmp_path: Path):
-    svc, fake, clock = _service(tmp_path)
+    svc, fake, _clock = _service(tmp_path)
     svc.status(checks_max_age=5.0)
     svc.status()
     svc.status()
@@ -85,7 +85,7 @@ def test_plain_status_checks_every_call(tmp_path: Path):
 
 
 def test_a_new_generation_is_checked_at_once(tmp_path: Path):
-    svc, fake, clock = _service(tmp_path)
+    svc, fake, _clock = _service(tmp_path)
     assert svc.status(checks_max_age=5.0).generation is None
     profile = tmp_path / "a.toml"
     profile.write_text(profile_text(80))
