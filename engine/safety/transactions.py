@@ -41,6 +41,7 @@ from nodewall.engine.profile.model import HostEndpoint, Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
+from nodewall.engine.safety.profile_copy import recorded_text
 from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from nodewall.engine.safety.state_dir import (
     GenerationMeta,
@@ -194,20 +195,6 @@ def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tup
     return tuple(out)
 
 
-def _with_recorded_nets_files(text: str, src: Path, copies: Mapping[str, Path]) -> str:
-    """The profile's text with each nets_file naming the generation's own copy
-    (comments and layout kept: tomlkit round-trips the rest); unchanged without one."""
-    if "nets_file" not in text:
-        return text
-    import tomlkit  # only profiles with a nets_file pay for it
-    doc = tomlkit.parse(text)
-    for tbl in doc.get("network_sets", []):
-        if "nets_file" in tbl:  # resolved as the loader does, beside the file named
-            original = src.absolute().parent / str(tbl["nets_file"])
-            tbl["nets_file"] = str(copies[os.path.realpath(original)])
-    return tomlkit.dumps(doc)
-
-
 class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
@@ -246,7 +233,7 @@ class Transactions:
         for i, src in enumerate(profile.files):
             text = read_profile_text(Path(src))
             atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
-                              _with_recorded_nets_files(text, Path(src), copies), mode=0o600)
+                              recorded_text(text, Path(src), copies), mode=0o600)
 
     def generation_plan(self, n: int) -> DesiredState:
         """What the kernel holds for generation N: its profile copies planned again
