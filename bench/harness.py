@@ -71,6 +71,7 @@ class CliRun:
     stderr: str
     peak_rss_mb: float  # VmHWM of the nodewall process itself (polled until exit)
     maxrss_tree_mb: float  # wait4 ru_maxrss: the largest of it and its reaped children
+    cpu_s: float = 0.0  # wait4 user + system time of it and its reaped children
 
 
 def _hwm_kb(pid: int) -> int:
@@ -121,7 +122,7 @@ def nodewall_cli(ns: str, state_dir: Path, *args: str, timeout: float = 900,
         out.seek(0)
         err.seek(0)
         return CliRun(seconds, proc.returncode, out.read(), err.read(), peak[0] / 1024,
-                      ru.ru_maxrss / 1024)
+                      ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)
 
 
 def nodewall_must(ns: str, state_dir: Path, *args: str, timeout: float = 900,
