@@ -115,5 +115,5 @@ def run(quick: bool, log=print) -> list[Row]:
                    "bytecode, about 100 modules whose dataclasses are built at import) "
                    "are most of the CLI time; the transaction itself is ~50 ms (libiptc "
                    "rule building, the `ipset` tool, fsync of the generation record); "
-                   "see the profile summary in bench/results.md")
+                   "see the profile under this table")
     return [row]
