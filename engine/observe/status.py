@@ -104,7 +104,6 @@ class ChecksCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self.last: Checks | None = None
-        self.runs = 0  # how many times the checks ran (not reused)
 
     def recent(self, key: tuple[object, ...], max_age: float) -> Checks | None:
         """The last checks when they are for `key` and at most `max_age` s old."""
@@ -116,7 +115,6 @@ class ChecksCache:
 
     def record(self, drift: tuple[str, ...], foreign: tuple[str, ...],
                key: tuple[object, ...]) -> Checks:
-        self.runs += 1
         self.last = Checks(drift, foreign, key, self.clock())
         return self.last
 
