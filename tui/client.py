@@ -13,6 +13,8 @@ from typing import Any
 
 from .guard import Guard
 
+CHECKS_EVERY_S = 5.0  # the tick reuses drift and foreign checks up to this old
+
 
 class EngineClient:
     def __init__(self, factory: Callable[[], Any], guard: Guard):
@@ -45,8 +47,10 @@ class EngineClient:
 
     # -- read-only ------------------------------------------------------------------
     def status(self) -> tuple[int, Any]:
-        """(sequence number, StatusReport)."""
-        return self._seq_call("status")
+        """(sequence number, StatusReport): counters every call, drift and foreign
+        objects re-checked at most every CHECKS_EVERY_S seconds (the engine's
+        expensive reads; the report's checks_age_s says how old they are)."""
+        return self._seq_call("status", checks_max_age=CHECKS_EVERY_S)
 
     def conntrack_sample(self, limit: int = 2000):
         return self._call("conntrack_sample", limit)

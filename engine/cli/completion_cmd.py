@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-import shtab
 from nodewall.engine.errors import ExitCode
 
-PROFILE_FILES = shtab.glob("*.toml")
-YAML_FILES = shtab.glob("*.yaml", "*.yml")
-NETNS_NAMES = shtab.cmd("ls -1 /run/netns 2>/dev/null")
 
-# What each argument completes to, by dest (options and positionals alike).
-_BY_DEST = {
-    "profiles": PROFILE_FILES,  # PROFILE… (agent's --profiles DIR is handled below)
-    "files": YAML_FILES,
-    "netns": NETNS_NAMES,
-    "state_dir": shtab.DIRECTORY,
-    "out": shtab.FILE,
-}
+def completers() -> dict[str, Any]:
+    """What each argument completes to, by dest (options and positionals alike).
+    shtab is imported here: every command registers this module's subparser, only
+    `completion` needs shtab."""
+    import shtab
+    return {
+        "profiles": shtab.glob("*.toml"),  # PROFILE… (agent's --profiles DIR: below)
+        "files": shtab.glob("*.yaml", "*.yml"),
+        "netns": shtab.cmd("ls -1 /run/netns 2>/dev/null"),
+        "state_dir": shtab.DIRECTORY,
+        "out": shtab.FILE,
+    }
 
 
 def register(sub) -> None:
@@ -41,17 +42,19 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 
 def annotate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Attach shtab completers to the arguments of `parser` and its subcommands."""
+    by_dest = completers()
     for p in (parser, *_subparsers(parser)):
         for action in p._actions:
-            complete = _BY_DEST.get(action.dest)
+            complete = by_dest.get(action.dest)
             if action.dest == "profiles" and action.option_strings:  # agent --profiles DIR
-                complete = shtab.DIRECTORY
+                complete = by_dest["state_dir"]  # a directory
             if complete is not None:
                 action.complete = complete  # type: ignore[attr-defined]
     return parser
 
 
 def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    import shtab
     return shtab.complete(annotate(parser), shell=shell)
 
 

@@ -91,6 +91,11 @@ class Orchestrator:
     def snapshot(self) -> Snapshot:
         return Snapshot({dp.name: dp.observe() for dp in self.dataplanes})
 
+    def counters_snapshot(self) -> Snapshot:
+        """A read of the dataplanes that count rules or hold XDP attachments only (no
+        ipset headers): enough for counters, not for drift or foreign objects."""
+        return Snapshot({dp.name: dp.observe() for dp in self.dataplanes if dp.counts_rules})
+
     def preview(self, desired: DesiredState, ctx: TxContext) -> PlanPreview:
         lines: list[str] = []
         stats: dict[str, int] = {}
@@ -112,7 +117,8 @@ class Orchestrator:
         snapshot = snapshot or self.snapshot()
         out: dict[tuple[str, str], tuple[int, int]] = {}
         for dp in self.dataplanes:
-            out.update(dp.counters(snapshot.observed[dp.name]))
+            if dp.name in snapshot.observed:
+                out.update(dp.counters(snapshot.observed[dp.name]))
         return out
 
     def chain_counters(self, snapshot: Snapshot | None = None) -> ChainCounters:
@@ -122,6 +128,8 @@ class Orchestrator:
         snapshot = snapshot or self.snapshot()
         out: dict[tuple[str, str, str], tuple[int, int]] = {}
         for dp in self.dataplanes:
+            if dp.name not in snapshot.observed:
+                continue  # a counters snapshot leaves out the dataplanes without counters
             observed = snapshot.observed[dp.name]
             if isinstance(dp, CountsPerChain):
                 out.update(dp.chain_counters(observed))

@@ -80,6 +80,7 @@ class CountsPerChain(Protocol):
 
 class Dataplane(Protocol):
     name: str  # "ipsets", "iptables", "xdp"
+    counts_rules: bool  # whether counters() can be non-empty (read on every status tick)
 
     def warm_up(self) -> None:
         """Load the libraries behind it before a transaction starts its clock."""

@@ -81,6 +81,7 @@ class StatusReport:
     generation: int | None
     pending_confirm: PendingConfirm | None
     drift: tuple[str, ...]
+    checks_age_s: float = 0.0  # how old drift and foreign warnings are (0: checked now)
     panic: bool = False
     timestamp: float = 0.0
     last_revert: dict[str, Any] | None = None  # an automatic revert not yet acknowledged

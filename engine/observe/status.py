@@ -2,15 +2,22 @@
 mapped back to the TOML rules through the current generation's rule metadata,
 the pending confirm, panic mode, drift against the recorded generation (with the
 panic chains when panic is on), and what other tools have next to nodewall's objects
-(foreign rules that reference them, foreign XDP programs), as warnings."""
+(foreign rules that reference them, foreign XDP programs), as warnings.
+
+Counters are cheap to read; drift and foreign objects are not (the ipset headers of a
+1M-entry set, `iptables-legacy-save`).  A caller that asks every half second (the
+TUI's tick) passes a ChecksCache and a maximum age: drift and foreign found for the same
+generation and panic state no longer ago than that are reused, and the report says how
+old they are (`checks_age_s`).  Without a maximum age every call checks afresh."""
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from nodewall.engine.dataplane.orchestrator import Orchestrator
+from nodewall.engine.dataplane.orchestrator import Orchestrator, Snapshot
 from nodewall.engine.dataplane.protocol import ChainCounters
 from nodewall.engine.dataplane.shape import ExpectedShape
 from nodewall.engine.observe.conntrack import conntrack_info
@@ -80,7 +87,56 @@ def _xdp_owned(interfaces, snapshot):
             if (a := attachments.get(i.name)) is not None else i for i in interfaces]
 
 
-def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None) -> StatusReport:
+@dataclass(frozen=True)
+class Checks:
+    """Drift and foreign objects found at `taken` (the cache's clock) for `key`
+    (generation, panic marker)."""
+    drift: tuple[str, ...]
+    foreign: tuple[str, ...]
+    key: tuple[object, ...]
+    taken: float
+
+
+class ChecksCache:
+    """The last drift and foreign checks of one Service, for status calls that accept
+    results up to some seconds old."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.last: Checks | None = None
+
+    def recent(self, key: tuple[object, ...], max_age: float) -> Checks | None:
+        """The last checks when they are for `key` and at most `max_age` s old."""
+        last = self.last
+        if last is None or max_age <= 0 or last.key != key \
+                or self.clock() - last.taken > max_age:
+            return None
+        return last
+
+    def record(self, drift: tuple[str, ...], foreign: tuple[str, ...],
+               key: tuple[object, ...]) -> Checks:
+        self.last = Checks(drift, foreign, key, self.clock())
+        return self.last
+
+
+def _checks(kernel: Orchestrator, expected: ExpectedShape, key: tuple[object, ...],
+            cache: ChecksCache | None, max_age: float) -> tuple[Snapshot, Checks, float]:
+    """(snapshot, checks, age in s): a counters-only snapshot and the cached checks when
+    they are recent enough, else a full snapshot and checks run now (age 0)."""
+    recent = cache.recent(key, max_age) if cache is not None else None
+    if recent is not None:
+        return kernel.counters_snapshot(), recent, max(0.0, cache.clock() - recent.taken)
+    snapshot = kernel.snapshot()  # one read of every dataplane for counters and checks
+    drift = tuple(str(d) for d in kernel.drift(expected, snapshot))
+    foreign = tuple(kernel.foreign(snapshot))
+    if cache is None:
+        return snapshot, Checks(drift, foreign, key, 0.0), 0.0
+    return snapshot, cache.record(drift, foreign, key), 0.0
+
+
+def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None,
+                   checks: ChecksCache | None = None,
+                   checks_max_age: float = 0.0) -> StatusReport:
     generation = store.current()
     meta = store.meta(generation) if generation is not None else None
     panic = panic_mod.read_marker(store.root)
@@ -94,7 +150,8 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
         warnings.append(f"PANIC MODE since {time.ctime(panic.since)}: only failsafe traffic "
                         f"passes ({panic.describe()}); `nodewall panic off` ends it")
 
-    snapshot = kernel.snapshot()  # one read of every dataplane for all below
+    key = (generation, None if panic is None else panic.since)
+    snapshot, found, checks_age = _checks(kernel, expected, key, checks, checks_max_age)
     rules, unknown = rule_stats(kernel.chain_counters(snapshot), rules_meta)
     warnings += [f"kernel rule nw:{rid} ({backend}) is not in {generation_words(generation)}"
                  for rid, backend in unknown]
@@ -104,8 +161,7 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
     if pending is not None:
         pending_confirm = PendingConfirm(pending.generation, pending.previous, pending.deadline,
                                          pending.seconds_left)
-    drift = tuple(str(d) for d in kernel.drift(expected, snapshot))
-    warnings += [f"foreign: {f}" for f in kernel.foreign(snapshot)]
+    warnings += [f"foreign: {f}" for f in found.foreign]
     notice = store.revert_notice()
     if notice is not None:
         warnings.insert(0, f"REVERTED: {notice.describe()}; `nodewall ack` acknowledges it")
@@ -121,7 +177,8 @@ def collect_status(store: StateStore, kernel: Orchestrator, *, netns: str | None
         rules=tuple(rules),
         generation=generation,
         pending_confirm=pending_confirm,
-        drift=drift,
+        drift=found.drift,
+        checks_age_s=checks_age,
         panic=panic is not None,
         timestamp=time.time(),
         last_revert=None if notice is None else dataclasses.asdict(notice),

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
@@ -42,6 +41,7 @@ from nodewall.engine.profile.model import HostEndpoint, Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
+from nodewall.engine.safety.profile_copy import recorded_text
 from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from nodewall.engine.safety.state_dir import (
     GenerationMeta,
@@ -231,13 +231,9 @@ class Transactions:
                 copies[os.path.realpath(nf.path)] = nets.put(
                     nf.path, (nf.count_v4, nf.count_v6)).copy_path
         for i, src in enumerate(profile.files):
-            doc = tomlkit.parse(read_profile_text(Path(src)))
-            for tbl in doc.get("network_sets", []):
-                if "nets_file" in tbl:  # resolved as the loader does, beside the file named
-                    original = Path(src).absolute().parent / str(tbl["nets_file"])
-                    tbl["nets_file"] = str(copies[os.path.realpath(original)])
+            text = read_profile_text(Path(src))
             atomic_write_text(gdir / "profiles" / f"{i:02d}-{Path(src).name}",
-                              tomlkit.dumps(doc), mode=0o600)
+                              recorded_text(text, Path(src), copies), mode=0o600)
 
     def generation_plan(self, n: int) -> DesiredState:
         """What the kernel holds for generation N: its profile copies planned again

@@ -63,6 +63,7 @@ class FakePlan:
 
 class FakeDataplane:
     name = "fake"
+    counts_rules = True
 
     def __init__(self) -> None:
         self.kernel: DesiredState | None = None  # what the "kernel" holds

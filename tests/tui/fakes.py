@@ -100,7 +100,7 @@ class FakeService:
         self.threads.append(threading.current_thread())
 
     # -- Service API ------------------------------------------------------------------
-    def status(self) -> StatusReport:
+    def status(self, *, checks_max_age: float = 0.0) -> StatusReport:
         self._record("status")
         if self.status_gate is not None:
             self.status_gate.wait(10)

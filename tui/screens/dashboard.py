@@ -35,6 +35,24 @@ class DashboardScreen(NwScreen):
             "endpoint covering each; conntrack fill, history and per-CPU errors;\n"
             "the rules with the highest hit rate right now.")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, object] = {}  # what each widget shows: unchanged is not redrawn
+
+    def _changed(self, widget_id: str, content: object) -> bool:
+        """Whether `content` differs from what widget `widget_id` shows (and remember it):
+        a tick that changes nothing on screen costs no layout and no redraw."""
+        if self._shown.get(widget_id) == content:
+            return False
+        self._shown[widget_id] = content
+        return True
+
+    def _text(self, widget_id: str, text: str) -> Static:
+        widget = self.query_one(f"#{widget_id}", Static)
+        if self._changed(widget_id, text):
+            widget.update(text)
+        return widget
+
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dash"):
             yield Static("", id="advice", classes="warn", markup=False)
@@ -59,33 +77,36 @@ class DashboardScreen(NwScreen):
         report = state.report
         if report is None:
             return
-        advice = self.query_one("#advice", Static)
-        advice.update(f"! {report.recommendation}" if report.recommendation else "")
+        advice = self._text("advice",
+                            f"! {report.recommendation}" if report.recommendation else "")
         advice.display = bool(report.recommendation)
         self._interfaces(state)
         line, warn = conntrack_lines(state)
-        self.query_one("#ct-gauge", Static).update(line)
-        warn_w = self.query_one("#ct-warn", Static)
-        warn_w.update(warn or "")
-        warn_w.set_class(warn is not None, "alert")
-        cpus = self.query_one("#ct-cpus", DataTable)
-        cpus.clear()
-        for c in report.conntrack.per_cpu:
-            cpus.add_row(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))  # numbers
+        self._text("ct-gauge", line)
+        self._text("ct-warn", warn or "").set_class(warn is not None, "alert")
+        cpu_rows = [(str(c.cpu), *(str(getattr(c, f)) for f in CPU_FIELDS))  # numbers
+                    for c in report.conntrack.per_cpu]
+        if self._changed("ct-cpus", cpu_rows):
+            cpus = self.query_one("#ct-cpus", DataTable)
+            cpus.clear()
+            for row in cpu_rows:
+                cpus.add_row(*row)
         self._busiest(state)
 
     def _busiest(self, state) -> None:
         """The busiest rules, the profiles' own first (LiveState.busiest); the summary
         ("what") tells rules of one policy apart and gets the width that is left."""
         top = self.query_one("#top-rules", DataTable)
-        top.clear(columns=True)  # column widths only ever grow: start afresh every tick
-        top.add_columns(*TOP_COLUMNS)
         rows = [(fmt.clip(r.policy, POLICY_W), fmt.rule_position(r.direction, r.index),
                  r.backend, fmt.rate(state.pps(r), ""), r.summary or r.action)
                 for r in state.busiest(5)]
+        width = top.size.width or self.app.size.width
+        if not self._changed("top-rules", (rows, width)):
+            return
+        top.clear(columns=True)  # column widths only ever grow: start afresh
+        top.add_columns(*TOP_COLUMNS)
         if not rows:
             return
-        width = top.size.width or self.app.size.width
         heads = TOP_COLUMNS
         used = sum(max(len(heads[i]), RATE_W if i == 3 else 0, *(len(row[i]) for row in rows))
                    for i in range(4)) + 2 * len(heads)  # cell padding: one space a side
@@ -94,18 +115,24 @@ class DashboardScreen(NwScreen):
             top.add_row(*map(Text, (*row[:4], fmt.clip(row[4], what_w, middle=True))))
 
     def _interfaces(self, state) -> None:
+        rows = [self._interface_row(state, i) for i in state.report.interfaces]
+        if not self._changed("ifaces", rows):
+            return
         table = self.query_one("#ifaces", DataTable)
         table.clear()
-        for i in state.report.interfaces:
-            rate = state.iface_rates.get(i.name)
-            addrs = i.addresses[0] if i.addresses else "-"
-            if len(i.addresses) > 1:
-                addrs += f" +{len(i.addresses) - 1}"
-            xdp = "-"
-            if i.xdp_mode:
-                owner = "" if i.xdp_owned else " (foreign)"
-                xdp = f"{i.xdp_mode} {i.xdp_prog_name or i.xdp_prog_id or ''}{owner}".strip()
-            table.add_row(*map(Text, (i.name, i.state, addrs,
-                                      fmt.byte_rate(rate.rx_bps if rate else None),
-                                      fmt.byte_rate(rate.tx_bps if rate else None),
-                                      xdp, i.host_endpoint or "-")))
+        for row in rows:
+            table.add_row(*map(Text, row))
+
+    @staticmethod
+    def _interface_row(state, i) -> tuple[str, ...]:
+        """One interface's cells: name, state, addresses, rx/s, tx/s, XDP, endpoint."""
+        rate = state.iface_rates.get(i.name)
+        addrs = i.addresses[0] if i.addresses else "-"
+        if len(i.addresses) > 1:
+            addrs += f" +{len(i.addresses) - 1}"
+        xdp = "-"
+        if i.xdp_mode:
+            owner = "" if i.xdp_owned else " (foreign)"
+            xdp = f"{i.xdp_mode} {i.xdp_prog_name or i.xdp_prog_id or ''}{owner}".strip()
+        return (i.name, i.state, addrs, fmt.byte_rate(rate.rx_bps if rate else None),
+                fmt.byte_rate(rate.tx_bps if rate else None), xdp, i.host_endpoint or "-")

@@ -22,6 +22,7 @@ FILE_CHECK_BYTES = 1 << 20  # … when their nets_files total at most this many 
 
 class IpsetDataplane:
     name = "ipsets"
+    counts_rules = False
 
     def warm_up(self) -> None:
         return None

@@ -34,6 +34,7 @@ _NOTRACK = re.compile(r"-j (?:CT --notrack|NOTRACK)\b")
 
 class IptablesDataplane:
     name = "iptables"
+    counts_rules = True
 
     def __init__(self) -> None:
         self._mode: tuple[float, IptablesMode] | None = None

@@ -19,21 +19,18 @@ set created again, e.g. by a rollback, may get another index).
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes as ct
 import ctypes.util
 import functools
-import os
-import re
 import socket
 import struct
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from nodewall.engine.dataplane.iptables.iptc_import import import_iptc
 from nodewall.engine.dataplane.shape import content_digest
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.plan.desired import COMMENT_PREFIX, Family, TableName
@@ -70,65 +67,12 @@ def loaded_tables(family: Family) -> frozenset[str]:
 
 
 def load() -> Any:
-    """python-iptables, imported without what makes its import slow (~0.25 s, paid by
-    every apply): see _quick_import."""
     try:
-        with _quick_import():
-            import iptc
+        return import_iptc()
     except Exception as exc:
         raise EnvironmentProblem(
             f"python-iptables cannot load libiptc: {exc}",
             hint="install iptables (legacy xtables libraries) and python-iptables") from exc
-    return iptc
-
-
-@contextlib.contextmanager
-def _quick_import() -> Iterator[None]:
-    """While python-iptables is imported: (1) `distutils` is unavailable, so it takes
-    its documented fallback (sysconfig's purelib, the same directory) instead of
-    importing setuptools through the venv's distutils shim; (2) ctypes.util.find_library
-    answers from ONE `ldconfig -p` listing instead of running ldconfig (and gcc and ld
-    for the names it lacks) once per library name it tries."""
-    hid_distutils = "distutils" not in sys.modules
-    if hid_distutils:
-        sys.modules["distutils"] = None  # type: ignore[assignment]
-    original = ctypes.util.find_library
-    ctypes.util.find_library = _cached_find_library(original)
-    try:
-        yield
-    finally:
-        ctypes.util.find_library = original
-        if hid_distutils and sys.modules.get("distutils", 0) is None:
-            del sys.modules["distutils"]
-
-
-def _cached_find_library(fallback: Any) -> Any:
-    listing = _ldconfig_listing()
-    if listing is None:  # no ldconfig: ctypes' own search
-        return fallback
-    abi = _LDCONFIG_ABI.get(f"{os.uname().machine}-{8 * ct.sizeof(ct.c_void_p)}", "libc6")
-
-    def find_library(name: str) -> str | None:
-        hit = re.search(rf"\s+(lib{re.escape(name)}\.[^\s]+)\s+\({abi}", listing)
-        return hit.group(1) if hit else None
-    return find_library
-
-
-_LDCONFIG_ABI = {"x86_64-64": "libc6,x86-64", "ppc64-64": "libc6,64bit",
-                 "sparc64-64": "libc6,64bit", "s390x-64": "libc6,64bit",
-                 "ia64-64": "libc6,IA-64"}  # as ctypes.util reads `ldconfig -p`
-
-
-def _ldconfig_listing() -> str | None:
-    for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig"):
-        try:
-            res = subprocess.run([ldconfig, "-p"], capture_output=True, text=True,
-                                 check=False, timeout=10, env={"LC_ALL": "C", "LANG": "C"})
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if res.returncode == 0:
-            return res.stdout
-    return None
 
 
 def ipset_name(index: int) -> bytes:

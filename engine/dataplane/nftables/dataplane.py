@@ -184,6 +184,7 @@ def _hooks(observed: NftObserved) -> tuple[set[HookKey], set[HookKey]]:
 
 class NftablesDataplane:
     name = "nftables"
+    counts_rules = True
 
     def warm_up(self) -> None:
         nft_observe.context()

@@ -14,6 +14,10 @@ apply() order (each step leaves the kernel consistent):
   4. attach (native first, generic on fallback) / atomic replace of our own program;
   5. detach interfaces no longer wanted;
   6. metadata (slot -> rule id, bits, digests) into the pinned nw_meta map; verify.
+
+The modules that plan and fill the maps (family_plan, generations, rule_rows,
+sources) are imported when there is an interface to accelerate: an apply without XDP
+(the iptables or nftables packet filter alone) does not load them.
 """
 from __future__ import annotations
 
@@ -23,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodewall.engine.dataplane.xdp.family_plan import FAMILIES, set_count
-from nodewall.engine.dataplane.xdp.generations import fill
 from nodewall.engine.dataplane.xdp.layout import ACT_NAMES, MAP_META, BuildConfig
 from nodewall.engine.dataplane.xdp.maps import (
     Pinned,
@@ -50,8 +52,6 @@ from nodewall.engine.dataplane.xdp.program import (
     foreign_error,
     ifindex,
 )
-from nodewall.engine.dataplane.xdp.rule_rows import fits, needed_config, split_slot_key
-from nodewall.engine.dataplane.xdp.sources import source_digest
 from nodewall.engine.errors import KernelError
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.digests import FileDigests
@@ -112,6 +112,7 @@ class _Program:
 def _reusable(meta: dict[str, Any], xdp: XdpState) -> BuildConfig | None:
     """The pinned program's build config when it can take xdp as it is: big enough
     and compiled from the same sources (a changed struct layout needs a new program)."""
+    from nodewall.engine.dataplane.xdp.rule_rows import fits
     if not meta.get("build"):
         return None
     cfg = BuildConfig.from_json(meta["build"])
@@ -175,6 +176,7 @@ class XdpBackend:
         """(rule_id, interface) -> (packets, bytes) summed over CPUs."""
         if not Pinned.exists(self.dir):
             return {}
+        from nodewall.engine.dataplane.xdp.rule_rows import split_slot_key
         with Pinned.open(self.dir) as p:  # type: ignore[union-attr]
             slots = p.read_meta().get("slots", {})
             return {split_slot_key(key): p.slot_counter(s) for key, s in slots.items()}
@@ -200,6 +202,8 @@ class XdpBackend:
             if observed.pinned or any(a.owned for a in observed.attachments.values()):
                 ops.append(XdpOp("flush", "all", "no interface is accelerated any more"))
             return ops
+        from nodewall.engine.dataplane.xdp.family_plan import FAMILIES, set_count
+        from nodewall.engine.dataplane.xdp.sources import source_digest
         if _reusable(meta, xdp) is None:
             ops.append(XdpOp("load", "program", "compile and load nw_xdp"))
         tries = {} if meta.get(IN_FLIGHT) else meta.get("tries", {})
@@ -235,6 +239,7 @@ class XdpBackend:
             if ops:
                 self.flush()
             return result
+        from nodewall.engine.dataplane.xdp.generations import fill
         ensure_bpffs(self.pin_root)
         targets = {i.iface: ifindex(i.iface) for i in xdp.interfaces}
         prog = self._program(xdp, dict(observed.meta or {}))
@@ -258,6 +263,7 @@ class XdpBackend:
         reuse = _reusable(meta, xdp)
         if reuse is not None:
             return _Program(Pinned.open(self.dir), reuse, meta)  # type: ignore[arg-type]
+        from nodewall.engine.dataplane.xdp.rule_rows import needed_config
         old_cfg = BuildConfig.from_json(meta["build"]) if meta.get("build") else None
         cfg = needed_config(xdp, old_cfg)
         compiled = compile_program(cfg)

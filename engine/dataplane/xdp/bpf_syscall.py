@@ -12,13 +12,13 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import platform
 from dataclasses import dataclass
 
-# __NR_bpf per architecture (platform.machine()); None: unknown, every call fails ENOSYS
+# __NR_bpf per architecture (uname's machine, what platform.machine() answers; the
+# platform module costs an import of ~5 ms); None: unknown, every call fails ENOSYS
 SYSCALL_NUMBERS = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
                    "s390x": 351, "i686": 357, "armv7l": 386}
-SYS_BPF = SYSCALL_NUMBERS.get(platform.machine())
+SYS_BPF = SYSCALL_NUMBERS.get(os.uname().machine)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -114,7 +114,7 @@ def _addr(obj) -> int:
 def syscall(cmd: int, attr: ctypes.Structure | ctypes.Array) -> int:
     """bpf(cmd, &attr, sizeof(attr)); raises OSError(errno)."""
     if SYS_BPF is None:
-        raise OSError(errno.ENOSYS, f"no bpf(2) syscall number known for {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"no bpf(2) syscall number known for {os.uname().machine}")
     ret = _libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         err = ctypes.get_errno()

@@ -24,6 +24,7 @@ class XdpPlan:
 
 class XdpDataplane:
     name = "xdp"
+    counts_rules = True
 
     def __init__(self, backend: XdpBackend | None = None):
         self.backend = backend or XdpBackend()
