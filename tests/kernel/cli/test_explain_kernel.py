@@ -127,47 +127,7 @@ def test_explain_without_an_applied_generation_exits_6(netns_one, tmp_path):
     assert json.loads(out.stdout)["error"]["kind"] == "NothingPending"
 
 
-FORWARD_PROFILE = """
-[settings]
-backend = "{backend}"
-failsafe_inbound = ["tcp:22"]
-failsafe_outbound = []
-
-[[host_endpoints]]
-name = "edge"
-interface = "srv0"
-labels = {{ role = "edge" }}
-
-[[host_endpoints]]
-name = "inside"
-interface = "srv1"
-labels = {{ role = "inside" }}
-
-[[policies]]
-name = "ping-me"
-order = 20
-selector = "role == 'edge'"
-types = ["ingress"]
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-  icmp = {{ type = 8 }}
-
-[[policies]]
-name = "routed"
-order = 30
-selector = "role == 'edge'"
-apply_on_forward = true
-types = ["ingress"]
-  [[policies.ingress]]
-  action = "deny"
-  protocol = "icmp"
-  source = {{ nets = ["{blocked}/32"] }}
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-  source = {{ nets = ["10.77.0.0/24"] }}
-"""
+FORWARD_PROFILE = (Path(__file__).parents[2] / "data" / "explain_forward.toml.in").read_text()
 FAR_IP, ROUTER_FAR_IP = "10.78.0.2", "10.78.0.1"
 
 
@@ -209,7 +169,9 @@ def _rule_packets(ns: str, state: Path, rule_id: str, chain_part: str) -> int:
 def test_explained_icmp_and_forwarded_packets_count_on_the_named_rule(routed, tmp_path,
                                                                       backend):
     ns, state = routed.server, tmp_path / "state"
-    (tmp_path / "p.toml").write_text(FORWARD_PROFILE.format(backend=backend, blocked=BLOCKED))
+    (tmp_path / "p.toml").write_text(FORWARD_PROFILE.format(
+        backend=backend, edge_if="srv0", inside_if="srv1", blocked=f"{BLOCKED}/32",
+        routed="10.77.0.0/24"))
     nw(ns, state, "apply", str(tmp_path / "p.toml"))
 
     def explain(src: str, dst: str, *extra: str) -> dict:

@@ -11,53 +11,14 @@ from nodewall.engine.explain.walk import explain
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles
 
-PROFILE = """
-[settings]
-backend = "{backend}"
-failsafe_inbound = ["tcp:22"]
-failsafe_outbound = []
-
-[[host_endpoints]]
-name = "uplink"
-interface = "eth0"
-labels = {{ role = "edge" }}
-
-[[host_endpoints]]
-name = "inside"
-interface = "eth1"
-labels = {{ role = "inside" }}
-
-[[policies]]
-name = "ping-me"
-order = 20
-selector = "role == 'edge'"
-types = ["ingress"]
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-  icmp = {{ type = 8 }}
-
-[[policies]]
-name = "routed"
-order = 30
-selector = "role == 'edge'"
-apply_on_forward = true
-types = ["ingress"]
-  [[policies.ingress]]
-  action = "deny"
-  protocol = "icmp"
-  source = {{ nets = ["203.0.113.0/24"] }}
-  [[policies.ingress]]
-  action = "allow"
-  protocol = "icmp"
-  source = {{ nets = ["10.0.0.0/8"] }}
-"""
+PROFILE = (Path(__file__).parents[2] / "data" / "explain_forward.toml.in").read_text()
 
 
 def _explain(tmp_path: Path, src: str, dst: str, *, direction="ingress", iface="eth0",
              out_iface=None, backend="iptables"):
     path = tmp_path / "p.toml"
-    path.write_text(PROFILE.format(backend=backend))
+    path.write_text(PROFILE.format(backend=backend, edge_if="eth0", inside_if="eth1",
+                                    blocked="203.0.113.0/24", routed="10.0.0.0/8"))
     packet = parse_packet(src, dst, iface=iface, direction=direction, out_iface=out_iface)
     return explain(plan(load_profiles([path])), packet)
 
