@@ -59,10 +59,12 @@ def family_label(family: Family) -> str:
 
 def loaded_tables(family: Family) -> frozenset[str]:
     """Legacy tables that exist in the current namespace (opening one that does not
-    exist would create it, which nodewall only does when it has rules for it)."""
+    exist would create it, which nodewall only does when it has rules for it).  None
+    when the module is not loaded, and none readable for a user other than root (the
+    file is mode 0440): such a caller could not read the tables anyway."""
     try:
         return frozenset(_NAMES_FILE[family].read_text().split())
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
         return frozenset()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nodewall.engine.dataplane.iptables.mode import IptablesMode
 from nodewall.engine.dataplane.shape import Drift, ExpectedShape
 from nodewall.engine.service import Service
 
@@ -47,6 +48,8 @@ class CheckedDataplane(CountingDataplane):
 def _service(tmp_path: Path) -> tuple[Service, CheckedDataplane, Clock]:
     fake = CheckedDataplane()
     svc = metrics_service(tmp_path / "state", fake)
+    # the host's iptables mode is not what these tests look at (and reading it needs root)
+    svc.kernel.iptables_mode = lambda: IptablesMode("none", "nft", 0, 0, 0)  # type: ignore[method-assign]
     clock = Clock()
     svc.checks.clock = clock
     return svc, fake, clock
