@@ -222,7 +222,8 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         term.keys("Tab")  # from the tabs into the editor (view mode: keys are not text)
         term.keys("?")  # ... so ? opens the help instead of landing in the TOML
         term.wait(lambda s: "Global keys" in s)
-        term.keys("Escape")
+        term.keys("Escape")  # alone: ESC read together with the next key is alt+key
+        term.wait(lambda s: "Global keys" not in s)
         term.keys("Enter")  # start editing
         term.wait(lambda s: "EDITING" in s)
         term.keys("C-Home")
@@ -238,6 +239,7 @@ def test_edit_apply_keep_and_the_new_rule_counts(lab, tmp_path):
         assert text[48] == f"  source = {{ ports = [6379, {NEW_PORT}] }}"
 
         term.keys("Escape")  # stop editing: digits switch screens again
+        term.wait(lambda s: "EDITING" not in s)
         term.keys("5")
         term.keys("d")
         plan = term.wait(lambda s: "rules +2 -2" in s)
