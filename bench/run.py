@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from bench.common import Row
 
 HERE = Path(__file__).resolve().parent
 README = c.REPO / "README.md"
-PROFILES = HERE / "profiles.md"
+PROFILES_MD = HERE / "profiles.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 TITLES = {
@@ -97,7 +98,7 @@ SECTION_NOTES = {
 # Where the time went, from profiles (py-spy, python -X importtime, cProfile) taken
 # while working on the section; printed under its table.  Figures are from the lab
 # with a 1M-entry set and 100 rules (tui) and profiles/redis-host.toml (small_apply).
-PROFILES = {
+SECTION_PROFILES = {
     "tui": [
         ("**Profile (py-spy of the TUI over 40 ticks; cProfile and rusage of "
         "Service.status in the namespace).** Before: every tick ran the full status, "
@@ -306,13 +307,13 @@ def write_results(rows: list[Row], meta: dict, plots: list[str], path: Path) -> 
             lines += [f"Section failed: `{_cell(meta['errors'][sec])}`", ""]
         if srows:
             lines += table(srows) + [""]
-        for paragraph in PROFILES.get(sec, []):
+        for paragraph in SECTION_PROFILES.get(sec, []):
             lines += [paragraph, ""]
         for p in plots:
             if p.startswith(sec):
                 lines += [f"![{sec}]({p})", ""]
-    if PROFILES.is_file():  # profile summaries taken by hand, kept across runs
-        lines += [PROFILES.read_text().rstrip(), ""]
+    if PROFILES_MD.is_file():  # profile summaries taken by hand, kept across runs
+        lines += [PROFILES_MD.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
 
 
@@ -430,9 +431,11 @@ def main(argv: list[str] | None = None) -> int:
             "command": cmd, "quick": args.quick, "sections": chosen,
             "minutes": (time.monotonic() - t_start) / 60, "machine": c.machine(),
             "errors": errors, "section_seconds": timings}
-    if args.json:
-        args.json.write_text(json.dumps(
-            {"meta": meta, "rows": [r.to_json() for r in rows]}, indent=1, default=str) + "\n")
+    # the rows are kept before rendering, so a failed render is redone with --from-json
+    rows_json = args.json or Path(tempfile.gettempdir()) / "nodewall-bench-rows.json"
+    rows_json.write_text(json.dumps(
+        {"meta": meta, "rows": [r.to_json() for r in rows]}, indent=1, default=str) + "\n")
+    log(f"rows kept in {rows_json} (python -m bench.run --from-json {rows_json})")
     render(rows, meta, args.out, readme=not (args.quick or args.only or args.no_readme),
            log=log)
     return 1 if errors else 0
