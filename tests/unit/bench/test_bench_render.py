@@ -35,3 +35,25 @@ def test_readme_block_is_the_goal_rows(tmp_path: Path):
     summary = "\n".join(run.summary_md(_rows(), META))
     assert "`make bench` took 1.0 min" in summary
     assert "CPU per tick" in summary and "example apply" in summary
+
+
+def _drop_rows(xdp_1m: float) -> tuple[Row, dict]:
+    plain = Row("droprate", "1,000,000 entries: xdp vs raw+ipset", "raw+ipset", 1e6, 1.2e6,
+                "drops/s/core", goal=3.0, higher_is_better=True, n=1_000_000,
+                extra={"ceiling_pps": 6e6, "sources": 4096})
+    receiver = {n: Row("droprate", f"{n:,} entries: xdp vs raw+ipset, receiver's cost only",
+                       "raw+ipset", 1.3e6, value, "drops/s/core", goal=3.0,
+                       higher_is_better=True, n=n)
+                for n, value in ((1, 5.8e7), (1_000_000, xdp_1m))}
+    return plain, receiver
+
+
+def test_droprate_miss_names_the_grown_xdp_cost_when_the_receiver_row_misses_too():
+    plain, receiver = _drop_rows(xdp_1m=1.6e6)  # 625 ns a packet at 1M
+    why = run._droprate_why(plain, receiver, 4096)
+    assert "17 ns at 1, 625 ns at 1,000,000 entries" in why and "4,096 sources" in why
+
+
+def test_droprate_miss_names_the_injector_when_the_receiver_row_meets_the_goal():
+    plain, receiver = _drop_rows(xdp_1m=5e6)
+    assert "injector's own cost" in run._droprate_why(plain, receiver, 4096)
