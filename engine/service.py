@@ -20,7 +20,8 @@ from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety.panic import PanicState
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
-from nodewall.engine.safety.transactions import Transactions, validate_profiles
+from nodewall.engine.safety.transactions import Transactions
+from nodewall.engine.safety.validation import validate_profiles
 from nodewall.engine.system import netns as netns_mod
 
 if TYPE_CHECKING:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +29,7 @@ from .messages import (
     SampleArrived,
     StatusArrived,
 )
+from .palette import palette_commands
 from .screens.apply import ApplyScreen
 from .screens.base import NwScreen
 from .screens.conntrack import ConntrackScreen
@@ -37,20 +37,10 @@ from .screens.dashboard import DashboardScreen
 from .screens.dialogs import ExplainDialog, HelpScreen, HistoryDialog, QuitDialog, YesNo
 from .screens.profiles import ProfilesScreen
 from .screens.rules import RulesScreen
-from .status_text import state_parts
+from .status_text import drift_text, help_text, quit_reasons, state_parts
 
 MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
 SAMPLE_EVERY = 5.0  # seconds between conntrack samples (on the conntrack screen only)
-GLOBAL_HELP = """Global keys
-  1 2 3 4 5   dashboard, rules, conntrack, profiles, apply
-  q           quit (asks while an apply waits or edits are unsaved)
-  ?           this help            ctrl+p  command palette
-  p           pause / resume       + / -   refresh faster / slower
-  K / R       keep / revert a pending apply (each asks y/n: no single key)
-  j / k       down / up in tables      D  what drifted (objects)
-"""
-
-
 def render_error(exc: BaseException) -> str:
     render = getattr(exc, "render", None)
     return render() if callable(render) else f"{type(exc).__name__}: {exc}"
@@ -374,7 +364,7 @@ class NodewallApp(App):
         text = ("Panic ON?\nOnly failsafe traffic passes until panic is turned off." if on
                 else "Panic OFF?\nThe current generation's rules come back.")
         what = "panic on" if on else "panic off"
-        self.push_screen(YesNo(text), lambda yes: self._start_command(
+        self.push_screen(YesNo(text), lambda yes: self.start_command(
             what, lambda: self.client.set_panic(on)) if yes else None)
 
     @mutating
@@ -385,10 +375,10 @@ class NodewallApp(App):
         gen = self.state.report.generation if self.state.report else None
         self.push_screen(YesNo(f"Roll back generation {gen}?\nThe generation before it "
                                "comes back."),
-                         lambda yes: self._start_command(
+                         lambda yes: self.start_command(
                              "rollback", self.client.rollback_generation) if yes else None)
 
-    def _start_command(self, what: str, call: Callable[[], tuple[int, Any]]) -> None:
+    def start_command(self, what: str, call: Callable[[], tuple[int, Any]]) -> None:
         if self._deciding or not self.guard.permit(what.split()[0], self.notify):
             return
         self._deciding = True
@@ -401,19 +391,8 @@ class NodewallApp(App):
         self.push_screen(HistoryDialog())
 
     def action_show_drift(self) -> None:
-        report = self.state.report
-        if report is None:
-            return
-        if not report.drift:
-            text = "No drift: the kernel holds what the current generation recorded."
-        else:
-            items = "\n".join(f"  - {d}" for d in report.drift)
-            text = (f"Drift: {len(report.drift)} object(s) differ from generation "
-                    f"{report.generation}\n{items}\n\n`nodewall apply` (or a = apply on "
-                    "screen 5) puts them back.")
-        if report.checks_age_s >= 1:
-            text += f"\n\n(checked {report.checks_age_s:.0f} s ago)"
-        self.push_screen(HelpScreen(text))
+        if self.state.report is not None:
+            self.push_screen(HelpScreen(drift_text(self.state.report)))
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -433,22 +412,10 @@ class NodewallApp(App):
         self.set_interval_seconds(self.interval * 2)
 
     def action_help(self) -> None:
-        screen = self.screen
-        text = GLOBAL_HELP
-        if isinstance(screen, NwScreen):
-            keys = "\n".join(f"  {b.key:<11} {b.description}" for b in screen.BINDINGS)
-            text += f"\nThis screen ({screen.MODE})\n{keys}\n\n{screen.HELP}"
-        self.push_screen(HelpScreen(text))
+        self.push_screen(HelpScreen(help_text(self.screen)))
 
     def action_quit_app(self) -> None:
-        reasons = []
-        if self.pending is not None:
-            left = max(0, round(self.pending.deadline - self.clock()))
-            reasons.append(f"generation {self.pending.generation} waits for keep: the engine "
-                           f"reverts it in {left}s unless kept (K)")
-        dirty = [b.path.name for b in self.buffers.values() if b.dirty]
-        if dirty:
-            reasons.append(f"unsaved edits in {', '.join(dirty)}")
+        reasons = quit_reasons(self)
         if not reasons:
             self.exit(0)
             return
@@ -457,43 +424,9 @@ class NodewallApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode in self.MODES:
-            yield SystemCommand(f"Go to {mode}", f"show the {mode} screen",
-                                partial(self.switch_mode, mode))
-        yield SystemCommand("Pause / resume refresh", "stop or restart the ticks",
-                            self.action_pause)
-        yield SystemCommand("Refresh faster", "halve the interval", self.action_faster)
-        yield SystemCommand("Refresh slower", "double the interval", self.action_slower)
-        if self.pending is not None:
-            yield SystemCommand("Keep pending changes", "confirm the apply", self.action_keep)
-            yield SystemCommand("Revert pending changes", "roll back now", self.action_revert)
-        yield SystemCommand("Show drift", "what differs from the recorded generation",
-                            self.action_show_drift)
-        yield SystemCommand("Explain a packet", "its path through the applied rules "
-                            "(nodewall explain)", self.action_explain)
-        yield SystemCommand("History", "the recorded generations (nodewall history)",
-                            self.action_history)
-        if not self.guard.readonly:
-            report = self.state.report
-            if report is not None and report.panic:
-                yield SystemCommand("Panic off", "the generation's rules again",
-                                    partial(self.action_ask_panic, False))
-            else:
-                yield SystemCommand("Panic on", "only failsafe traffic passes",
-                                    partial(self.action_ask_panic, True))
-            yield SystemCommand("Rollback", "back to the previous generation (asks)",
-                                self.action_ask_rollback)
-            if report is not None and report.last_revert:
-                yield SystemCommand("Acknowledge revert", "clear the notice of the "
-                                    "automatic revert (nodewall ack)",
-                                    partial(self._start_command, "ack",
-                                            self.client.acknowledge_revert))
-        yield SystemCommand("Diff profiles", "show the plan (apply screen)",
-                            partial(self._on_apply_screen, "diff"))
-        yield SystemCommand("Apply profiles", "apply with a confirm timeout",
-                            partial(self._on_apply_screen, "apply"))
+        yield from palette_commands(self)
 
-    async def _on_apply_screen(self, action: str) -> None:
+    async def open_apply_screen(self, action: str) -> None:
         await self.switch_mode("apply")
         await self.screens_by_mode["apply"].run_action(action)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from nodewall.engine.dataplane.preview import PlanPreview
 from nodewall.engine.errors import EnvironmentProblem, ExitCode, NodewallError
 from nodewall.engine.observe.report import RuleStats, StatusReport
-from nodewall.engine.safety.transactions import validate_profiles
+from nodewall.engine.safety.validation import validate_profiles
 from nodewall.engine.service import Service
 from nodewall.engine.system import procfs
 

@@ -22,12 +22,12 @@ from typing import Any
 
 from nodewall.engine.errors import EnvironmentProblem, KernelError
 from nodewall.engine.observe.report import ConntrackCpu, ConntrackInfo
+from nodewall.engine.system import procfs
 from nodewall.engine.system.netns import current_name
 
 PROC_SYS = Path("/proc/sys/net/netfilter")
 PROC_STAT = Path("/proc/net/stat/nf_conntrack")
 PROC_TABLE = Path("/proc/net/nf_conntrack")
-CPU_POSSIBLE = Path("/sys/devices/system/cpu/possible")
 TOP = 10
 TOOL_TIMEOUT_S = 10.0
 _CPU_FIELDS = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
@@ -110,18 +110,6 @@ def _read_int(path: Path) -> int:
                                  hint="run as root (or with CAP_NET_ADMIN)") from exc
 
 
-def _possible_cpus() -> list[int]:
-    try:
-        text = CPU_POSSIBLE.read_text().strip()
-    except OSError:
-        return []
-    cpus: list[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
 def parse_cpu_stats(text: str, cpus: list[int] | None = None) -> tuple[ConntrackCpu, ...]:
     """Parse /proc/net/stat/nf_conntrack: a header of column names, then one row of hex
     numbers per possible CPU (in CPU order; the CPU number itself is not printed)."""
@@ -157,7 +145,7 @@ def per_cpu_stats() -> tuple[ConntrackCpu, ...]:
         text = PROC_STAT.read_text()
     except FileNotFoundError:
         return _cpu_stats_netlink() if (PROC_SYS / "nf_conntrack_count").exists() else ()
-    return parse_cpu_stats(text, _possible_cpus())
+    return parse_cpu_stats(text, procfs.possible_cpus())
 
 
 def conntrack_info() -> ConntrackInfo:

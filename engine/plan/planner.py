@@ -91,7 +91,7 @@ def _order_sets(sets: dict[str, IpSetSpec]) -> tuple[IpSetSpec, ...]:
 def packet_filter(settings: Settings, auto: PacketFilter = "iptables") -> PacketFilter:
     """The packet filter `settings` ask for: backend "iptables"/"nftables" is one;
     under "auto"/"xdp", [settings] packet_filter, where "auto" is `auto` (the caller
-    probes the host: engine.safety.transactions.auto_packet_filter)."""
+    probes the host: engine.safety.validation.auto_packet_filter)."""
     if settings.backend in ("iptables", "nftables"):
         return settings.backend  # type: ignore[return-value]
     if settings.packet_filter in ("iptables", "nftables"):

@@ -15,32 +15,30 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from nodewall.engine.dataplane.orchestrator import Orchestrator
 from nodewall.engine.dataplane.preview import PlanPreview, plan_entries
 from nodewall.engine.dataplane.protocol import TxContext
 from nodewall.engine.dataplane.shape import BlockDigests
-from nodewall.engine.errors import (
-    InputError,
-    InputErrors,
-    KernelError,
-    LockBusy,
-    NodewallError,
-    NothingPending,
-    NothingToDo,
-)
+from nodewall.engine.errors import KernelError, LockBusy, NodewallError, NothingToDo
 from nodewall.engine.nets.baseline import BaselineStore
-from nodewall.engine.plan.desired import DesiredState, PacketFilter
+from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.plan.order import evaluation_order
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.loader import load_profiles, read_profile_text
-from nodewall.engine.profile.model import HostEndpoint, Profile
+from nodewall.engine.profile.model import Profile
 from nodewall.engine.safety import panic as panic_mod
 from nodewall.engine.safety.confirm import CommitConfirm, watcher_cli_args
 from nodewall.engine.safety.content import content_digest
+from nodewall.engine.safety.emergency import (
+    UNSET,
+    EmergencyCommands,
+    OnWait,
+    StateUnwritable,
+    best_effort,
+)
 from nodewall.engine.safety.profile_copy import recorded_text
 from nodewall.engine.safety.results import ApplyResult, PendingConfirm
 from nodewall.engine.safety.state_dir import (
@@ -49,13 +47,15 @@ from nodewall.engine.safety.state_dir import (
     StateStore,
     generation_words,
 )
-from nodewall.engine.system import filters, procfs
+from nodewall.engine.safety.validation import (
+    auto_packet_filter,
+    load_and_plan,
+    risk_warnings,
+    with_backend,
+)
+from nodewall.engine.system import procfs
 from nodewall.engine.system.files import atomic_write_text
-from nodewall.engine.system.netns import interface_exists
 
-OnWait = Callable[[str], None] | None
-OnWarning = Callable[[str], None] | None
-_UNSET: Any = object()  # no panic state forced: read the marker
 ORPHAN_WAIT_S = 30.0  # how long recovery waits for a dead apply's `ipset restore`
 
 
@@ -68,27 +68,6 @@ def _ipset_children_here() -> list[int]:
     return [pid for pid in procfs.pids()
             if pid != os.getpid() and procfs.command_name(pid) == "ipset"
             and procfs.namespace_id(pid, "net") == mine]
-
-
-def _best_effort(step: Callable[[], Any], warnings: list[str], what: str) -> Any:
-    """Run a state-dir step of an emergency command; a failure becomes a warning."""
-    try:
-        return step()
-    except (OSError, NodewallError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else exc.message
-        warnings.append(f"could not {what} in the state dir: {reason}")
-        return None
-
-
-class StateUnwritable(NodewallError):
-    """The state dir could not record a step (full, read-only, I/O error)."""
-
-    def __init__(self, store: StateStore, what: str, exc: OSError, outcome: str):
-        super().__init__(f"could not {what} in the state dir {store.root}: "
-                         f"{exc.strerror or exc}; {outcome}",
-                         hint="free space in the state dir (or make it writable) and run "
-                              "the command again; `nodewall panic on` and `nodewall flush` "
-                              "work without it")
 
 
 def wait_for_orphans(timeout: float = ORPHAN_WAIT_S) -> None:
@@ -108,99 +87,14 @@ def _rule_meta_json(desired: DesiredState) -> dict[str, dict]:
     return out
 
 
-def _missing_interfaces(profile: Profile) -> list[HostEndpoint]:
-    return [hep for hep in profile.host_endpoints
-            if hep.interface != "*" and not interface_exists(hep.interface)]
+class Transactions(EmergencyCommands):
+    """apply, preview, recover and confirm (rollback, flush and panic: EmergencyCommands)."""
 
-
-def with_interface_warnings(profile: Profile) -> Profile:
-    """A host endpoint whose interface does not exist (yet) is allowed, as in Calico:
-    its iptables/nftables rules match the name and take effect when it appears (the
-    boot unit runs before interfaces exist).  Each one is a warning."""
-    warnings = tuple(
-        f"{hep.interface_loc or hep.loc}: warning: interface '{hep.interface}' does not "
-        f"exist in this network namespace (yet): host endpoint '{hep.name}' takes effect "
-        "when it appears" for hep in _missing_interfaces(profile))
-    if not warnings:
-        return profile
-    return dataclasses.replace(profile, warnings=profile.warnings + warnings)
-
-
-def check_interfaces(profile: Profile, desired: DesiredState) -> None:
-    """XDP attaches to an interface, so one it would accelerate must exist."""
-    xdp = {x.iface for x in desired.xdp.interfaces}
-    errors = [InputError(hep.interface_loc or hep.loc,
-                         f"unknown interface '{hep.interface}' in this network namespace: "
-                         "XDP cannot attach to it",
-                         hint="create the interface first, or use backend = \"iptables\" or "
-                              "\"nftables\" (their rules wait for it); check `ip link`")
-              for hep in _missing_interfaces(profile) if hep.interface in xdp]
-    if errors:
-        raise InputErrors(errors)
-
-
-def validate_profiles(paths: Sequence[Path], texts: Mapping[str, str] | None = None,
-                      backend: str | None = None) -> Profile:
-    """What `validate`, the TUI's live check, `diff` and `apply` all say about
-    profiles here: the input errors, and the missing interfaces (warnings; an error
-    only where XDP would attach)."""
-    profile = with_interface_warnings(with_backend(
-        load_profiles([Path(p) for p in paths], texts=texts), backend))
-    check_interfaces(profile, plan(profile, auto_packet_filter=auto_packet_filter()))
-    return profile
-
-
-def auto_packet_filter() -> PacketFilter:
-    """What packet_filter = "auto" means here: iptables (the legacy xtables nodewall has
-    always written, so an old profile keeps its rules where they are) while the kernel
-    has legacy xtables; nftables on a kernel built without them, when libnftables'
-    binding is installed.  Read from /proc and /lib/modules, nothing loaded."""
-    if filters.legacy_xtables() or not filters.nftables_bindings():
-        return "iptables"
-    return "nftables"
-
-
-def with_backend(profile: Profile, backend: str | None) -> Profile:
-    """`--backend` over [settings] backend; "iptables"/"nftables" name the packet
-    filter too, so the profile's packet_filter does not conflict with them."""
-    if not backend:
-        return profile
-    s = profile.settings
-    pf = "auto" if backend in ("iptables", "nftables") else s.packet_filter
-    return dataclasses.replace(profile, settings=dataclasses.replace(
-        s, backend=backend, packet_filter=pf))
-
-
-def load_and_plan(paths: Sequence[Path], *, backend: str | None = None,
-                  baselines: BaselineStore | None = None) -> tuple[Profile, DesiredState]:
-    profile = with_interface_warnings(with_backend(
-        load_profiles([Path(p) for p in paths], baselines=baselines), backend))
-    desired = plan(profile, auto_packet_filter=auto_packet_filter())
-    check_interfaces(profile, desired)
-    return profile, desired
-
-
-def risk_warnings(profile: Profile, previous: int | None, panic_on: bool) -> tuple[str, ...]:
-    """What an operator should hear before these profiles take effect: an empty
-    profile removes every nodewall rule; no inbound failsafe while panic is on drops
-    every inbound packet (ssh included)."""
-    out = []
-    if not profile.host_endpoints and previous is not None:
-        out.append(f"warning: {', '.join(profile.files)} define(s) no host endpoint: this "
-                   f"removes every rule of generation {previous} (nothing is filtered)")
-    if panic_on and not profile.settings.failsafe_inbound:
-        out.append("warning: panic mode is on and failsafe_inbound = []: every inbound "
-                   "packet is dropped, ssh included; keep this shell open and run "
-                   "`nodewall panic off` or apply a failsafe")
-    return tuple(out)
-
-
-class Transactions:
     def __init__(self, store: StateStore, kernel: Orchestrator | None = None):
         self.store = store
         self.kernel = kernel or Orchestrator()
         self.gate = CommitConfirm(store, self._guarded_restore, watcher_cli_args(store))
-        self._panic_forced: panic_mod.PanicState | None = _UNSET  # set_panic's, in memory
+        self._panic_forced: panic_mod.PanicState | None = UNSET  # set_panic's, in memory
         self._panic_written: panic_mod.PanicState | None = None  # by the last kernel write
 
     # -- helpers -------------------------------------------------------------
@@ -250,7 +144,7 @@ class Transactions:
         return load_and_plan(paths, backend=meta.backend if meta.backend != "profile" else None)
 
     def _panic(self) -> panic_mod.PanicState | None:
-        if self._panic_forced is not _UNSET:  # set_panic: even when it cannot be recorded
+        if self._panic_forced is not UNSET:  # set_panic: even when it cannot be recorded
             return self._panic_forced
         return panic_mod.read_marker(self.store.root)
 
@@ -274,7 +168,7 @@ class Transactions:
         state = self._panic_state(profile)
         self._panic_written = state
         if state is not None:  # a record of the entries in force; the kernel matters more
-            _best_effort(lambda: panic_mod.write_marker(self.store.root, state), [],
+            best_effort(lambda: panic_mod.write_marker(self.store.root, state), [],
                          "record the failsafe entries")
         self.kernel.apply(desired, ctx)
 
@@ -297,7 +191,7 @@ class Transactions:
             found = self.kernel.block_digests(packet_filter)
             self.store.write_meta(dataclasses.replace(
                 meta, expected=meta.expected.with_digests(found)))
-        _best_effort(record, [], "record the rule digests")
+        best_effort(record, [], "record the rule digests")
 
     def _restore(self, previous: int | None, *, record: bool = True) -> None:
         """Put the kernel back at generation `previous` (full reload), or flush
@@ -451,14 +345,14 @@ class Transactions:
 
             n = self._commit(profile, written, ctx, previous, meta_of)
             if superseded is not None:
-                _best_effort(lambda: self._set_outcome(superseded.generation,
+                best_effort(lambda: self._set_outcome(superseded.generation,
                                                        f"superseded by {n}"),
                              [], "record the superseded generation")
             pending = None
             if confirm_timeout is not None:
                 last_kept = superseded.previous if superseded else previous
                 pending = self._arm(n, previous, last_kept, confirm_timeout)
-            _best_effort(self.store.prune, [], "prune old generations")
+            best_effort(self.store.prune, [], "prune old generations")
         return ApplyResult(n, True, preview, time.monotonic() - t0, pending_confirm=pending,
                            warnings=profile.warnings,
                            superseded=superseded.generation if superseded else None)
@@ -499,14 +393,14 @@ class Transactions:
             back = "nothing applied" if previous is None else f"generation {previous}"
             raise StateUnwritable(self.store, f"record generation {n} as current", exc,
                                   f"the kernel is back at {back}") from exc
-        _best_effort(self.store.clear_journal, [], "clear the journal")
+        best_effort(self.store.clear_journal, [], "clear the journal")
         return n
 
     def _forget(self, n: int) -> None:
         """Generation N never took effect: its files and the journal go (both only
         free space, so this works on a full state dir)."""
         shutil.rmtree(self.store.generation_dir(n), ignore_errors=True)
-        _best_effort(self.store.clear_journal, [], "clear the journal")
+        best_effort(self.store.clear_journal, [], "clear the journal")
 
     def _arm(self, n: int, previous: int | None, last_kept: int | None,
              timeout: float) -> PendingConfirm:
@@ -518,7 +412,7 @@ class Transactions:
         except OSError as exc:
             self._restore(previous, record=False)
             self._forget(n)
-            _best_effort(lambda: self.store.set_current(previous), [], "record it")
+            best_effort(lambda: self.store.set_current(previous), [], "record it")
             back = "nothing applied" if previous is None else f"generation {previous}"
             raise StateUnwritable(self.store, "arm the confirm watcher", exc,
                                   f"not applied, the kernel is back at {back}") from exc
@@ -528,7 +422,7 @@ class Transactions:
         with self.store.lock():
             self.recover()
             n = self.gate.confirm()
-            _best_effort(lambda: self._set_outcome(n, "kept"), [], "record it as kept")
+            best_effort(lambda: self._set_outcome(n, "kept"), [], "record it as kept")
             return n
 
     def _set_outcome(self, n: int | None, outcome: str) -> None:
@@ -547,144 +441,4 @@ class Transactions:
             if pending is None or pending.generation != generation:
                 return False
             self.gate.revert(pending, "confirm-timeout")
-        return True
-
-    def _guarded_restore(self, previous: int | None, action: str) -> None:
-        """Journaled: the kernel to generation `previous` and `current` with it.  A
-        state dir that cannot journal it or record it: the kernel stays (or is put
-        back) as `current` says, and the error says so."""
-        current = self.store.current()
-        try:
-            self.store.write_journal(Journal(target=current or 0, previous=previous,
-                                             pid=os.getpid(), started=time.time(),
-                                             action=action))
-        except OSError as exc:
-            raise StateUnwritable(self.store, f"journal the {action}", exc,
-                                  "the kernel was not changed") from exc
-        try:
-            self._restore(previous)
-        except OSError as exc:
-            self._restore(current, record=False)
-            _best_effort(self.store.clear_journal, [], "clear the journal")
-            raise StateUnwritable(self.store, f"record the {action}", exc,
-                                  "the kernel was left as it was") from exc
-        self.store.clear_journal()
-
-    # -- rollback / flush --------------------------------------------------------
-    def rollback(self, *, wait: bool = True, on_wait: OnWait = None,
-                 pending_generation: int | None = None, to: int | None = None) -> int | None:
-        """Return to the generation before the current one (or the pending one's
-        previous).  Returns the generation now in place.  With `pending_generation`,
-        only revert that pending apply: if the confirm watcher reverted it (or it was
-        kept) a moment ago, refuse instead of rolling back one generation more."""
-        with self.store.lock(wait=wait, on_wait=on_wait):
-            self.recover()
-            pending = self.store.pending()
-            current = self.store.current()
-            if pending_generation is not None and (
-                    pending is None or pending.generation != pending_generation
-                    or current != pending_generation):
-                raise NothingPending(
-                    f"generation {pending_generation} is no longer pending (it was kept, "
-                    "or reverted at its deadline); nothing was rolled back",
-                    hint="`nodewall status` shows the generation in place")
-            if to is not None:
-                target = self._rollback_target(to, current)
-            elif pending is not None and pending.generation == current:
-                target = pending.previous
-            else:
-                older = [g for g in self.store.generations() if current is None or g < current]
-                if current is None:
-                    raise NothingPending("nothing has been applied; nothing to roll back")
-                target = older[-1] if older else None
-            self._guarded_restore(target, "rollback")
-            self.store.clear_pending()
-            if current is not None:
-                try:
-                    self.gate.quarantine_rolled_back(current, target)
-                except OSError as exc:
-                    raise StateUnwritable(
-                        self.store, "quarantine the rolled-back content", exc,
-                        f"rolled back to {target}, but the agent may apply generation "
-                        f"{current}'s content again") from exc
-            return target
-
-    def _rollback_target(self, to: int, current: int | None) -> int:
-        """`rollback --to N`: N must be recorded and not already in force."""
-        if to not in self.store.generations():
-            kept = self.store.generations()
-            span = f"{kept[0]}..{kept[-1]}" if kept else "none"
-            raise NothingPending(f"generation {to} is not recorded (recorded: {span}); "
-                                 "nothing was rolled back",
-                                 hint="`nodewall history` lists the recorded generations")
-        if to == current:
-            raise NothingToDo(f"generation {to} is already in force")
-        return to
-
-    def flush(self, *, wait: bool = True, on_wait: OnWait = None) -> list[str]:
-        """Remove everything nodewall owns (panic mode included).  Journaled when the
-        state dir allows it: a flush that dies half-way is completed by the next
-        command.  An emergency command needs no disk: with a full, read-only or damaged
-        state dir it still flushes.  Returns warnings about what could not be recorded."""
-        warnings: list[str] = []
-        with self.store.lock(wait=wait, on_wait=on_wait):
-            previous = _best_effort(self.store.current, warnings, "read the generation")
-            _best_effort(lambda: self.store.write_journal(Journal(
-                target=0, previous=previous, pid=os.getpid(), started=time.time(),
-                action="flush")), warnings, "journal the flush")
-            _best_effort(lambda: panic_mod.clear_marker(self.store.root), warnings,
-                         "clear the panic marker")
-            _best_effort(lambda: self._set_outcome(previous, "flushed"), warnings,
-                         "record the flush in the generation's history")
-            try:  # what cannot go (a foreign rule uses it) is emptied, and reported
-                self.kernel.flush()
-            finally:
-                for step, what in ((self.store.clear_pending, "clear the pending confirm"),
-                                   (lambda: self.store.set_current(None), "record it"),
-                                   (self.store.clear_journal, "clear the journal")):
-                    _best_effort(step, warnings, what)
-        return warnings
-
-    # -- panic ---------------------------------------------------------------------
-    def set_panic(self, on: bool, *, wait: bool = True, on_wait: OnWait = None,
-                  on_warning: OnWarning = None) -> panic_mod.PanicState | None:
-        """Panic on: drop everything but failsafe traffic (kept across applies until
-        off).  Off: back to the current generation as it was.  Returns the panic state
-        now in force (None when off).  An emergency command needs no disk: with a full
-        or read-only state dir the kernel still switches, and on_warning(message) is
-        told what could not be recorded (then the next apply does not know it)."""
-        warnings: list[str] = []
-        with self.store.lock(wait=wait, on_wait=on_wait):
-            _best_effort(self.recover, warnings, "finish an interrupted transaction")
-            current = _best_effort(self.store.current, warnings, "read the generation")
-            old = self._panic()
-            state = panic_mod.state_from_settings(
-                None, since=old.since if old else None) if on else None
-            recorded = _best_effort(lambda: self._record_panic(state), warnings,
-                                    f"record panic {'on' if on else 'off'}")
-            journaled = _best_effort(lambda: self.store.write_journal(Journal(
-                target=current or 0, previous=current, pid=os.getpid(),
-                started=time.time(), action="panic")) or True, warnings,
-                "journal the panic switch")
-            self._panic_forced = state
-            try:
-                self._restore(current, record=False)
-            finally:
-                self._panic_forced = _UNSET
-            if journaled:
-                _best_effort(self.store.clear_journal, warnings, "clear the journal")
-        if recorded is None:
-            warnings.append(f"panic is {'on' if on else 'off'} in the kernel, but the "
-                            "state dir does not say so: the next apply or recovery "
-                            f"switches it {'off' if on else 'on'} again")
-        for warning in warnings:
-            if on_warning is not None:
-                on_warning(warning)
-        return self._panic_written if on else None
-
-    def _record_panic(self, state: panic_mod.PanicState | None) -> bool:
-        if state is None:
-            panic_mod.clear_marker(self.store.root)
-        else:
-            panic_mod.write_marker(self.store.root, state)
         return True

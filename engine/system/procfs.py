@@ -1,11 +1,27 @@
-"""The one reader of /proc for processes: state, parent, command name and namespaces.
-Every function answers for a process that may vanish while it is read (then None)."""
+"""The one reader of /proc for processes: state, parent, command name and namespaces
+(and of the possible-CPU list in /sys, the stride of per-CPU figures).  Every function
+answers for a process that may vanish while it is read (then None)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 PROC = Path("/proc")
+CPU_POSSIBLE = Path("/sys/devices/system/cpu/possible")
+
+
+def possible_cpus() -> list[int]:
+    """The CPU numbers the kernel may ever bring up ("0-3,8"): per-CPU BPF map values
+    and /proc/net/stat rows have one slot for each.  Empty when unreadable."""
+    try:
+        text = CPU_POSSIBLE.read_text().strip()
+    except OSError:
+        return []
+    cpus: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from nodewall.engine.errors import ConcurrentEdit
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,30 +15,14 @@ from textual.widgets import Input, Label, Static, TabbedContent, TabPane, TextAr
 from tomlkit.exceptions import ParseError
 
 from ..files import Buffer, validate_text
-from ..fmt import clip
 from ..guard import mutating
 from ..merge import diff_lines
 from ..messages import Validated
 from ..tomldoc import FIELDS, NEW_ITEMS, FormError, Node, ProfileDoc
 from ..widgets.editor import TomlEditor
+from ..widgets.profile_tree import fill_profile_tree, tree_width_for
 from .base import NwScreen
 from .dialogs import ConflictDialog
-
-# The tree is half the screen (CSS: 50%, 34 to 56 columns); a label gets what its
-# depth leaves: a leaf under a group is indented 4 columns, a policy 4 and its
-# expand icon 2, a rule 8.
-TREE_MIN, TREE_MAX = 34, 56
-LEAF_INDENT, POLICY_INDENT, RULE_INDENT = 4, 6, 8
-
-
-def tree_label(node: Node, width: int) -> Text:
-    """A tree line that says which item it is at any width: a rule by its short
-    position (in[0], eg[1]) and action first, the rest cut in the middle so that
-    both ends (the sources, the ports) stay; the form above the fields has it all."""
-    label = node.label
-    if node.kind == "rule":
-        label = label.replace("ingress[", "in[", 1).replace("egress[", "eg[", 1)
-    return Text(clip(label, max(width, 8), middle=True))
 
 VALIDATE_DELAY = 0.6  # seconds of quiet typing before a live validation
 
@@ -329,32 +312,13 @@ class ProfilesScreen(NwScreen):
         except ParseError:
             tree.root.add_leaf("(TOML has a syntax error: see the TOML tab)")
             return
-        groups = {}
-        for title, kind in (("Host endpoints", "host_endpoint"), ("Network sets", "network_set"),
-                            ("Policies", "policy")):
-            groups[kind] = tree.root.add(title, expand=True,
-                                         data=Node("group", (kind,), title))
-        policy_nodes = {}
-        target = None
-        width = self._tree_width(tree)
-        for node in nodes:
-            if node.kind == "rule":
-                parent = policy_nodes[node.path[:2]]
-                item = parent.add_leaf(tree_label(node, width - RULE_INDENT), data=node)
-            elif node.kind == "policy":
-                item = policy_nodes[node.path] = groups["policy"].add(
-                    tree_label(node, width - POLICY_INDENT), data=node, expand=True)
-            else:
-                item = groups[node.kind].add_leaf(tree_label(node, width - LEAF_INDENT),
-                                                  data=node)
-            if select is not None and node.path == select:
-                target = item
+        target = fill_profile_tree(tree, nodes, self._tree_width(tree), select)
         if target is not None:  # the tree lays out its lines on a later refresh
             self.call_after_refresh(self._move_to, tree, target, 20)
 
     def _tree_width(self, tree: Tree) -> int:
         """Columns a label line may use: the tree's, less a vertical scrollbar."""
-        width = tree.size.width or max(TREE_MIN, min(TREE_MAX, self.app.size.width // 2))
+        width = tree.size.width or tree_width_for(self.app.size.width)
         return width - tree.styles.scrollbar_size_vertical
 
     def on_resize(self, event) -> None:

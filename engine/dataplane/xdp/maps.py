@@ -47,7 +47,7 @@ from nodewall.engine.dataplane.xdp.layout import (
     structs,
 )
 from nodewall.engine.errors import EnvironmentProblem, KernelError
-from nodewall.engine.system import netns
+from nodewall.engine.system import netns, procfs
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodewall"
@@ -156,16 +156,6 @@ def ensure_bpffs(root: Path = PIN_ROOT) -> None:
         raise EnvironmentProblem(f"cannot mount bpffs on {BPFFS}: {os.strerror(err)}",
                                  hint="run as root, or `mount -t bpf bpf /sys/fs/bpf`")
     pin_dir(root).mkdir(parents=True, exist_ok=True)
-
-
-def ncpus() -> int:
-    """Possible CPUs (the stride of per-CPU map values)."""
-    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
-    n = 0
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        n += (int(b) - int(a) + 1) if b else 1
-    return n
 
 
 def _u32(v: int = 0) -> ctypes.c_uint32:
@@ -319,7 +309,7 @@ class Pinned:
 
     # ---- counters ----
     def _percpu(self, name: str, index: int) -> tuple[int, int]:
-        n = ncpus()
+        n = len(procfs.possible_cpus())
         vals = (Counter * n)()
         if not bpf.map_lookup(self.maps[name], _u32(index), vals):
             return 0, 0
@@ -332,7 +322,7 @@ class Pinned:
         return [self._percpu(MAP_ACT, i) for i in range(NW_ACT_MAX)]
 
     def zero_slot(self, slot: int) -> None:
-        bpf.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * ncpus())())
+        bpf.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * len(procfs.possible_cpus()))())
 
 
 def create_meta_map() -> int:

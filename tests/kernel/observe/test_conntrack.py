@@ -11,7 +11,7 @@ import pytest
 from nodewall.engine.errors import EnvironmentProblem
 from nodewall.engine.lab import net as lab_net
 from nodewall.engine.observe import conntrack
-from nodewall.engine.system import netns
+from nodewall.engine.system import netns, procfs
 
 from tests.conftest import needs_root, sh
 
@@ -194,7 +194,7 @@ def test_per_cpu_has_one_row_per_cpu(tracked_pair):
     pair, procs = tracked_pair
     _connect(pair, procs, 3)
     info = netns.run_in_netns(pair.server, conntrack.conntrack_info)
-    cpus = conntrack._possible_cpus()
+    cpus = procfs.possible_cpus()
     assert [c.cpu for c in info.per_cpu] == cpus
     assert len(info.per_cpu) >= 1
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nodewall.engine.safety import state_dir, transactions
+from nodewall.engine.safety import state_dir, transactions, validation
 from nodewall.engine.system import netns
 
 from tests.helpers.metrics_kit import CountingDataplane, MetricsRig, metrics_service
@@ -16,7 +16,7 @@ from tests.unit.safety.conftest import FakePopen, profile_text
 @pytest.fixture
 def mrig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MetricsRig:
     monkeypatch.setattr(state_dir, "RUN_ROOT", tmp_path / "run")
-    monkeypatch.setattr(transactions, "interface_exists", lambda name: True)
+    monkeypatch.setattr(validation, "interface_exists", lambda name: True)
     monkeypatch.setattr(transactions, "_ipset_children_here", list)
     monkeypatch.setattr(subprocess, "Popen", FakePopen())
     monkeypatch.setattr(netns, "current_name", lambda: None)

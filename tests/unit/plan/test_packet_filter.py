@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 from nodewall.engine.plan.planner import plan
 from nodewall.engine.profile.model import EntityMatch
-from nodewall.engine.safety.transactions import with_backend
+from nodewall.engine.safety.validation import with_backend
 
 from tests.helpers.planner_kit import hep, netset, policy, profile, rule
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from nodewall.engine.dataplane.orchestrator import Orchestrator
-from nodewall.engine.safety import state_dir, transactions
+from nodewall.engine.safety import state_dir, transactions, validation
 from nodewall.engine.safety.state_dir import StateStore
-from nodewall.engine.safety.transactions import Transactions, load_and_plan
+from nodewall.engine.safety.transactions import Transactions
+from nodewall.engine.safety.validation import load_and_plan
 from nodewall.engine.system import netns
 
 from tests.helpers.fake_dataplane import FakeDataplane, Killed, fingerprint
@@ -92,7 +93,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
-    monkeypatch.setattr(transactions, "interface_exists", lambda name: True)
+    monkeypatch.setattr(validation, "interface_exists", lambda name: True)
     monkeypatch.setattr(transactions, "_ipset_children_here", list)
     popen = FakePopen()
     monkeypatch.setattr(subprocess, "Popen", popen)

@@ -11,7 +11,7 @@ from nodewall.engine.errors import (
     NodewallError,
     NothingToDo,
 )
-from nodewall.engine.safety import panic, transactions
+from nodewall.engine.safety import panic, validation
 
 from tests.helpers.fake_dataplane import chain_names, fingerprint
 
@@ -125,10 +125,10 @@ def test_a_missing_interface_is_a_warning_except_for_xdp(
     """Like Calico, a host endpoint may name an interface that does not exist yet (its
     rules wait for it); validate, diff and apply say the same warning.  XDP must
     attach, so there it stays bad input."""
-    monkeypatch.setattr(transactions, "interface_exists", lambda name: name != "eth9")
+    monkeypatch.setattr(validation, "interface_exists", lambda name: name != "eth9")
     a = rig.profile("a", 80)
     warning = "interface 'eth9' does not exist in this network namespace (yet)"
-    assert any(warning in w for w in transactions.validate_profiles([a]).warnings)
+    assert any(warning in w for w in validation.validate_profiles([a]).warnings)
     assert any(warning in w for w in rig.tx.preview([a]).warnings)
     res = rig.tx.apply([a])
     assert res.generation == 1 and any(warning in w for w in res.warnings)
@@ -136,7 +136,7 @@ def test_a_missing_interface_is_a_warning_except_for_xdp(
     xdp.write_text(a.read_text().replace('backend = "iptables"', 'backend = "xdp"')
                    .replace('name = "web"', 'name = "web"\ndo_not_track = true\n'
                             'apply_on_forward = true'))
-    for attempt in (lambda: transactions.validate_profiles([xdp]), lambda: rig.tx.apply([xdp])):
+    for attempt in (lambda: validation.validate_profiles([xdp]), lambda: rig.tx.apply([xdp])):
         with pytest.raises(InputErrors) as info:
             attempt()
         assert "unknown interface 'eth9'" in info.value.render()
@@ -145,7 +145,7 @@ def test_a_missing_interface_is_a_warning_except_for_xdp(
 
 
 def test_star_interface_needs_no_check(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transactions, "interface_exists", lambda name: False)
+    monkeypatch.setattr(validation, "interface_exists", lambda name: False)
     assert rig.tx.apply([rig.profile("a", 80, interface="*")]).generation == 1
 
 
