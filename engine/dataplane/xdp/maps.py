@@ -158,6 +158,12 @@ def ensure_bpffs(root: Path = PIN_ROOT) -> None:
     pin_dir(root).mkdir(parents=True, exist_ok=True)
 
 
+def _ncpus() -> int:  # the stride of per-CPU values: a shorter buffer would be overrun
+    if n := len(procfs.possible_cpus()):
+        return n
+    raise EnvironmentProblem("cannot read /sys/devices/system/cpu/possible", hint="mount sysfs")
+
+
 def _u32(v: int = 0) -> ctypes.c_uint32:
     return ctypes.c_uint32(v)
 
@@ -309,7 +315,7 @@ class Pinned:
 
     # ---- counters ----
     def _percpu(self, name: str, index: int) -> tuple[int, int]:
-        n = len(procfs.possible_cpus())
+        n = _ncpus()
         vals = (Counter * n)()
         if not bpf.map_lookup(self.maps[name], _u32(index), vals):
             return 0, 0
@@ -322,7 +328,7 @@ class Pinned:
         return [self._percpu(MAP_ACT, i) for i in range(NW_ACT_MAX)]
 
     def zero_slot(self, slot: int) -> None:
-        bpf.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * len(procfs.possible_cpus()))())
+        bpf.map_update(self.maps[MAP_CNT], _u32(slot), (Counter * _ncpus())())
 
 
 def create_meta_map() -> int:
