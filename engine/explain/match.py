@@ -2,11 +2,10 @@
 what made it match: the set members and CIDRs, for the explanation."""
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nodewall.engine.explain.members import Address, SetHit, SetIndex
+from nodewall.engine.explain.members import Address, SetHit, SetIndex, in_net
 from nodewall.engine.explain.packet import Packet
 from nodewall.engine.plan.desired import Match
 from nodewall.engine.plan.xdp import protocol_number
@@ -32,11 +31,6 @@ def _iface_ok(want: str | None, have: str | None) -> bool:
 
 def _in_ports(port: int | None, ports: Sequence[PortRange]) -> bool:
     return port is not None and any(p.first <= port <= p.last for p in ports)
-
-
-def _in_net(address: Address, cidr: str) -> bool:
-    net = ipaddress.ip_network(cidr, strict=False)
-    return net.version == address.version and address in net
 
 
 def _protocol_ok(m: Match, packet: Packet) -> bool:
@@ -69,10 +63,10 @@ def _side_ok(address: Address, net: str | None, not_net: str | None, sets: Seque
              not_sets: Sequence[str], sets_index: SetIndex, result: MatchResult,
              side: str) -> bool:
     if net is not None:
-        if not _in_net(address, net):
+        if not in_net(address, net):
             return False
         result.because.append(f"{side} {address} in {net}")
-    if not_net is not None and _in_net(address, not_net):
+    if not_net is not None and in_net(address, not_net):
         return False
     for name in sets:
         hit = sets_index.lookup(name, address)

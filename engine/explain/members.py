@@ -34,6 +34,12 @@ class SetHit:
                 "file": self.file}
 
 
+def in_net(address: Address, cidr: str) -> bool:
+    """Whether the network CIDR (host bits allowed) holds ADDRESS, of either family."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    return net.version == address.version and address in net
+
+
 def _first_containing(members: Iterable[str], address: Address) -> str | None:
     for text in members:
         try:

@@ -18,13 +18,17 @@ failsafe rules: the rule that would have denied the packet is named (failsafe
 overrides it)."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nodewall.engine.dataplane.nftables.render import chain_name as nft_chain_name
 from nodewall.engine.explain.match import match_packet
-from nodewall.engine.explain.members import Address, SetHit, SetIndex, lookup_source
+from nodewall.engine.explain.members import (
+    SetHit,
+    SetIndex,
+    in_net,
+    lookup_source,
+)
 from nodewall.engine.explain.packet import Packet
 from nodewall.engine.plan.desired import (
     ChainRule,
@@ -219,7 +223,7 @@ class _Walk:
             if self.skip_failsafe or protocol_number(fs.protocol) != p.protocol \
                     or port != fs.port:
                 continue
-            if fs.net is not None and not _in(fs.net, p.src):
+            if fs.net is not None and not in_net(p.src, fs.net):
                 continue
             kind = "failsafe return traffic" if reverse else "failsafe"
             self.path.append(Step("xdp", xi.iface, RuleRef(f"xdp-failsafe:{fs}", FAILSAFE,
@@ -282,11 +286,6 @@ class _Walk:
                 and self.returned_by.stage == "filter":
             return "allow", self.returned_by.stage, self.returned_by
         return "allow", None, None
-
-
-def _in(cidr: str, address: Address) -> bool:
-    net = ipaddress.ip_network(cidr, strict=False)
-    return net.version == address.version and address in net
 
 
 def explain(desired: DesiredState, packet: Packet, *, generation: int | None = None,

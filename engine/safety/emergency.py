@@ -137,9 +137,9 @@ class EmergencyCommands:
                 target=0, previous=previous, pid=os.getpid(), started=time.time(),
                 action="flush")), warnings, "journal the flush")
             best_effort(lambda: panic_mod.clear_marker(self.store.root), warnings,
-                         "clear the panic marker")
+                        "clear the panic marker")
             best_effort(lambda: self._set_outcome(previous, "flushed"), warnings,
-                         "record the flush in the generation's history")
+                        "record the flush in the generation's history")
             try:  # what cannot go (a foreign rule uses it) is emptied, and reported
                 self.kernel.flush()
             finally:
@@ -165,7 +165,7 @@ class EmergencyCommands:
             state = panic_mod.state_from_settings(
                 None, since=old.since if old else None) if on else None
             recorded = best_effort(lambda: self._record_panic(state), warnings,
-                                    f"record panic {'on' if on else 'off'}")
+                                   f"record panic {'on' if on else 'off'}")
             journaled = best_effort(lambda: self.store.write_journal(Journal(
                 target=current or 0, previous=current, pid=os.getpid(),
                 started=time.time(), action="panic")) or True, warnings,

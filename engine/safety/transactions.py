@@ -169,7 +169,7 @@ class Transactions(EmergencyCommands):
         self._panic_written = state
         if state is not None:  # a record of the entries in force; the kernel matters more
             best_effort(lambda: panic_mod.write_marker(self.store.root, state), [],
-                         "record the failsafe entries")
+                        "record the failsafe entries")
         self.kernel.apply(desired, ctx)
 
     def _recorded(self, generation: int | None) -> BlockDigests:
@@ -346,8 +346,8 @@ class Transactions(EmergencyCommands):
             n = self._commit(profile, written, ctx, previous, meta_of)
             if superseded is not None:
                 best_effort(lambda: self._set_outcome(superseded.generation,
-                                                       f"superseded by {n}"),
-                             [], "record the superseded generation")
+                                                      f"superseded by {n}"),
+                            [], "record the superseded generation")
             pending = None
             if confirm_timeout is not None:
                 last_kept = superseded.previous if superseded else previous
