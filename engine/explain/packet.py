@@ -130,4 +130,8 @@ def parse_packet(src: str, dst: str, *, iface: str, direction: Direction,
         raise _bad(dst, f"{proto_text} is not an IPv{s.version} protocol "
                         f"(use {'icmp' if s.version == 4 else 'icmpv6'})")
     itype, icode = _icmp(proto, icmp_text, dst)
+    if direction == "forward" and out_iface is None:  # its out-endpoint's chain decides too
+        raise InputError(Loc("<packet>", 1, 1), "a forwarded packet leaves by an interface: "
+                         "which one?", hint="pass --out-iface IF (in the TUI: SRC DST IF forward "
+                         "OUT-IF)")
     return Packet(s, d, proto, dport, sport, iface, direction, out_iface, itype, icode)

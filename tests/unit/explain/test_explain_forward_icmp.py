@@ -68,3 +68,10 @@ def test_forwarded_from_an_interface_no_forward_policy_covers(tmp_path):
 def test_bad_icmp_packets_are_input_errors(dst):
     with pytest.raises(InputError):
         parse_packet("10.0.0.1", dst, iface="eth0", direction="ingress")
+
+
+def test_a_forwarded_packet_needs_its_out_interface():
+    """Without it the out-endpoint's forward chain (and its default deny) cannot be
+    walked, so explain would answer for half the path."""
+    with pytest.raises(InputError, match="leaves by an interface"):
+        parse_packet("10.1.1.1", "192.168.1.5/icmp", iface="eth0", direction="forward")
