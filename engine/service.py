@@ -16,8 +16,9 @@ from nodewall.engine.errors import InputError, Loc, NothingPending
 from nodewall.engine.observe.conntrack import ConntrackSample, conntrack_sample
 from nodewall.engine.observe.report import StatusReport
 from nodewall.engine.observe.status import ChecksCache, collect_status
+from nodewall.engine.plan.desired import DesiredState
 from nodewall.engine.profile.model import Profile
-from nodewall.engine.safety.panic import PanicState
+from nodewall.engine.safety.panic import PanicState, read_marker
 from nodewall.engine.safety.results import ApplyResult
 from nodewall.engine.safety.state_dir import RevertNotice, StateStore, default_state_dir
 from nodewall.engine.safety.transactions import Transactions
@@ -25,6 +26,7 @@ from nodewall.engine.safety.validation import validate_profiles
 from nodewall.engine.system import netns as netns_mod
 
 if TYPE_CHECKING:
+    from nodewall.engine.explain.members import SetIndex
     from nodewall.engine.explain.packet import Direction
     from nodewall.engine.explain.walk import Explanation
     from nodewall.engine.observe.scrape import ScrapeView
@@ -42,6 +44,7 @@ class Service:
         self.kernel = Orchestrator()
         self.tx = Transactions(self.store, self.kernel)
         self.checks = ChecksCache()  # the last drift/foreign checks, for status ticks
+        self._planned: tuple[tuple[int, PanicState | None], DesiredState, SetIndex] | None = None
 
     @property
     def is_root(self) -> bool:
@@ -87,7 +90,7 @@ class Service:
                                  hint="apply profiles first, or name a recorded "
                                       "generation with --generation N")
         history_mod.require_generation(self.store, n)
-        desired = self.tx.generation_plan(n)
+        desired, sets = self._generation_plan(n)
         if iface is None:
             if len(desired.interfaces) > 1:
                 raise InputError(Loc("<packet>"), "which interface does the packet use? "
@@ -98,13 +101,13 @@ class Service:
             raise InputError(Loc("<packet>"), "--out-iface is for a forwarded packet",
                              hint="add --direction forward")
         packet = parse_packet(src, dst, iface=iface, direction=direction, out_iface=out_iface)
-        return explain(desired, packet, generation=n)
+        return explain(desired, packet, generation=n, sets=sets)
 
     def rendered_rule(self, rule_id: str) -> list[RenderedRule]:
         """The kernel rules `rule_id` renders to in the applied generation's plan
         ([] when nothing is applied or the id is not in it)."""
         n = self.store.current()
-        return [] if n is None else rendered_rules(self.tx.generation_plan(n), rule_id)
+        return [] if n is None else rendered_rules(self._generation_plan(n)[0], rule_id)
 
     def rules_holding(self, address: str) -> frozenset[str]:
         """The ids of the applied generation's rules whose networks (CIDRs, network
@@ -115,7 +118,21 @@ class Service:
             raise InputError(Loc("<address>"), f"{address!r} is not an IP address") from None
         from nodewall.engine.explain.holding import rules_holding
         n = self.store.current()
-        return frozenset() if n is None else rules_holding(self.tx.generation_plan(n), addr)
+        if n is None:
+            return frozenset()
+        desired, sets = self._generation_plan(n)
+        return rules_holding(desired, addr, sets)
+
+    def _generation_plan(self, n: int) -> tuple[DesiredState, SetIndex]:
+        """Generation N's plan (as the kernel holds it, panic included) and its set
+        index, kept while N and the panic state stay: the TUI asks for it on every
+        address typed into the rules filter and every explained packet."""
+        from nodewall.engine.explain.members import SetIndex
+        key = (n, read_marker(self.store.root))
+        if self._planned is None or self._planned[0] != key:
+            desired = self.tx.generation_plan(n)
+            self._planned = (key, desired, SetIndex(desired.ipsets))
+        return self._planned[1], self._planned[2]
 
     def history(self) -> list[history_mod.HistoryEntry]:
         from nodewall.engine.safety import history as history_mod
