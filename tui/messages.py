@@ -58,6 +58,7 @@ class TextReady(Message):
 class HoldingReady(Message):
     address: str
     ids: frozenset  # ids of the rules whose networks hold the address
+    generation: int | None  # the generation asked about
 
 
 @dataclass

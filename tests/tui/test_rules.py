@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from nodewall.engine.dataplane.rule_text import RenderedRule
 from nodewall.tui.screens.profiles import ProfilesScreen
-from nodewall.tui.screens.rules import RulesScreen
+from nodewall.tui.screens.rules import HOLDING_DELAY, RulesScreen
 from textual.widgets import DataTable, Static, TextArea
 
 from .conftest import screen_text, settle, tick
@@ -219,6 +219,12 @@ async def test_a_rule_shared_by_two_interfaces_has_a_row_each(new_app, fake, clo
         assert order(app) == ["d4:filter:nw-fi-srv1"]  # the interface filters
 
 
+async def address_settled(pilot) -> None:
+    """The filter left alone long enough for the sets to be asked, and the answer in."""
+    await pilot.pause(HOLDING_DELAY + 0.1)
+    await settle(pilot)
+
+
 async def test_filter_by_an_address_finds_the_rules_whose_sets_hold_it(new_app, fake, clock):
     """The set members count (the engine's membership lookup, asked in a worker): an
     address of the blocklist's nets_file, reached through the selector list ==
@@ -227,15 +233,16 @@ async def test_filter_by_an_address_finds_the_rules_whose_sets_hold_it(new_app, 
     async with app.run_test(size=(80, 24)) as pilot:
         await rules_screen(pilot, clock)
         await pilot.press("slash", *"198.51.100.7")  # a line of blocklist.txt
-        await settle(pilot)
+        await address_settled(pilot)
         assert order(app) == ["a1:xdp"]
-        assert "rules_holding" in fake.calls
+        assert fake.calls.count("rules_holding") == 1  # not one per address typed on the way
         await pilot.press("escape", "slash", *"203.0.113.9")  # the set's inline nets
-        await settle(pilot)
+        await address_settled(pilot)
         assert order(app) == ["a1:xdp"]
         await pilot.press("escape", "slash", *"198.51.100.200")  # beyond the /25
-        await settle(pilot)
+        await address_settled(pilot)
         assert order(app) == []
+        assert fake.calls.count("rules_holding") == 3  # .2 and .20 on the way: not asked
         assert "no rule matches" in screen_text(app)
 
 

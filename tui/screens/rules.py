@@ -10,6 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt, rulerows
@@ -25,6 +26,7 @@ from .base import NwScreen
 COLUMNS = {"policy": "policy", "rule": "rule", "match": "match", "backend": "table",
            "iface": "iface", "chain": "chain", "packets": "pkts", "rate": "rate",
            "history": "hist"}
+HOLDING_DELAY = 0.3  # seconds the address filter stays the same before the sets are asked
 MATCH_WIDTH = 18
 POLICY_WIDTH = 15
 IFACE_WIDTH = 7
@@ -85,7 +87,9 @@ class RulesScreen(NwScreen):
         self._state = None
         self._kernel_text: dict[str, list[str]] = {}  # rule id -> its kernel rules
         # address -> ids of the rules whose networks hold it (None: being looked up)
-        self._holding: dict[str, frozenset[str] | None] = {}
+        self._holding: dict[str, frozenset[str]] = {}  # the engine's answers, this generation
+        self._holding_asked: set[str] = set()  # addresses a worker was started for
+        self._holding_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="rules-info", markup=False)
@@ -110,22 +114,35 @@ class RulesScreen(NwScreen):
         return all(w in rule_text(rule) for w in self.filter_text.lower().split())
 
     def _holding_ids(self, address: str) -> frozenset[str] | None:
-        """The engine's answer for `address` (its sets' members); asked once, in a
-        worker: None until it answers (the CIDRs written in the rules filter then)."""
-        if address not in self._holding:
-            self._holding[address] = None
-            self._look_up_holding(address)
-        return self._holding[address]
+        """The engine's answer for `address` (its sets' members); None until it answers
+        (the CIDRs written in the rules filter then).  Asked in a worker once the
+        filter has stayed the same for HOLDING_DELAY s (not for every address typed
+        on the way to it)."""
+        if address not in self._holding and address not in self._holding_asked:
+            if self._holding_timer is not None:
+                self._holding_timer.stop()
+            self._holding_timer = self.set_timer(HOLDING_DELAY, self._ask_holding)
+        return self._holding.get(address)
+
+    def _ask_holding(self) -> None:
+        addr = rulerows.as_address(self.filter_text) if self.filter_text else None
+        report = self._state.report if self._state is not None else None
+        if addr is not None and str(addr) not in self._holding_asked and report is not None:
+            self._holding_asked.add(str(addr))
+            self._look_up_holding(str(addr), report.generation)
 
     @work(thread=True, group="rules-holding", exit_on_error=False)
-    def _look_up_holding(self, address: str) -> None:
+    def _look_up_holding(self, address: str, generation: int | None) -> None:
         try:
             ids = frozenset(self.app.client.rules_holding(address))
         except Exception:  # noqa: BLE001 - the written CIDRs still filter
             ids = frozenset()
-        self.post_message(HoldingReady(address, ids))
+        self.post_message(HoldingReady(address, ids, generation))
 
     def on_holding_ready(self, msg: HoldingReady) -> None:
+        report = self._state.report if self._state is not None else None
+        if report is None or report.generation != msg.generation:
+            return  # asked of a generation no longer in force: the next filter asks again
         self._holding[msg.address] = msg.ids
         if self.filter_text and str(rulerows.as_address(self.filter_text)) == msg.address:
             self._order = None
@@ -161,6 +178,7 @@ class RulesScreen(NwScreen):
                 or self._state.report.generation != state.report.generation):
             self._kernel_text.clear()  # another generation: its rules render anew
             self._holding.clear()
+            self._holding_asked.clear()
         self._state = state
         table = self.query_one("#rules", DataTable)
         every = self.sorted_rules(state)
@@ -192,7 +210,7 @@ class RulesScreen(NwScreen):
         if self.filter_text and not shown:
             filt += ": no rule matches"
         addr = rulerows.as_address(self.filter_text) if self.filter_text else None
-        if addr is not None and self._holding.get(str(addr)) is None:
+        if addr is not None and self._holding_ids(str(addr)) is None:
             filt += " (looking in the sets...)"
         self.query_one("#rules-info", Static).update(
             f"{count}  sorted by {self.sort_key} {arrow}{filt}")
