@@ -303,12 +303,7 @@ def _still_present(buf: mmap.mmap | bytes, raw: _Raw, ranges: list[tuple[int, in
                    member: str, family: int) -> bool:
     """Does a line inside `ranges` of `buf` (mapped as `raw` too) denote `member`?"""
     net = ipaddress.ip_network(member)
-    if family == 6:
-        needle = b":"
-    else:
-        fixed = net.prefixlen // 8  # leading octets every spelling of `member` shares
-        text = ".".join(str(net.network_address).split(".")[:fixed])
-        needle = (text + ("." if fixed < 4 else "")).encode() if fixed else b""
+    needle = b":" if family == 6 else v4_needle(int(net.network_address), net.prefixlen)
     for lo, hi in ranges:
         if not needle:  # shorter than /8: normalize every line of the range
             if any(member in _normalized(block, family) for block in _blocks(buf, lo, hi)):
@@ -374,8 +369,10 @@ def lines_containing(path: Path, needle: bytes, limit: int) -> list[bytes] | Non
 
 def v4_needle(network: int, prefixlen: int) -> bytes:
     """The text every canonical spelling of an IPv4 address inside network/prefixlen
-    starts with: its fixed leading octets and a dot (b"" below /8)."""
+    starts with: its fixed leading octets, then a dot unless all four are fixed (b""
+    below /8)."""
     fixed = prefixlen // 8
     if not fixed:
         return b""
-    return ".".join(str(network >> (24 - 8 * i) & 255) for i in range(fixed)).encode() + b"."
+    text = ".".join(str(network >> (24 - 8 * i) & 255) for i in range(fixed)).encode()
+    return text + b"." if fixed < 4 else text
