@@ -37,15 +37,27 @@ def _listing(directory: str) -> tuple[str, ...]:
         return ()
 
 
+def _preference(soname: str, prefix: str) -> tuple[int, int]:
+    """The highest major version first, then its shortest name (the soname itself)."""
+    major = soname[len(prefix):].split(".")[0]
+    return (int(major) if major.isdigit() else -1, -len(soname))
+
+
 @functools.cache
 def soname_in_lib_dirs(name: str) -> str | None:
-    """`libNAME.so.N` from the first usual library directory that has it (what
-    ctypes.util.find_library answers, without running ldconfig), else None."""
+    """`libNAME.so.N` from the first usual library directory that has one the dynamic
+    loader can load by that name (the highest major version first): what
+    ctypes.util.find_library answers, without running ldconfig; else None."""
     prefix = f"lib{name}.so."
     for d in LIB_DIRS:
-        found = sorted((f for f in _listing(d) if f.startswith(prefix)), key=len)
-        if found:
-            return found[0]
+        found = sorted((f for f in _listing(d) if f.startswith(prefix)),
+                       key=lambda f: _preference(f, prefix), reverse=True)
+        for soname in found:
+            try:
+                ctypes.CDLL(soname)  # python-iptables loads it so, without a try
+            except OSError:  # not in the loader's path, or a dangling link
+                continue
+            return soname
     return None
 
 
