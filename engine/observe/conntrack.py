@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ def _read_int(path: Path) -> int:
                                  hint="run as root (or with CAP_NET_ADMIN)") from exc
 
 
-def parse_cpu_stats(text: str, cpus: list[int] | None = None) -> tuple[ConntrackCpu, ...]:
+def parse_cpu_stats(text: str, cpus: Sequence[int] | None = None) -> tuple[ConntrackCpu, ...]:
     """Parse /proc/net/stat/nf_conntrack: a header of column names, then one row of hex
     numbers per possible CPU (in CPU order; the CPU number itself is not printed)."""
     lines = text.splitlines()

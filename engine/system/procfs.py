@@ -3,6 +3,7 @@
 answers for a process that may vanish while it is read (then None)."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -10,18 +11,20 @@ PROC = Path("/proc")
 CPU_POSSIBLE = Path("/sys/devices/system/cpu/possible")
 
 
-def possible_cpus() -> list[int]:
+@functools.cache
+def possible_cpus() -> tuple[int, ...]:
     """The CPU numbers the kernel may ever bring up ("0-3,8"): per-CPU BPF map values
-    and /proc/net/stat rows have one slot for each.  Empty when unreadable."""
+    and /proc/net/stat rows have one slot for each.  Fixed at boot, so read once.
+    Empty when unreadable."""
     try:
         text = CPU_POSSIBLE.read_text().strip()
     except OSError:
-        return []
+        return ()
     cpus: list[int] = []
     for part in filter(None, text.split(",")):
         lo, _, hi = part.partition("-")
         cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
+    return tuple(cpus)
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -195,7 +195,7 @@ def test_per_cpu_has_one_row_per_cpu(tracked_pair):
     _connect(pair, procs, 3)
     info = netns.run_in_netns(pair.server, conntrack.conntrack_info)
     cpus = procfs.possible_cpus()
-    assert [c.cpu for c in info.per_cpu] == cpus
+    assert [c.cpu for c in info.per_cpu] == list(cpus)
     assert len(info.per_cpu) >= 1
 
 
