@@ -138,6 +138,11 @@ class Service:
         from nodewall.engine.safety import history as history_mod
         return history_mod.history(self.store)
 
+    def history_lines(self, *, files: bool = True) -> list[str]:
+        """`nodewall history` as text (`files`: digests and profiles, the wide table)."""
+        from nodewall.engine.safety import history as history_mod
+        return history_mod.history_lines(self.history(), files=files)
+
     def show_generation(self, n: int) -> history_mod.GenerationRecord:
         from nodewall.engine.safety import history as history_mod
         return history_mod.show(self.store, n)

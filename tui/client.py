@@ -72,8 +72,8 @@ class EngineClient:
         return self._call("explain", src, dst, iface=iface, direction=direction,
                           out_iface=out_iface)
 
-    def history(self):
-        return self._call("history")
+    def history_lines(self) -> list[str]:
+        return self._call("history_lines", files=False)
 
     # -- mutating: through the guard ------------------------------------------------
     def apply(self, paths: Sequence[Path], confirm_timeout: float | None):

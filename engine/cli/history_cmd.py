@@ -76,16 +76,8 @@ def cmd_history(args) -> int:
     if args.output == "json":
         _emit_json({"schema": 1, "generations": [e.to_json() for e in entries]})
         return ExitCode.OK
-    if not entries:
-        print("no generation recorded")
-        return ExitCode.OK
-    print(f"  {'gen':>4}  {'time':<19}  {'origin':<8} {'outcome':<22} {'content':<12} profiles")
-    for e in entries:
-        mark = "*" if e.current else " "
-        profiles = ", ".join(f"{f.name.split('/', 1)[1]}@{f.sha256[:8]}" for f in e.files
-                             if f.name.startswith("profiles/"))
-        print(f"{mark} {e.generation:>4}  {_when(e.created)}  {e.origin or '-':<8} "
-              f"{e.outcome:<22} {(e.content or '-')[:12]:<12} {profiles}")
+    from nodewall.engine.safety.history import history_lines
+    print("\n".join(history_lines(entries)))
     return ExitCode.OK
 
 

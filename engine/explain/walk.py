@@ -108,10 +108,17 @@ class Explanation:
     overrides: Step | None = None  # the deny failsafe overrode
     generation: int | None = None
 
-    def text_lines(self) -> list[str]:
-        """The explanation for humans (the CLI's text output, the TUI's dialog)."""
+    def text_lines(self, *, verdict_first: bool = False) -> list[str]:
+        """The explanation for humans (the CLI's text output, the TUI's dialog): the
+        packet, the path, the verdict; `verdict_first` puts the verdict (and
+        failsafe's note) right under the packet, before the path."""
         head = f"{self.packet.describe()}   (generation {self.generation}, {self.packet_filter})"
-        lines = [head]
+        path = self._path_lines()
+        answer = self._verdict_lines()
+        return [head, *answer, *path] if verdict_first else [head, *path, *answer]
+
+    def _path_lines(self) -> list[str]:
+        lines = []
         for i, step in enumerate(self.path, 1):
             r = step.rule
             lines.append(f"  {i:>2}. {step.stage:<6} {step.chain:<26} {step.action:<24} "
@@ -119,10 +126,14 @@ class Explanation:
             lines += [f"        {why}" for why in step.because]
         if not self.path:
             lines.append("  (no nodewall rule takes this packet)")
+        return lines
+
+    def _verdict_lines(self) -> list[str]:
         where = f" at {self.stage}" if self.stage else ""
         rid = f" [{self.rule.id}]" if self.rule.id else ""
-        lines.append(f"verdict: {self.verdict.upper()}{where} by {self.rule.policy}{rid} "
-                     f"{self.rule.summary}")
+        verdict = (f"verdict: {self.verdict.upper()}{where} by {self.rule.policy}{rid} "
+                   f"{self.rule.summary}")
+        lines = [verdict]
         if self.overrides is not None:
             o = self.overrides
             lines.append(f"note: failsafe overrides a deny: without failsafe, {o.rule.policy} "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,26 @@ def history(store: StateStore) -> list[HistoryEntry]:
     pending = store.pending()
     p = pending.generation if pending else None
     return [_entry(store, n, current, p) for n in store.generations()]
+
+
+def history_lines(entries: list[HistoryEntry], *, files: bool = True) -> list[str]:
+    """`nodewall history` as a table (* marks the generation in force); `files`: the
+    content digest and the profiles recorded, too wide for the TUI's dialog."""
+    if not entries:
+        return ["no generation recorded"]
+    wide = f" {'outcome':<22} {'content':<12} profiles" if files else " outcome"
+    lines = [f"  {'gen':>4}  {'time':<19}  {'origin':<8}{wide}"]
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created))
+        line = f"{'*' if e.current else ' '} {e.generation:>4}  {when}  {e.origin or '-':<8} "
+        if files:
+            profiles = ", ".join(f"{f.name.split('/', 1)[1]}@{f.sha256[:8]}" for f in e.files
+                                 if f.name.startswith("profiles/"))
+            line += f"{e.outcome:<22} {(e.content or '-')[:12]:<12} {profiles}"
+        else:
+            line += e.outcome
+        lines.append(line)
+    return lines
 
 
 def require_generation(store: StateStore, n: int) -> None:

@@ -193,13 +193,15 @@ class FakeService:
         notice, self.last_revert = self.last_revert, None
         return notice
 
-    def history(self) -> list:
-        from nodewall.engine.safety.history import HistoryEntry
+    def history_lines(self, *, files: bool = True) -> list[str]:
+        """The engine's own table over two made-up generations."""
+        from nodewall.engine.safety.history import HistoryEntry, history_lines
         self._record("history")
-        return [HistoryEntry(n, 1_700_000_000.0 + 60 * n, origin, (self.profile_path,),
+        return history_lines([HistoryEntry(n, 1_700_000_000.0 + 60 * n, origin, (self.profile_path,),
                              "iptables", f"c{n}", outcome, (), n == self.generation)
                 for n, origin, outcome in ((1, "cli", "kept"),
-                                           (2, "tui", "reverted by timeout"))]
+                                           (2, "tui", "reverted by timeout"))],
+                             files=files)
 
     def rules_holding(self, address: str) -> frozenset[str]:
         """The engine's own answer (engine.explain.holding over the profile's plan),

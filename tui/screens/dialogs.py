@@ -2,8 +2,6 @@
 found the file changed on disk, explain a packet, the generation history."""
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
 from typing import ClassVar
 
 from textual import work
@@ -118,23 +116,6 @@ def explain_args(text: str) -> dict:
     return args
 
 
-def verdict_first(lines: list[str]) -> list[str]:
-    """The packet, then the verdict (and failsafe's note), then the path: at 80x24 the
-    answer shows before any scrolling."""
-    head = [ln for ln in lines[1:] if ln.startswith(("verdict:", "note:"))]
-    return lines[:1] + head + [ln for ln in lines[1:] if ln not in head]
-
-
-def history_lines(entries: Iterable) -> list[str]:
-    """`nodewall history` as lines: * marks the generation in force."""
-    lines = [f"  {'gen':>4}  {'time':<19}  {'origin':<8} outcome"]
-    for e in entries:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created))
-        lines.append(f"{'*' if e.current else ' '} {e.generation:>4}  {when}  "
-                     f"{e.origin or '-':<8} {e.outcome}")
-    return lines if len(lines) > 1 else ["no generation recorded"]
-
-
 class EngineTextDialog(ModalScreen[None]):
     """Lines the engine answers, read in a worker, in a scrolling box."""
     BINDINGS: ClassVar[list] = [Binding("escape", "close", "Close")]
@@ -170,9 +151,9 @@ class HistoryDialog(EngineTextDialog):
     @work(thread=True, exit_on_error=False)
     def _read(self) -> None:
         try:
-            lines = history_lines(self.app.client.history())
+            lines = self.app.client.history_lines()
         except Exception as exc:  # noqa: BLE001 - shown to the operator
-            lines = [f"(unreadable: {exc})"]
+            lines = [f"(unreadable: {self.app.render_error(exc)})"]
         self.post_message(TextReady(lines))
 
 
@@ -203,8 +184,7 @@ class ExplainDialog(EngineTextDialog):
             e = self.app.client.explain(args["src"], args["dst"], iface=args["iface"],
                                         direction=args["direction"],
                                         out_iface=args["out_iface"])
-            lines = verdict_first(e.text_lines())
+            lines = e.text_lines(verdict_first=True)
         except Exception as exc:  # noqa: BLE001 - the engine's message, as the CLI says it
-            render = getattr(exc, "render", None)
-            lines = [render() if callable(render) else str(exc)]
+            lines = [self.app.render_error(exc)]
         self.post_message(TextReady(lines))

@@ -75,3 +75,12 @@ def test_a_forwarded_packet_needs_its_out_interface():
     walked, so explain would answer for half the path."""
     with pytest.raises(InputError, match="leaves by an interface"):
         parse_packet("10.1.1.1", "192.168.1.5/icmp", iface="eth0", direction="forward")
+
+
+def test_text_lines_put_the_verdict_first_when_asked(tmp_path):
+    """The TUI's dialog: at 80x24 the answer shows before the path."""
+    e = _explain(tmp_path, "203.0.113.7", "192.168.1.5/icmp", direction="forward",
+                 out_iface="eth1")
+    plain, first = e.text_lines(), e.text_lines(verdict_first=True)
+    assert sorted(plain) == sorted(first) and plain[0] == first[0]
+    assert plain[-1].startswith("verdict:") and first[1].startswith("verdict:")
