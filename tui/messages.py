@@ -52,6 +52,7 @@ class KernelTextReady(Message):
 class TextReady(Message):
     """Lines for a dialog that asked the engine (explain, history), or the error."""
     lines: list
+    request: int = 0  # which of the dialog's requests this answers (explain: the last wins)
 
 
 @dataclass

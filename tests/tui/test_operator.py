@@ -3,6 +3,7 @@ view, the Apply screen's fresh start, panic and rollback from the palette."""
 from __future__ import annotations
 
 import pytest
+from nodewall.tui.messages import TextReady
 from nodewall.tui.screens.apply import ApplyScreen
 
 from .conftest import screen_text, settle, tick
@@ -146,6 +147,10 @@ async def test_palette_explains_a_packet(new_app, fake, clock):
         await pilot.press(*"nonsense", "enter")
         await settle(pilot)
         assert "write SRC DST" in screen_text(app)
+        # a slow answer to an earlier packet arrives late: the last packet's stays
+        app.screen.post_message(TextReady(["verdict: STALE"], request=1))
+        await settle(pilot)
+        assert "write SRC DST" in screen_text(app) and "STALE" not in screen_text(app)
 
 
 async def test_palette_shows_the_history(new_app, fake, clock):

@@ -134,7 +134,10 @@ class EngineTextDialog(ModalScreen[None]):
         return iter(())
 
     def on_text_ready(self, msg: TextReady) -> None:
-        self.query_one("#engine-text-lines", Static).update("\n".join(msg.lines))
+        self.show_lines(msg.lines)
+
+    def show_lines(self, lines: list[str]) -> None:
+        self.query_one("#engine-text-lines", Static).update("\n".join(lines))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -144,7 +147,7 @@ class HistoryDialog(EngineTextDialog):
     TITLE_TEXT = "Generations (nodewall history; rollback --to N from the CLI)"
 
     def on_mount(self) -> None:
-        self.query_one("#engine-text-lines", Static).update("(reading...)")
+        self.show_lines(["(reading...)"])
         self.query_one("#engine-text-body").focus()
         self._read()
 
@@ -167,19 +170,25 @@ class ExplainDialog(EngineTextDialog):
                     compact=True)
 
     def on_mount(self) -> None:
+        self._request = 0  # the packet submitted last: an earlier answer is dropped
         self.query_one("#explain-packet", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._request += 1
         try:
             args = explain_args(event.value)
         except ValueError as exc:
-            self.on_text_ready(TextReady([str(exc)]))
+            self.show_lines([str(exc)])
             return
-        self.query_one("#engine-text-lines", Static).update("(walking the rules...)")
-        self._explain(args)
+        self.show_lines(["(walking the rules...)"])
+        self._explain(args, self._request)
+
+    def on_text_ready(self, msg: TextReady) -> None:
+        if msg.request != self._request:  # Textual calls the base dialog's handler next
+            msg.prevent_default()
 
     @work(thread=True, exclusive=True, exit_on_error=False)
-    def _explain(self, args: dict) -> None:
+    def _explain(self, args: dict, request: int) -> None:
         try:
             e = self.app.client.explain(args["src"], args["dst"], iface=args["iface"],
                                         direction=args["direction"],
@@ -187,4 +196,4 @@ class ExplainDialog(EngineTextDialog):
             lines = e.text_lines(verdict_first=True)
         except Exception as exc:  # noqa: BLE001 - the engine's message, as the CLI says it
             lines = [self.app.render_error(exc)]
-        self.post_message(TextReady(lines))
+        self.post_message(TextReady(lines, request))
