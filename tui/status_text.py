@@ -50,7 +50,7 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
         if report.panic:
             parts.append(("PANIC MODE: only failsafe traffic passes", "alert"))
         if report.last_revert:
-            parts.append((revert_text(report.last_revert), "alert"))
+            parts.append((revert_text(report.last_revert, app.guard.readonly), "alert"))
         parts.append((f"netns {report.netns or 'host'}", ""))
         gen = "none" if report.generation is None else str(report.generation)
         parts.append((f"gen {gen}", ""))
@@ -62,14 +62,15 @@ def state_parts(app: Any) -> list[tuple[str, str]]:
     return parts
 
 
-def revert_text(notice: dict) -> str:
+def revert_text(notice: dict, readonly: bool = False) -> str:
     """An automatic revert not yet acknowledged (status's last_revert), short enough
-    for the state line; the palette's "Acknowledge revert" clears it."""
+    for the state line; the palette's "Acknowledge revert" clears it (read-only, the
+    palette has no such entry: `nodewall ack` as root)."""
     to = notice.get("reverted_to")
     why = {"confirm-timeout": "confirm timed out",
            "watcher-gone": "watcher gone"}.get(notice.get("reason", ""), notice.get("reason"))
     return (f"REVERTED gen {notice.get('generation')} -> {'none' if to is None else to} "
-            f"({why}): ack in ^p")
+            f"({why}): {'root: nodewall ack' if readonly else 'ack in ^p'}")
 
 
 def drift_text(report: StatusReport) -> str:

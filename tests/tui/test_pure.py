@@ -12,6 +12,7 @@ from nodewall.tui.client import EngineClient
 from nodewall.tui.files import atomic_write, validate_text
 from nodewall.tui.guard import Guard, ReadOnlyError
 from nodewall.tui.live import LiveState
+from nodewall.tui.status_text import revert_text
 from nodewall.tui.tomldoc import FormError, ProfileDoc
 
 from .fakes import FakeClock, FakeService
@@ -185,3 +186,10 @@ def test_short_chain_drops_the_prefix_and_the_interface_column():
         ("eth0", "nw-fi-eth0"), ("eth0", "nw-rfi-eth0"), ("*", "nw-ffi-:all"),
         ("", "nw-INPUT"), ("eth1", "xdp:eth1"), ("", ""))]
     assert cells == ["fi", "rfi", "ffi", "INPUT", "xdp", ""]
+
+
+def test_revert_notice_says_how_to_acknowledge_it():
+    notice = {"generation": 3, "reverted_to": 2, "reason": "confirm-timeout"}
+    assert revert_text(notice).endswith("(confirm timed out): ack in ^p")
+    # read-only (not root): the palette has no Acknowledge revert
+    assert revert_text(notice, readonly=True).endswith("root: nodewall ack")
