@@ -230,6 +230,7 @@ class NftablesDataplane:
             nft_sets.forget(small)
             nft_observe.run("\n".join(cmds), "ruleset")
             nft_sets.record(small)
+        nft_sets.record_edited_sources(made.sets.changes)
         for name in made.sets.stale:
             nft_sets.drop_manifest(name)
         problems = self.verify(desired)

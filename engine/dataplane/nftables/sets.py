@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +84,7 @@ class SetChange:
     total: int = 0  # ranges after the change
     before: int = -1  # ranges the live set holds, when recorded (-1: not known)
     source: dict | None = field(default=None, repr=False)  # file_delta.source_record
+    source_edited: bool = False  # unchanged ranges from an edited file (record the source)
 
     def describe(self) -> list[str]:
         s = self.spec
@@ -143,15 +144,20 @@ def plan(specs: Sequence[IpSetSpec], observed: NftObserved,
             changes.append(SetChange(spec, "replace", "no record of what the live set holds",
                                      ranges, total=len(ranges), source=source))
             continue
-        quick = file_delta.file_delta_ranges(
-            spec, old, _load_source(spec.name, manifests), baselines, digests) \
+        recorded = _load_source(spec.name, manifests)
+        quick = file_delta.file_delta_ranges(spec, old, recorded, baselines, digests) \
             if baselines is not None and source is not None else None
         if quick is not None:
             ranges, add, rem = quick.ranges, quick.added, quick.removed
         else:
             ranges = desired_ranges(spec, by_name)
             add, rem = intervals.diff(old, ranges)
-        changes.append(_change(spec, ranges, add, rem, len(old), source))
+        change = _change(spec, ranges, add, rem, len(old), source)
+        if change.action == "none" and source is not None and source != recorded:
+            # the file changed but not the ranges: record what they are now made of,
+            # or the next small edit finds the record stale and merges the whole file
+            change = replace(change, source_edited=True)
+        changes.append(change)
     wanted = set(by_name)
     return SetPlan(tuple(changes), tuple(sorted(n for n in observed.sets if n not in wanted)))
 
@@ -216,8 +222,20 @@ def record(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
     """After the transaction: what each set now holds (and what it was made of)."""
     for c in changes:
         intervals.save(manifest_path(c.spec.name, manifests), c.ranges, c.spec.family)
-        if c.source is not None:
-            atomic_write_text(source_path(c.spec.name, manifests), json.dumps(c.source))
+        record_source(c, manifests)
+
+
+def record_source(change: SetChange, manifests: Path | None = None) -> None:
+    if change.source is not None:
+        atomic_write_text(source_path(change.spec.name, manifests), json.dumps(change.source))
+
+
+def record_edited_sources(changes: Sequence[SetChange], manifests: Path | None = None) -> None:
+    """After the transaction: the unchanged sets whose file was edited (same ranges)
+    record what their ranges are now made of."""
+    for c in changes:
+        if c.source_edited:
+            record_source(c, manifests)
 
 
 def sync(todo: Sequence[SetChange], observed: NftObserved,

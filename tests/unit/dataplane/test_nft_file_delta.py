@@ -5,10 +5,13 @@ enough that members overlap, nest and touch."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from nodewall.engine.dataplane.nftables import intervals
+from nodewall.engine.dataplane.nftables import sets as nft_sets
 from nodewall.engine.dataplane.nftables.file_delta import file_delta_ranges, source_record
+from nodewall.engine.dataplane.nftables.observe import NftObserved
 from nodewall.engine.nets.baseline import BaselineStore
 from nodewall.engine.nets.digests import FileDigests
 from nodewall.engine.plan.desired import IpSetSpec
@@ -84,3 +87,22 @@ def test_other_content_than_recorded_is_not_changed_in_place(tmp_path):
     assert file_delta_ranges(other_inline, list(old), record, store, FileDigests()) is None
     record["files"][0][2] = "0" * 64  # the baseline copy is not what was loaded
     assert file_delta_ranges(spec, list(old), record, store, FileDigests()) is None
+
+
+def test_an_edit_that_keeps_the_ranges_records_the_new_source(tmp_path):
+    """A comment added to the nets_file changes nothing in the kernel, but the record of
+    what the ranges are made of follows the file, so the next small edit still takes
+    the in-place path (a stale record sends every later edit to the full merge)."""
+    path, manifests = tmp_path / "nets.txt", tmp_path / "manifests"
+    manifests.mkdir()
+    path.write_text("10.20.0.1\n10.20.0.9\n")
+    spec = _spec(path, ())
+    observed = NftObserved(True, True, (), (spec.name,))
+    first = nft_sets.plan([spec], observed, manifests).changes[0]
+    nft_sets.record([replace(first, ranges=intervals.member_ranges(spec))], manifests)
+    path.write_text("10.20.0.1\n# a comment\n10.20.0.9\n")
+    edited = nft_sets.plan([spec], observed, manifests).changes[0]
+    assert (edited.action, edited.source_edited) == ("none", True)
+    nft_sets.record_edited_sources([edited], manifests)
+    again = nft_sets.plan([spec], observed, manifests).changes[0]
+    assert (again.action, again.source_edited) == ("none", False)
